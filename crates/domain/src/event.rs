@@ -1,0 +1,300 @@
+//! Events: the typed [`DomainEvent`] an aggregate emits, and the serialized
+//! envelopes ([`NewEvent`] to append, [`RecordedEvent`] once stored) that
+//! every store works on, so stores never need to know an aggregate's types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::stream::{Position, StreamId, Version};
+
+/// A typed event of one aggregate. Events are facts, named in the past tense
+/// (`MoneyDeposited`).
+///
+/// Implemented by an aggregate's event enum. logbook serializes such an enum
+/// with serde's default (externally tagged) form: the variant name is the
+/// event type and the variant's content is the payload, so every variant
+/// must carry named fields or one value.
+pub trait DomainEvent:
+    Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
+{
+    /// The stable name stored with the event, e.g. `"MoneyDeposited"`; it must
+    /// equal the enum variant's serde name.
+    fn event_type(&self) -> &'static str;
+
+    /// Version of this event type's payload shape; bump it when the shape
+    /// changes and teach the readers (upcasters) the old shape.
+    fn schema_version(&self) -> u32 {
+        1
+    }
+}
+
+/// Unique id of one event (UUID v4 or v7). Appending the same id twice at the
+/// same place is an idempotent retry, not a second event.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(pub Uuid);
+
+impl EventId {
+    /// A new time-ordered id (UUID v7).
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The id as a UUID.
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl Default for EventId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({})", self.0)
+    }
+}
+
+impl std::str::FromStr for EventId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Context recorded with an event: why it happened and what else it relates to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Id shared by every event caused, directly or not, by one request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// Id of the command or event that directly caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    /// Free key/values (user, tenant, source, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Metadata {
+    /// True when nothing is set, so stores may keep no bytes for it.
+    pub fn is_empty(&self) -> bool {
+        self.correlation_id.is_none() && self.causation_id.is_none() && self.extra.is_empty()
+    }
+}
+
+/// A JSON document, kept as its UTF-8 bytes so stores copy it without parsing.
+///
+/// Only valid JSON gets in: through [`Payload::from_json`] (validated) or
+/// [`Payload::from_serialize`] (produced by serde).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Payload(Vec<u8>);
+
+/// Why bytes are not a [`Payload`].
+#[derive(Debug, thiserror::Error)]
+#[error("payload is not valid JSON: {0}")]
+pub struct PayloadError(#[from] serde_json::Error);
+
+impl Payload {
+    /// Validates `bytes` as one JSON document.
+    ///
+    /// # Errors
+    /// [`PayloadError`] when the bytes are not valid UTF-8 JSON.
+    pub fn from_json(bytes: impl Into<Vec<u8>>) -> Result<Self, PayloadError> {
+        let bytes = bytes.into();
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// Serializes `value` as JSON.
+    ///
+    /// # Errors
+    /// [`PayloadError`] when serde cannot serialize the value (a map with
+    /// non-string keys, for example).
+    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self, PayloadError> {
+        Ok(Self(serde_json::to_vec(value)?))
+    }
+
+    /// Wraps bytes that a store wrote from a `Payload` earlier and has
+    /// checked since (by checksum or by its database). Not for user input:
+    /// use [`Payload::from_json`] there.
+    pub fn from_stored(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The JSON text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The JSON text. Payloads are UTF-8 by construction; stored bytes that
+    /// are not are shown lossily.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+
+    /// Deserializes the JSON into `T`.
+    ///
+    /// # Errors
+    /// The serde error when the JSON does not have `T`'s shape.
+    pub fn to_value<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.0)
+    }
+
+    /// Gives back the bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for a zero-length payload (never produced by the constructors).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Payload({})", self.as_str())
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Embedded as JSON, not as a string of JSON.
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_slice(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        Ok(Self(raw.get().as_bytes().to_vec()))
+    }
+}
+
+/// An event to append: what the caller decides; the store assigns the
+/// stream version, the global position and (unless given) the time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Unique id; re-sending the same id is how a retry is recognised.
+    pub id: EventId,
+    /// Event type name, e.g. `MoneyDeposited`. Must not be empty.
+    pub event_type: String,
+    /// Version of the payload's shape.
+    pub schema_version: u32,
+    /// The event's data.
+    pub payload: Payload,
+    /// Correlation, causation and free key/values.
+    pub metadata: Metadata,
+    /// `None`: the store records the time of the append. `Some`: kept as is
+    /// (imports that must preserve history).
+    pub recorded_at: Option<DateTime<Utc>>,
+}
+
+impl NewEvent {
+    /// An event with a fresh id, schema version 1, no metadata.
+    pub fn new(event_type: impl Into<String>, payload: Payload) -> Self {
+        Self {
+            id: EventId::new(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload,
+            metadata: Metadata::default(),
+            recorded_at: None,
+        }
+    }
+
+    /// Sets the id.
+    pub fn with_id(mut self, id: EventId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Sets the metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Sets the schema version.
+    pub fn with_schema_version(mut self, schema_version: u32) -> Self {
+        self.schema_version = schema_version;
+        self
+    }
+}
+
+/// An event as the store recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    /// Unique id.
+    pub id: EventId,
+    /// The stream it belongs to.
+    pub stream: StreamId,
+    /// Its version in that stream (1-based, contiguous).
+    pub version: Version,
+    /// Its position in the global log (1-based, strictly increasing).
+    pub position: Position,
+    /// Event type name.
+    pub event_type: Arc<str>,
+    /// Version of the payload's shape.
+    pub schema_version: u32,
+    /// The event's data.
+    pub payload: Payload,
+    /// Correlation, causation and free key/values.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// When the store recorded it (UTC, microsecond precision).
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_accepts_json_and_rejects_anything_else() {
+        assert!(Payload::from_json(br#"{"amount":100}"#.to_vec()).is_ok());
+        assert!(Payload::from_json(b"{not json".to_vec()).is_err());
+        assert!(Payload::from_json(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn recorded_event_serializes_its_payload_as_embedded_json() {
+        let event = RecordedEvent {
+            id: EventId::new(),
+            stream: StreamId::new("A-1").unwrap(),
+            version: 1,
+            position: 7,
+            event_type: Arc::from("Happened"),
+            schema_version: 1,
+            payload: Payload::from_json(br#"{"x":1}"#.to_vec()).unwrap(),
+            metadata: Metadata::default(),
+            recorded_at: DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
+        };
+        let line = serde_json::to_string(&event).unwrap();
+        assert!(line.contains(r#""payload":{"x":1}"#), "{line}");
+        let back: RecordedEvent = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, event);
+    }
+}

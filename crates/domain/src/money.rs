@@ -1,0 +1,260 @@
+//! Money as integer minor units (cents), never floats. Amounts parse from and
+//! print as decimal strings with two places ("1400.00").
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An amount in cents. Signed, so that a balance change can be negative;
+/// commands that need a positive amount check it themselves.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(i64);
+
+/// Why a string is not an amount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// Not of the form `[-]digits[.d[d]]`.
+    #[error(
+        "invalid amount {0:?}: expected a decimal number with at most two decimal places, like 1400.00"
+    )]
+    Malformed(String),
+    /// Too large to hold in cents.
+    #[error("amount {0:?} is too large")]
+    Overflow(String),
+}
+
+impl Money {
+    /// Zero.
+    pub const ZERO: Money = Money(0);
+
+    /// An amount of `cents` minor units.
+    pub const fn from_cents(cents: i64) -> Self {
+        Self(cents)
+    }
+
+    /// The amount in minor units.
+    pub const fn cents(self) -> i64 {
+        self.0
+    }
+
+    /// True when strictly greater than zero.
+    pub const fn is_positive(self) -> bool {
+        self.0 > 0
+    }
+
+    /// True when below zero.
+    pub const fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+
+    /// `self + other`, or `None` on overflow.
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).map(Money)
+    }
+
+    /// `self - other`, or `None` on overflow.
+    pub fn checked_sub(self, other: Money) -> Option<Money> {
+        self.0.checked_sub(other.0).map(Money)
+    }
+
+    /// `self + other`, saturating; for folds over recorded facts, which
+    /// `handle` already checked with [`Money::checked_add`].
+    pub fn saturating_add(self, other: Money) -> Money {
+        Money(self.0.saturating_add(other.0))
+    }
+
+    /// `self - other`, saturating.
+    pub fn saturating_sub(self, other: Money) -> Money {
+        Money(self.0.saturating_sub(other.0))
+    }
+}
+
+impl FromStr for Money {
+    type Err = MoneyError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let malformed = || MoneyError::Malformed(text.to_owned());
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || fraction.len() > 2 {
+            return Err(malformed());
+        }
+        if unsigned.ends_with('.') {
+            return Err(malformed());
+        }
+        let overflow = || MoneyError::Overflow(text.to_owned());
+        let whole: i64 = whole.parse().map_err(|_| overflow())?;
+        let fraction: i64 = match fraction.len() {
+            0 => 0,
+            1 => fraction.parse::<i64>().map_err(|_| malformed())? * 10,
+            _ => fraction.parse().map_err(|_| malformed())?,
+        };
+        let cents = whole
+            .checked_mul(100)
+            .and_then(|c| c.checked_add(fraction))
+            .ok_or_else(overflow)?;
+        Ok(Money(if negative { -cents } else { cents }))
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+}
+
+impl fmt::Debug for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Money({self})")
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An ISO 4217-style currency code: three uppercase ASCII letters.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency(String);
+
+/// Why a string is not a currency code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid currency {0:?}: expected three letters, like USD")]
+pub struct CurrencyError(String);
+
+impl Currency {
+    /// Validates and upper-cases `code`.
+    ///
+    /// # Errors
+    /// [`CurrencyError`] unless `code` is three ASCII letters.
+    pub fn new(code: &str) -> Result<Self, CurrencyError> {
+        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
+            Ok(Self(code.to_ascii_uppercase()))
+        } else {
+            Err(CurrencyError(code.to_owned()))
+        }
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Currency {
+    fn default() -> Self {
+        Self("USD".to_owned())
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = CurrencyError;
+    fn try_from(code: String) -> Result<Self, Self::Error> {
+        Self::new(&code)
+    }
+}
+
+impl From<Currency> for String {
+    fn from(currency: Currency) -> Self {
+        currency.0
+    }
+}
+
+impl FromStr for Currency {
+    type Err = CurrencyError;
+    fn from_str(code: &str) -> Result<Self, Self::Err> {
+        Self::new(code)
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Currency({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<i64, MoneyError> {
+        text.parse::<Money>().map(Money::cents)
+    }
+
+    #[test]
+    fn parses_decimal_strings_into_cents() {
+        assert_eq!(parse("1400.00"), Ok(140_000));
+        assert_eq!(parse("1400"), Ok(140_000));
+        assert_eq!(parse("0.5"), Ok(50));
+        assert_eq!(parse("10.05"), Ok(1_005));
+        assert_eq!(parse("-50.00"), Ok(-5_000));
+        assert_eq!(parse("+7"), Ok(700));
+    }
+
+    #[test]
+    fn rejects_malformed_amounts() {
+        for bad in [
+            "", "-", ".5", "1.", "1.234", "abc", "1e5", "1,00", " 1", "1 ", "--1", "NaN",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(MoneyError::Malformed(_))),
+                "{bad:?} was accepted"
+            );
+        }
+        assert!(matches!(
+            parse("99999999999999999999"),
+            Err(MoneyError::Overflow(_))
+        ));
+    }
+
+    #[test]
+    fn prints_two_decimal_places() {
+        assert_eq!(Money::from_cents(140_000).to_string(), "1400.00");
+        assert_eq!(Money::from_cents(5).to_string(), "0.05");
+        assert_eq!(Money::from_cents(-5_000).to_string(), "-50.00");
+        assert_eq!(
+            Money::from_cents(i64::MIN).to_string(),
+            "-92233720368547758.08"
+        );
+    }
+
+    #[test]
+    fn round_trips_through_json_as_a_string() {
+        let json = serde_json::to_string(&Money::from_cents(123_456)).unwrap();
+        assert_eq!(json, "\"1234.56\"");
+        assert_eq!(
+            serde_json::from_str::<Money>(&json).unwrap().cents(),
+            123_456
+        );
+    }
+
+    #[test]
+    fn currency_is_three_letters() {
+        assert_eq!(Currency::new("usd").unwrap().as_str(), "USD");
+        assert!(Currency::new("US").is_err());
+        assert!(Currency::new("US1").is_err());
+    }
+}

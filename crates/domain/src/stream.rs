@@ -1,0 +1,164 @@
+//! Stream identity and the two orders every event has: its version inside its
+//! stream and its position in the global log.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Version of an event inside its stream: 1 for the first event, contiguous.
+/// A stream that does not exist has no version (`Option<Version>` is `None`).
+pub type Version = u64;
+
+/// Position of an event in the store's global log: 1 for the first event ever
+/// appended, strictly increasing.
+pub type Position = u64;
+
+/// Longest stream id accepted, in bytes.
+pub const MAX_STREAM_ID_LEN: usize = 256;
+
+/// The name of one stream, validated: non-empty, at most
+/// [`MAX_STREAM_ID_LEN`] bytes, no control characters. By convention
+/// `Type-<id>`, e.g. `BankAccount-acc_001`.
+///
+/// Cheap to clone (shared string).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId(Arc<str>);
+
+/// Why a string is not a valid [`StreamId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamIdError {
+    /// The id was the empty string.
+    #[error("stream id must not be empty")]
+    Empty,
+    /// The id was longer than [`MAX_STREAM_ID_LEN`] bytes.
+    #[error("stream id is {len} bytes long; at most {MAX_STREAM_ID_LEN} are allowed")]
+    TooLong {
+        /// Length of the rejected id, in bytes.
+        len: usize,
+    },
+    /// The id contained a control character.
+    #[error("stream id {id:?} contains a control character at byte {index}")]
+    ControlCharacter {
+        /// The rejected id (escaped when displayed).
+        id: String,
+        /// Byte offset of the first control character.
+        index: usize,
+    },
+}
+
+impl StreamId {
+    /// Validates `id` and makes it a stream id.
+    ///
+    /// # Errors
+    /// [`StreamIdError`] when `id` is empty, too long or contains a control
+    /// character.
+    pub fn new(id: impl AsRef<str>) -> Result<Self, StreamIdError> {
+        let id = id.as_ref();
+        if id.is_empty() {
+            return Err(StreamIdError::Empty);
+        }
+        if id.len() > MAX_STREAM_ID_LEN {
+            return Err(StreamIdError::TooLong { len: id.len() });
+        }
+        if let Some((index, _)) = id.char_indices().find(|(_, c)| c.is_control()) {
+            return Err(StreamIdError::ControlCharacter {
+                id: id.to_owned(),
+                index,
+            });
+        }
+        Ok(Self(Arc::from(id)))
+    }
+
+    /// The stream of aggregate `id` of type `aggregate_type`: `Type-<id>`.
+    ///
+    /// # Errors
+    /// As [`StreamId::new`] for the joined name.
+    pub fn for_aggregate(aggregate_type: &str, id: &str) -> Result<Self, StreamIdError> {
+        Self::new(format!("{aggregate_type}-{id}"))
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The category of the stream: the part before the first `-`
+    /// (`BankAccount` for `BankAccount-acc_001`), or the whole id.
+    pub fn category(&self) -> &str {
+        self.0
+            .split_once('-')
+            .map_or(&self.0, |(category, _)| category)
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StreamId({:?})", &*self.0)
+    }
+}
+
+impl AsRef<str> for StreamId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for StreamId {
+    type Err = StreamIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl Serialize for StreamId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::new(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_conventional_form_and_names_its_category() {
+        let id = StreamId::new("BankAccount-acc_001").unwrap();
+        assert_eq!(id.as_str(), "BankAccount-acc_001");
+        assert_eq!(id.category(), "BankAccount");
+    }
+
+    #[test]
+    fn rejects_empty_too_long_and_control_characters() {
+        assert_eq!(StreamId::new(""), Err(StreamIdError::Empty));
+        assert_eq!(
+            StreamId::new("x".repeat(257)),
+            Err(StreamIdError::TooLong { len: 257 })
+        );
+        assert!(StreamId::new("x".repeat(256)).is_ok());
+        assert!(matches!(
+            StreamId::new("a\nb"),
+            Err(StreamIdError::ControlCharacter { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn deserializing_validates() {
+        assert!(serde_json::from_str::<StreamId>("\"\"").is_err());
+        let id: StreamId = serde_json::from_str("\"Ship-1\"").unwrap();
+        assert_eq!(id.as_str(), "Ship-1");
+    }
+}

@@ -1,0 +1,145 @@
+//! The conformance suite: the behaviours every adapter must show, written
+//! once and run by each adapter from its own tests.
+//!
+//! An adapter implements [`Fixture`] for a fresh storage location and calls
+//! [`run_all`]:
+//!
+//! ```ignore
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+//! async fn passes_the_conformance_suite() {
+//!     logbook_ports::conformance::run_all(|| MyFixture::new()).await;
+//! }
+//! ```
+//!
+//! Each behaviour runs on its own fresh fixture; failures are collected and
+//! reported together, each under its behaviour's name.
+
+mod checkpoints;
+mod concurrency;
+mod events;
+mod snapshots;
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::Stores;
+
+pub use support::{event, event_with_id, payload};
+
+/// One fresh storage location for one behaviour.
+#[async_trait]
+pub trait Fixture: Send + Sync + 'static {
+    /// Opens the stores at this fixture's location. The suite may drop every
+    /// handle it got and call `open` again: what was written must still be
+    /// there (for an in-memory store, the fixture keeps the same instance).
+    async fn open(&self) -> Stores;
+}
+
+type Behaviour = fn(Arc<dyn Fixture>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+macro_rules! behaviours {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        /// Every behaviour of the suite, by name.
+        const BEHAVIOURS: &[(&str, Behaviour)] = &[
+            $((stringify!($name), |fixture| Box::pin($module::$name(fixture)))),*
+        ];
+    };
+}
+
+behaviours![
+    events::append_with_no_stream_creates_the_stream_at_version_1,
+    events::no_stream_on_an_existing_stream_conflicts_and_writes_nothing,
+    events::stream_exists_on_a_missing_stream_conflicts,
+    events::stream_exists_on_an_existing_stream_appends,
+    events::exact_version_appends_when_it_matches,
+    events::exact_stale_version_conflicts_naming_stream_and_versions,
+    events::exact_future_version_conflicts,
+    events::exact_zero_means_no_stream,
+    events::any_appends_whatever_the_version,
+    events::versions_continue_contiguously_across_batches,
+    events::global_positions_are_gap_free_across_streams,
+    events::a_conflicting_batch_writes_none_of_its_events,
+    events::a_batch_repeating_an_id_is_rejected_whole,
+    events::a_batch_reusing_another_streams_id_is_rejected_whole,
+    events::an_empty_event_type_is_rejected,
+    events::an_empty_batch_checks_the_version_and_writes_nothing,
+    events::retrying_a_recorded_batch_with_exact_writes_nothing_twice,
+    events::retrying_a_recorded_batch_with_any_or_no_stream_writes_nothing_twice,
+    events::a_different_batch_at_a_taken_place_conflicts,
+    events::a_batch_that_only_starts_like_a_recorded_one_conflicts,
+    events::retries_are_recognised_after_reopening,
+    events::everything_recorded_reads_back_exactly,
+    events::recorded_at_is_stamped_or_kept,
+    events::events_survive_reopening,
+    events::reading_a_missing_stream_is_empty_and_versionless,
+    events::read_stream_forward_pages_from_a_version,
+    events::read_stream_backward_from_the_end_and_from_a_version,
+    events::read_stream_never_returns_other_streams_events,
+    events::read_all_pages_in_position_order,
+    events::read_all_filters_by_event_type,
+    events::read_all_filters_by_stream_prefix,
+    events::read_all_past_the_head_is_empty,
+    events::a_zero_limit_reads_nothing,
+    events::head_position_follows_appends,
+    events::large_and_unicode_payloads_round_trip,
+    concurrency::concurrent_appenders_on_one_stream_win_each_version_once,
+    concurrency::concurrent_appenders_on_many_streams_leave_no_gap,
+    concurrency::concurrent_retries_of_one_batch_write_it_once,
+    snapshots::a_missing_snapshot_is_none,
+    snapshots::a_snapshot_round_trips,
+    snapshots::a_newer_snapshot_replaces_an_older_one_never_the_reverse,
+    snapshots::snapshots_are_per_stream_and_deletable,
+    snapshots::snapshots_survive_reopening,
+    checkpoints::a_missing_checkpoint_is_none,
+    checkpoints::checkpoints_are_saved_overwritten_and_reset,
+    checkpoints::checkpoints_are_per_projection,
+    checkpoints::checkpoints_survive_reopening,
+];
+
+/// The names of every behaviour, in the order [`run_all`] runs them.
+pub fn behaviour_names() -> Vec<&'static str> {
+    BEHAVIOURS.iter().map(|(name, _)| *name).collect()
+}
+
+/// Runs every behaviour, each on a fresh fixture from `make`, and panics at
+/// the end listing each behaviour that failed and why.
+///
+/// Run it on a multi-threaded runtime: the concurrency behaviours need real
+/// parallelism to mean anything.
+pub async fn run_all<F, M>(make: M)
+where
+    F: Fixture,
+    M: Fn() -> F,
+{
+    let mut failures = Vec::new();
+    for (name, behaviour) in BEHAVIOURS {
+        let fixture: Arc<dyn Fixture> = Arc::new(make());
+        // Each behaviour in its own task, so a panic fails that one alone.
+        match tokio::spawn(behaviour(fixture)).await {
+            Ok(()) => println!("conformance: {name} ... ok"),
+            Err(error) => {
+                let reason = match error.try_into_panic() {
+                    Ok(panic) => panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "panicked".to_owned()),
+                    Err(error) => error.to_string(),
+                };
+                println!("conformance: {name} ... FAILED");
+                failures.push(format!("{name}: {reason}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} conformance behaviours failed:\n  {}",
+        failures.len(),
+        BEHAVIOURS.len(),
+        failures.join("\n  ")
+    );
+}

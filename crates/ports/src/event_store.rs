@@ -1,0 +1,244 @@
+//! The [`EventStore`] port: append with optimistic concurrency, read a
+//! stream, read the global log.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use logbook_domain::{NewEvent, Position, RecordedEvent, StreamId, Version};
+
+use crate::error::StoreError;
+
+/// What the caller believes about a stream's version when appending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must have at least one event.
+    StreamExists,
+    /// The stream must be exactly at this version. `Exact(0)` means the
+    /// stream has no events, as [`ExpectedVersion::NoStream`].
+    Exact(Version),
+}
+
+impl ExpectedVersion {
+    /// The expectation that holds for a stream at `current` (`None`: no
+    /// stream): what an aggregate loaded at that version appends with.
+    pub fn from_current(current: Option<Version>) -> Self {
+        match current {
+            None | Some(0) => Self::NoStream,
+            Some(v) => Self::Exact(v),
+        }
+    }
+
+    /// True when a stream at `current` satisfies this expectation.
+    pub fn is_satisfied_by(self, current: Option<Version>) -> bool {
+        let current = current.filter(|v| *v > 0);
+        match self {
+            Self::Any => true,
+            Self::NoStream | Self::Exact(0) => current.is_none(),
+            Self::StreamExists => current.is_some(),
+            Self::Exact(v) => current == Some(v),
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("any version"),
+            Self::NoStream => f.write_str("no stream"),
+            Self::StreamExists => f.write_str("an existing stream"),
+            Self::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// Which way to read a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReadDirection {
+    /// Versions from `from` upwards, oldest first.
+    Forward,
+    /// Versions from `from` downwards, newest first. `from = u64::MAX` starts
+    /// at the end.
+    Backward,
+}
+
+/// The result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The stream's version after the batch: the version of its last event
+    /// (for an empty batch, the stream's current version).
+    pub stream_version: Option<Version>,
+    /// Global position of the batch's first event (`None` for an empty batch).
+    pub first_position: Option<Position>,
+    /// Global position of the batch's last event (`None` for an empty batch).
+    pub last_position: Option<Position>,
+    /// True when the batch had been recorded before (an idempotent retry)
+    /// and nothing was written this time.
+    pub already_recorded: bool,
+}
+
+/// Which events a global-log read returns. The default matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only these event types (empty: every type).
+    pub event_types: Vec<String>,
+    /// Only streams whose id starts with this prefix (a category such as
+    /// `BankAccount-`).
+    pub stream_prefix: Option<String>,
+}
+
+impl EventFilter {
+    /// Matches every event.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Matches events of the given types.
+    pub fn event_types<I, S>(types: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            event_types: types.into_iter().map(Into::into).collect(),
+            stream_prefix: None,
+        }
+    }
+
+    /// Matches events of streams whose id starts with `prefix`.
+    pub fn stream_prefix(prefix: impl Into<String>) -> Self {
+        Self {
+            event_types: Vec::new(),
+            stream_prefix: Some(prefix.into()),
+        }
+    }
+
+    /// True when the filter lets everything through.
+    pub fn is_all(&self) -> bool {
+        self.event_types.is_empty() && self.stream_prefix.is_none()
+    }
+
+    /// True when an event of `stream` and `event_type` passes.
+    pub fn matches(&self, stream: &str, event_type: &str) -> bool {
+        (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
+            && self
+                .stream_prefix
+                .as_deref()
+                .is_none_or(|prefix| stream.starts_with(prefix))
+    }
+}
+
+/// The time a store records for an append: now, in UTC, truncated to
+/// microseconds so that every store round-trips it exactly.
+pub fn timestamp_now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// An append-only store of streams of events with one global order.
+///
+/// Every implementation passes the conformance suite
+/// (`logbook_ports::conformance`, feature `conformance`).
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends `events` to `stream`, all or nothing, if the stream is at the
+    /// `expected` version. The store assigns contiguous stream versions
+    /// (continuing the stream), strictly increasing global positions and,
+    /// for events without `recorded_at`, the current time.
+    ///
+    /// Re-appending a batch that is already recorded (same event ids, same
+    /// order, at the place `expected` names, or anywhere in the stream for
+    /// [`ExpectedVersion::Any`]) is an idempotent retry: it succeeds with the
+    /// original outcome and `already_recorded = true`, and writes nothing.
+    ///
+    /// An empty batch writes nothing and only checks `expected`.
+    ///
+    /// # Errors
+    /// - MUST return [`StoreError::WrongExpectedVersion`], writing nothing,
+    ///   when the stream is not at `expected` and the batch is not a retry
+    ///   (including a *different* batch at a place that is already taken).
+    /// - MUST return [`StoreError::DuplicateEventId`], writing nothing, when
+    ///   an event id is already recorded elsewhere.
+    /// - MUST return [`StoreError::InvalidEvent`], writing nothing, for an
+    ///   empty event type or an id repeated within the batch.
+    /// - Backend failures as [`StoreError::Io`] / [`StoreError::Backend`];
+    ///   then nothing was acknowledged.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError>;
+
+    /// Reads up to `limit` events of `stream` starting at version `from`
+    /// (inclusive) in `direction`. A stream that does not exist reads as
+    /// empty. Never touches other streams' events.
+    ///
+    /// # Errors
+    /// Backend failures and [`StoreError::Corrupt`] for unreadable data.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads up to `limit` events of the global log that pass `filter`,
+    /// starting at position `from` (inclusive), in position order.
+    ///
+    /// # Errors
+    /// Backend failures and [`StoreError::Corrupt`] for unreadable data.
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The version of the stream's last event, or `None` if it has none.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError>;
+
+    /// The position of the last event in the global log, or `None` if the
+    /// store is empty.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn head_position(&self) -> Result<Option<Position>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_version_rules() {
+        use ExpectedVersion as E;
+        assert!(E::Any.is_satisfied_by(None));
+        assert!(E::Any.is_satisfied_by(Some(3)));
+        assert!(E::NoStream.is_satisfied_by(None));
+        assert!(!E::NoStream.is_satisfied_by(Some(1)));
+        assert!(E::Exact(0).is_satisfied_by(None));
+        assert!(!E::StreamExists.is_satisfied_by(None));
+        assert!(E::StreamExists.is_satisfied_by(Some(1)));
+        assert!(E::Exact(2).is_satisfied_by(Some(2)));
+        assert!(!E::Exact(2).is_satisfied_by(Some(3)));
+        assert_eq!(E::from_current(None), E::NoStream);
+        assert_eq!(E::from_current(Some(4)), E::Exact(4));
+    }
+
+    #[test]
+    fn filter_matches_types_and_prefixes() {
+        let f = EventFilter::event_types(["A", "B"]);
+        assert!(f.matches("x", "A") && !f.matches("x", "C"));
+        let f = EventFilter::stream_prefix("Bank-");
+        assert!(f.matches("Bank-1", "A") && !f.matches("Ship-1", "A"));
+        assert!(EventFilter::all().is_all());
+    }
+}

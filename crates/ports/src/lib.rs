@@ -1,0 +1,50 @@
+//! The ports of logbook: the async traits through which the application
+//! reaches storage ([`EventStore`], [`SnapshotStore`], [`CheckpointStore`])
+//! and delivery ([`EventBus`]), the [`StoreError`] every adapter maps its
+//! backend errors into, and (feature `conformance`) the behaviour suite that
+//! every adapter runs from its own tests.
+//!
+//! Ports work on serialized envelopes ([`NewEvent`], [`RecordedEvent`]), so
+//! adapters are never generic over aggregates. Every trait is dyn-compatible:
+//! an application picks `Arc<dyn EventStore>` at run time.
+//!
+//! **Architecture invariant:** this crate depends on `logbook-domain` and
+//! nothing of logbook's outer rings; it must never depend on an adapter, on
+//! rusqlite or on the application.
+
+pub mod append;
+pub mod bus;
+pub mod checkpoint;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod error;
+pub mod event_store;
+pub mod snapshot;
+
+use std::sync::Arc;
+
+pub use bus::{BoxError, DeliveryFailure, EventBus, EventHandler, PublishReport};
+pub use checkpoint::CheckpointStore;
+pub use error::StoreError;
+pub use event_store::{AppendOutcome, EventFilter, EventStore, ExpectedVersion, ReadDirection};
+pub use logbook_domain::{
+    EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, Version,
+};
+pub use snapshot::{Snapshot, SnapshotStore};
+
+/// The three stores of one storage location, as the application uses them.
+#[derive(Clone)]
+pub struct Stores {
+    /// Events.
+    pub events: Arc<dyn EventStore>,
+    /// Aggregate snapshots.
+    pub snapshots: Arc<dyn SnapshotStore>,
+    /// Projection checkpoints.
+    pub checkpoints: Arc<dyn CheckpointStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
