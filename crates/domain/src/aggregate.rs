@@ -20,6 +20,10 @@ pub trait Aggregate:
 {
     /// Name of the aggregate type; streams are named `TYPE-<id>`.
     const TYPE: &'static str;
+    /// Version of the state's serialized shape. Bump it when the state
+    /// struct changes: snapshots of another version are ignored and the
+    /// state is rebuilt from events instead.
+    const SNAPSHOT_VERSION: u32 = 1;
     /// What can be asked of it, in the imperative (`Deposit`).
     type Command: Clone + Send + Sync + 'static;
     /// What it records, in the past tense (`MoneyDeposited`).

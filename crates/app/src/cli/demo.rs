@@ -1,0 +1,336 @@
+//! `logbook demo`: the three seed scenarios end to end, on whatever store was
+//! chosen. Every run uses fresh ids (printed), so running it again against
+//! the same database adds a second set of streams beside the first.
+
+use std::num::NonZeroU64;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use logbook::store_url::StoreUrl;
+use logbook::{Repository, RepositoryError, RepositoryOptions};
+use logbook_domain::bank_account::{BankAccount, BankAccountCommand as Account};
+use logbook_domain::cargo_ship::{CargoShip, CargoShipCommand as Ship};
+use logbook_domain::user_wallet::{UserWallet, UserWalletCommand as Wallet};
+use logbook_domain::{Aggregate, Metadata, Money, RecordedEvent};
+use logbook_ports::{EventFilter, Stores};
+use uuid::Uuid;
+
+use super::output;
+
+fn money(text: &str) -> Money {
+    text.parse().expect("demo amounts are well-formed")
+}
+
+pub async fn run(stores: &Stores, url: &StoreUrl) -> anyhow::Result<()> {
+    println!("logbook demo on {url}");
+    wallet(stores).await.context("user wallet scenario")?;
+    ship(stores).await.context("cargo ship scenario")?;
+    bank_account(stores)
+        .await
+        .context("bank account scenario")?;
+    Ok(())
+}
+
+async fn wallet(stores: &Stores) -> anyhow::Result<()> {
+    println!("\n=== User wallet ===");
+    let wallets = Repository::<UserWallet>::new(stores);
+    let id = Uuid::now_v7().to_string();
+    let created = wallets
+        .execute(
+            &id,
+            &Wallet::Create {
+                username: "test_user".into(),
+                balance: money("100.00"),
+            },
+        )
+        .await?;
+    println!(
+        "Created user {id} (test_user) with balance {}",
+        created.state.balance
+    );
+    for delta in ["10.00", "250.00", "-50.00"] {
+        let done = wallets
+            .execute(
+                &id,
+                &Wallet::ChangeBalance {
+                    balance_change: money(delta),
+                },
+            )
+            .await?;
+        println!(
+            "Changed balance by {:>7} -> {:>7} (version {})",
+            signed(money(delta)),
+            done.state.balance,
+            done.version
+        );
+    }
+    match wallets
+        .execute(
+            &id,
+            &Wallet::ChangeBalance {
+                balance_change: money("-1000.00"),
+            },
+        )
+        .await
+    {
+        Err(RepositoryError::Rejected(error)) => println!("Change of -1000.00 rejected: {error}"),
+        Ok(_) => bail!("an overdraft was accepted"),
+        Err(error) => return Err(error.into()),
+    }
+    let now = wallets.load(&id).await?;
+    println!(
+        "Balance: {} at version {} (the rejected change appended nothing)",
+        now.state.balance, now.version
+    );
+    println!("Replay until now:");
+    for event in wallets.history(&id).await? {
+        println!("  {}", output::event_line(&event));
+    }
+    Ok(())
+}
+
+fn signed(amount: Money) -> String {
+    if amount.is_negative() {
+        amount.to_string()
+    } else {
+        format!("+{amount}")
+    }
+}
+
+async fn ship(stores: &Stores) -> anyhow::Result<()> {
+    println!("\n=== Cargo ship ===");
+    let ships = Repository::<CargoShip>::new(stores);
+    let id = Uuid::new_v4().to_string();
+    ships
+        .execute(
+            &id,
+            &Ship::Register {
+                name: "Pacific Explorer".into(),
+            },
+        )
+        .await?;
+    println!("Registered ship with ID: {id}");
+    let voyage = [
+        (
+            Ship::Dock {
+                port: "Singapore".into(),
+            },
+            "Ship docked at Singapore",
+        ),
+        (
+            Ship::LoadCargo {
+                item: "electronics".into(),
+                quantity: 500,
+            },
+            "Loaded 500 electronics",
+        ),
+        (Ship::Depart, "Ship departed from Singapore"),
+        (
+            Ship::Dock {
+                port: "Hong Kong".into(),
+            },
+            "Ship docked at Hong Kong",
+        ),
+        (
+            Ship::UnloadCargo {
+                item: "electronics".into(),
+                quantity: 200,
+            },
+            "Unloaded 200 electronics",
+        ),
+    ];
+    for (command, said) in voyage {
+        ships.execute(&id, &command).await?;
+        println!("{said}");
+    }
+    let ship = ships.load(&id).await?.state;
+    println!("\nCurrent ship state:");
+    println!("Name: {}", ship.name);
+    println!("Status: {}", ship.status_label());
+    println!("Current port: {}", ship.current_port().unwrap_or("none"));
+    let cargo: Vec<String> = ship
+        .cargo
+        .iter()
+        .map(|(item, n)| format!("{item}: {n}"))
+        .collect();
+    println!("Cargo: {{{}}}", cargo.join(", "));
+    println!("\nEvent log:");
+    for (i, event) in ships.history(&id).await?.iter().enumerate() {
+        println!(
+            "{}. {} at {}: {}",
+            i + 1,
+            event.event_type,
+            output::time(event.recorded_at),
+            event.payload.as_str()
+        );
+    }
+    Ok(())
+}
+
+async fn bank_account(stores: &Stores) -> anyhow::Result<()> {
+    println!("\n=== Bank account ===");
+    let options = RepositoryOptions {
+        snapshot_every: NonZeroU64::new(10),
+        ..RepositoryOptions::default()
+    };
+    let accounts = Repository::<BankAccount>::with_options(stores, options);
+    let id = format!("acc_{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let deposit = |amount: &str, description: &str| Account::Deposit {
+        amount: money(amount),
+        description: description.into(),
+    };
+
+    println!("1. Creating and operating on bank account {id}:");
+    let opening = [
+        Account::Open {
+            owner: "user_123".into(),
+            initial_balance: money("1000.00"),
+            currency: "USD".parse()?,
+        },
+        deposit("500.00", "Salary deposit"),
+        Account::Withdraw {
+            amount: money("200.00"),
+            description: "ATM withdrawal".into(),
+        },
+        deposit("100.00", "Transfer from savings"),
+    ];
+    let saved = accounts
+        .execute_all(&id, &opening, &Metadata::default())
+        .await?;
+    println!("   Account created with initial operations");
+    println!("   Current balance: {}", saved.state.balance);
+    println!("   Version: {}", saved.version);
+
+    println!("\n2. Loading account from events:");
+    let loaded = accounts.load(&id).await?;
+    println!("   Loaded balance: {}", loaded.state.balance);
+    println!("   Version: {}", loaded.version);
+    println!("   Owner: {}", loaded.state.owner);
+
+    println!("\n3. Event history:");
+    for event in accounts.history(&id).await? {
+        println!("   {}. {}", event.version, event.event_type);
+        println!("      Data: {}", event.payload.as_str());
+        println!("      Time: {}", output::time(event.recorded_at));
+    }
+
+    println!("\n4. More operations and snapshot:");
+    let small: Vec<Account> = (1..=8)
+        .map(|i| deposit("10.00", &format!("Small deposit {i}")))
+        .collect();
+    let saved = accounts
+        .execute_all(&id, &small, &Metadata::default())
+        .await?;
+    println!("   Performed 8 more operations");
+    println!("   Final balance: {}", saved.state.balance);
+    println!("   Version: {}", saved.version);
+    match stores
+        .snapshots
+        .load(&Repository::<BankAccount>::stream_id(&id)?)
+        .await?
+    {
+        Some(snapshot) => println!(
+            "   Snapshot created at version {} (the save crossed version 10)",
+            snapshot.version
+        ),
+        None => println!("   No snapshot was taken"),
+    }
+
+    println!("\n5. Time-travel query (reconstruct state at version 3):");
+    let past = accounts.load_at_version(&id, 3).await?;
+    println!("   Balance at version 3: {}", past.state.balance);
+    println!("   Was active: {}", past.state.is_active());
+
+    println!("\n6. Event type queries (this account's stream in the global log):");
+    let stream = format!("{}-{id}", BankAccount::TYPE);
+    let deposits = events_of(stores, &stream, "MoneyDeposited").await?;
+    let withdrawals = events_of(stores, &stream, "MoneyWithdrawn").await?;
+    println!("   Total deposits: {}", deposits.len());
+    println!("   Total withdrawals: {}", withdrawals.len());
+    println!("   Amount deposited: {}", total(&deposits)?);
+    println!("   Amount withdrawn: {}", total(&withdrawals)?);
+
+    println!("\n7. Creating projection (account summary):");
+    let summary = AccountSummary::fold(&accounts.history(&id).await?)?;
+    println!("   Total deposits: {}", summary.total_deposits);
+    println!("   Total withdrawals: {}", summary.total_withdrawals);
+    println!("   Transaction count: {}", summary.transaction_count);
+    if let (Some(created), Some(last)) = (summary.created_at, summary.last_activity) {
+        println!("   Created: {}", output::time(created));
+        println!("   Last activity: {}", output::time(last));
+    }
+    Ok(())
+}
+
+async fn events_of(
+    stores: &Stores,
+    stream: &str,
+    event_type: &str,
+) -> anyhow::Result<Vec<RecordedEvent>> {
+    // Exact stream: the prefix is the whole id and ids have a fixed length.
+    let filter = EventFilter {
+        event_types: vec![event_type.into()],
+        stream_prefix: Some(stream.into()),
+    };
+    let mut found: Vec<RecordedEvent> = Vec::new();
+    loop {
+        let from = found.last().map_or(1, |e| e.position + 1);
+        let page = stores.events.read_all(from, 1_000, &filter).await?;
+        if page.is_empty() {
+            return Ok(found);
+        }
+        found.extend(page);
+    }
+}
+
+fn amount_of(event: &RecordedEvent) -> anyhow::Result<Money> {
+    #[derive(serde::Deserialize)]
+    struct Amount {
+        amount: Money,
+    }
+    Ok(event
+        .payload
+        .to_value::<Amount>()
+        .with_context(|| format!("event at position {}", event.position))?
+        .amount)
+}
+
+fn total(events: &[RecordedEvent]) -> anyhow::Result<Money> {
+    events
+        .iter()
+        .try_fold(Money::ZERO, |sum, e| Ok(sum.saturating_add(amount_of(e)?)))
+}
+
+/// The seed's account-summary read model, folded from one account's events.
+#[derive(Debug, Default)]
+struct AccountSummary {
+    total_deposits: Money,
+    total_withdrawals: Money,
+    transaction_count: u64,
+    created_at: Option<DateTime<Utc>>,
+    last_activity: Option<DateTime<Utc>>,
+}
+
+impl AccountSummary {
+    fn fold(events: &[RecordedEvent]) -> anyhow::Result<Self> {
+        let mut summary = Self::default();
+        for event in events {
+            match &*event.event_type {
+                "AccountOpened" => summary.created_at = Some(event.recorded_at),
+                "MoneyDeposited" => {
+                    summary.total_deposits =
+                        summary.total_deposits.saturating_add(amount_of(event)?);
+                    summary.transaction_count += 1;
+                }
+                "MoneyWithdrawn" => {
+                    summary.total_withdrawals =
+                        summary.total_withdrawals.saturating_add(amount_of(event)?);
+                    summary.transaction_count += 1;
+                }
+                _ => {}
+            }
+            summary.last_activity = Some(event.recorded_at);
+        }
+        Ok(summary)
+    }
+}

@@ -1,0 +1,82 @@
+//! Argument parsing and dispatch. Every failure ends here as one line on
+//! standard error and a non-zero exit status; nothing panics on bad input.
+
+mod account;
+mod demo;
+mod events;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use logbook::store_url::{DEFAULT_STORE_URL, StoreUrl};
+use logbook_ports::Stores;
+
+/// logbook: event sourcing with a swappable store.
+#[derive(Debug, Parser)]
+#[command(name = "logbook", version, about, propagate_version = true)]
+struct Cli {
+    /// Where events live: memory:, sqlite:PATH or file:DIR.
+    #[arg(long, global = true, env = "LOGBOOK_STORE", default_value = DEFAULT_STORE_URL, value_name = "URL")]
+    store: StoreUrl,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the seed scenarios (user wallet, cargo ship, bank account) end to end.
+    Demo,
+    /// Open, use, close and inspect bank accounts.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+    /// Print the history of one stream.
+    Events(events::EventsArgs),
+}
+
+/// Runs the tool and turns any error into one line and exit status 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let stores: Stores = cli.store.open()?;
+    match cli.command {
+        Command::Demo => demo::run(&stores, &cli.store).await,
+        Command::Account(command) => account::run(&stores, command).await,
+        Command::Events(args) => events::run(&stores, args).await,
+    }
+}
+
+fn init_tracing() {
+    // Warnings (a snapshot that could not be saved, a torn log tail cut off)
+    // go to standard error; RUST_LOG can ask for more.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

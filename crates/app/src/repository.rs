@@ -1,0 +1,484 @@
+//! [`Repository`]: load an aggregate, execute commands against it with
+//! optimistic concurrency, take snapshots, and travel back in time.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use logbook_domain::{
+    Aggregate, Metadata, Payload, RecordedEvent, StreamId, StreamIdError, Version,
+};
+use logbook_ports::event_store::timestamp_now;
+use logbook_ports::{
+    EventBus, EventStore, ExpectedVersion, ReadDirection, Snapshot, SnapshotStore, StoreError,
+    Stores,
+};
+
+use crate::codec::{self, CodecError};
+
+/// How a [`Repository`] behaves.
+#[derive(Debug, Clone)]
+pub struct RepositoryOptions {
+    /// Take a snapshot whenever a save crosses a multiple of this many
+    /// events (`None`: never).
+    pub snapshot_every: Option<NonZeroU64>,
+    /// How many times a command is re-decided after a version conflict
+    /// before giving up.
+    pub max_retries: u32,
+    /// Events read per page while loading.
+    pub page_size: usize,
+    /// Aggregates kept loaded in this process (checked against the stream
+    /// on every use, so a stale entry only costs a short catch-up read).
+    pub cache_capacity: usize,
+}
+
+impl Default for RepositoryOptions {
+    fn default() -> Self {
+        Self {
+            snapshot_every: NonZeroU64::new(100),
+            max_retries: 10,
+            page_size: 1_000,
+            cache_capacity: 10_000,
+        }
+    }
+}
+
+/// An aggregate's state at a version of its stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    /// The folded state (`A::default()` for a stream with no events).
+    pub state: A,
+    /// Version of the last event folded in (0: no events).
+    pub version: Version,
+}
+
+/// What executing a command did.
+#[derive(Debug, Clone)]
+pub struct Executed<A: Aggregate> {
+    /// State after the command.
+    pub state: A,
+    /// Stream version after the command.
+    pub version: Version,
+    /// The events recorded (empty when the command decided nothing).
+    pub events: Vec<A::Event>,
+    /// Global position of the first recorded event.
+    pub first_position: Option<u64>,
+    /// True when this save took a snapshot.
+    pub snapshot_taken: bool,
+    /// Version conflicts met (and retried) on the way.
+    pub conflicts: u32,
+}
+
+/// Why a repository call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError<E: std::error::Error + 'static> {
+    /// The aggregate refused the command; nothing was appended.
+    #[error(transparent)]
+    Rejected(E),
+    /// The aggregate id does not make a valid stream id.
+    #[error("invalid id: {0}")]
+    InvalidId(#[from] StreamIdError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event could not be read as this aggregate's event.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Other writers kept changing the stream; nothing was appended.
+    #[error(
+        "stream {stream} kept changing under concurrent writers; gave up after {attempts} attempts"
+    )]
+    TooManyConflicts {
+        /// The contended stream.
+        stream: StreamId,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// Loads and saves aggregates of type `A` through any [`EventStore`].
+pub struct Repository<A: Aggregate> {
+    events: Arc<dyn EventStore>,
+    snapshots: Option<Arc<dyn SnapshotStore>>,
+    bus: Option<Arc<dyn EventBus>>,
+    options: RepositoryOptions,
+    cache: Mutex<HashMap<StreamId, Loaded<A>>>,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+type Result<T, A> = std::result::Result<T, RepositoryError<<A as Aggregate>::Error>>;
+
+impl<A: Aggregate> Repository<A> {
+    /// A repository over `stores` (events and snapshots) with default options.
+    pub fn new(stores: &Stores) -> Self {
+        Self::with_options(stores, RepositoryOptions::default())
+    }
+
+    /// A repository over `stores` with `options`.
+    pub fn with_options(stores: &Stores, options: RepositoryOptions) -> Self {
+        Self {
+            events: Arc::clone(&stores.events),
+            snapshots: Some(Arc::clone(&stores.snapshots)),
+            bus: None,
+            options,
+            cache: Mutex::new(HashMap::new()),
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// A repository over an event store alone (no snapshots).
+    pub fn without_snapshots(events: Arc<dyn EventStore>, options: RepositoryOptions) -> Self {
+        Self {
+            events,
+            snapshots: None,
+            bus: None,
+            options,
+            cache: Mutex::new(HashMap::new()),
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Publishes every committed event to `bus` after the append.
+    pub fn with_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The stream of aggregate `id`: `A::TYPE-id`.
+    ///
+    /// # Errors
+    /// [`RepositoryError::InvalidId`] when that is not a valid stream id.
+    pub fn stream_id(id: &str) -> Result<StreamId, A> {
+        Ok(StreamId::for_aggregate(A::TYPE, id)?)
+    }
+
+    /// The current state of aggregate `id` (default state, version 0, when
+    /// it has no events).
+    ///
+    /// # Errors
+    /// Store and decoding failures.
+    pub async fn load(&self, id: &str) -> Result<Loaded<A>, A> {
+        let stream = Self::stream_id(id)?;
+        self.load_stream(&stream).await
+    }
+
+    /// Decides `command` against the current state of `id` and appends the
+    /// resulting events, expecting the version it loaded. On a version
+    /// conflict it reloads and decides again, up to `max_retries` times.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Rejected`] when the aggregate refuses;
+    /// [`RepositoryError::TooManyConflicts`] when retries run out; store and
+    /// decoding failures. In every error case nothing was appended.
+    pub async fn execute(&self, id: &str, command: &A::Command) -> Result<Executed<A>, A> {
+        self.execute_all(id, std::slice::from_ref(command), &Metadata::default())
+            .await
+    }
+
+    /// Decides `commands` one after the other, each against the state the
+    /// previous ones lead to, and appends all their events in one atomic
+    /// batch with `metadata` on each event. If any command is refused,
+    /// nothing is appended.
+    ///
+    /// # Errors
+    /// As [`Repository::execute`].
+    pub async fn execute_all(
+        &self,
+        id: &str,
+        commands: &[A::Command],
+        metadata: &Metadata,
+    ) -> Result<Executed<A>, A> {
+        let stream = Self::stream_id(id)?;
+        let mut conflicts = 0;
+        loop {
+            let loaded = self.load_stream(&stream).await?;
+            let mut state = loaded.state;
+            let mut decided = Vec::new();
+            for command in commands {
+                let events = state.handle(command).map_err(RepositoryError::Rejected)?;
+                state.apply_all(&events);
+                decided.extend(events);
+            }
+            if decided.is_empty() {
+                return Ok(Executed {
+                    state,
+                    version: loaded.version,
+                    events: decided,
+                    first_position: None,
+                    snapshot_taken: false,
+                    conflicts,
+                });
+            }
+            let envelopes = decided
+                .iter()
+                .map(|event| codec::encode(event, metadata))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let expected = ExpectedVersion::from_current(Some(loaded.version));
+            match self.events.append(&stream, expected, envelopes).await {
+                Ok(outcome) => {
+                    let version = outcome.stream_version.unwrap_or(loaded.version);
+                    self.remember(&stream, &state, version);
+                    let snapshot_taken = self
+                        .maybe_snapshot(&stream, &state, loaded.version, version)
+                        .await;
+                    self.publish(&stream, loaded.version, decided.len()).await;
+                    return Ok(Executed {
+                        state,
+                        version,
+                        events: decided,
+                        first_position: outcome.first_position,
+                        snapshot_taken,
+                        conflicts,
+                    });
+                }
+                Err(error) if error.is_conflict() => {
+                    self.forget(&stream);
+                    conflicts += 1;
+                    if conflicts > self.options.max_retries {
+                        return Err(RepositoryError::TooManyConflicts {
+                            stream,
+                            attempts: conflicts,
+                        });
+                    }
+                    // Spread the retries of racing writers apart a little.
+                    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
+                    tokio::time::sleep(Duration::from_millis(u64::from(conflicts.min(6)) + jitter))
+                        .await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The state of `id` just after its event at `version` (the whole stream
+    /// when `version` is past its end).
+    ///
+    /// # Errors
+    /// Store and decoding failures.
+    pub async fn load_at_version(&self, id: &str, version: Version) -> Result<Loaded<A>, A> {
+        let stream = Self::stream_id(id)?;
+        let base = match self.snapshot(&stream).await {
+            Some(snapshot) if snapshot.version <= version => snapshot,
+            _ => Loaded {
+                state: A::default(),
+                version: 0,
+            },
+        };
+        self.fold_forward(&stream, base, |e| e.version <= version)
+            .await
+    }
+
+    /// The state of `id` as of `at`: every event recorded at or before it.
+    ///
+    /// # Errors
+    /// Store and decoding failures.
+    pub async fn load_at_time(&self, id: &str, at: DateTime<Utc>) -> Result<Loaded<A>, A> {
+        let stream = Self::stream_id(id)?;
+        let start = Loaded {
+            state: A::default(),
+            version: 0,
+        };
+        self.fold_forward(&stream, start, |e| e.recorded_at <= at)
+            .await
+    }
+
+    /// The recorded events of `id`, oldest first.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn history(&self, id: &str) -> Result<Vec<RecordedEvent>, A> {
+        let stream = Self::stream_id(id)?;
+        let mut events = Vec::new();
+        loop {
+            let from = events.last().map_or(1, |e: &RecordedEvent| e.version + 1);
+            let page = self
+                .events
+                .read_stream(
+                    &stream,
+                    ReadDirection::Forward,
+                    from,
+                    self.options.page_size,
+                )
+                .await?;
+            let done = page.len() < self.options.page_size;
+            events.extend(page);
+            if done {
+                return Ok(events);
+            }
+        }
+    }
+
+    async fn load_stream(&self, stream: &StreamId) -> Result<Loaded<A>, A> {
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream)
+            .cloned();
+        let base = match cached {
+            Some(loaded) => loaded,
+            None => self.snapshot(stream).await.unwrap_or(Loaded {
+                state: A::default(),
+                version: 0,
+            }),
+        };
+        let start_version = base.version;
+        let loaded = self.fold_forward(stream, base, |_| true).await?;
+        if loaded.version != start_version {
+            self.remember(stream, &loaded.state, loaded.version);
+        }
+        Ok(loaded)
+    }
+
+    /// Folds the stream's events after `base.version` into `base` while
+    /// `keep` holds.
+    async fn fold_forward(
+        &self,
+        stream: &StreamId,
+        mut base: Loaded<A>,
+        keep: impl Fn(&RecordedEvent) -> bool,
+    ) -> Result<Loaded<A>, A> {
+        loop {
+            let page = self
+                .events
+                .read_stream(
+                    stream,
+                    ReadDirection::Forward,
+                    base.version + 1,
+                    self.options.page_size,
+                )
+                .await?;
+            let full = page.len() == self.options.page_size;
+            for recorded in &page {
+                if !keep(recorded) {
+                    return Ok(base);
+                }
+                let event: A::Event = codec::decode(recorded)?;
+                base.state.apply(&event);
+                base.version = recorded.version;
+            }
+            if !full {
+                return Ok(base);
+            }
+        }
+    }
+
+    /// The stored snapshot, if there is a usable one. A snapshot of another
+    /// shape, or one that does not decode, is ignored: snapshots only save
+    /// time, the events are the truth.
+    async fn snapshot(&self, stream: &StreamId) -> Option<Loaded<A>> {
+        let store = self.snapshots.as_ref()?;
+        let snapshot = match store.load(stream).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(%stream, %error, "snapshot unreadable; replaying events instead");
+                return None;
+            }
+        };
+        if snapshot.schema_version != A::SNAPSHOT_VERSION {
+            return None;
+        }
+        match snapshot.state.to_value::<A>() {
+            Ok(state) => Some(Loaded {
+                state,
+                version: snapshot.version,
+            }),
+            Err(error) => {
+                tracing::warn!(%stream, version = snapshot.version, %error, "snapshot does not decode; replaying events instead");
+                None
+            }
+        }
+    }
+
+    async fn maybe_snapshot(
+        &self,
+        stream: &StreamId,
+        state: &A,
+        before: Version,
+        after: Version,
+    ) -> bool {
+        let (Some(store), Some(every)) = (&self.snapshots, self.options.snapshot_every) else {
+            return false;
+        };
+        // A save that crosses a multiple of `every`, not only one that lands
+        // on it: a batch from 8 to 12 still snapshots.
+        if before / every.get() == after / every.get() {
+            return false;
+        }
+        let state = match Payload::from_serialize(state) {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(%stream, %error, "state does not serialize; no snapshot taken");
+                return false;
+            }
+        };
+        let snapshot = Snapshot {
+            stream: stream.clone(),
+            version: after,
+            schema_version: A::SNAPSHOT_VERSION,
+            state,
+            taken_at: timestamp_now(),
+        };
+        match store.save(snapshot).await {
+            Ok(()) => true,
+            Err(error) => {
+                // The events are committed; a missing snapshot only costs speed.
+                tracing::warn!(%stream, %error, "snapshot not saved");
+                false
+            }
+        }
+    }
+
+    async fn publish(&self, stream: &StreamId, before: Version, count: usize) {
+        let Some(bus) = &self.bus else { return };
+        match self
+            .events
+            .read_stream(stream, ReadDirection::Forward, before + 1, count)
+            .await
+        {
+            Ok(recorded) => {
+                let report = bus.publish(&recorded).await;
+                for failure in report.failures {
+                    tracing::warn!(
+                        handler = failure.handler,
+                        position = failure.position,
+                        error = failure.error,
+                        "event handler failed"
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%stream, %error, "committed events not published"),
+        }
+    }
+
+    fn remember(&self, stream: &StreamId, state: &A, version: Version) {
+        if self.options.cache_capacity == 0 {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= self.options.cache_capacity && !cache.contains_key(stream) {
+            // Bounded, not clever: drop an arbitrary entry; it reloads cheaply.
+            if let Some(victim) = cache.keys().next().cloned() {
+                cache.remove(&victim);
+            }
+        }
+        cache.insert(
+            stream.clone(),
+            Loaded {
+                state: state.clone(),
+                version,
+            },
+        );
+    }
+
+    fn forget(&self, stream: &StreamId) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(stream);
+    }
+}

