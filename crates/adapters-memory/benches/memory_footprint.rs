@@ -26,7 +26,7 @@ fn main() {
         "currency": "USD",
         "account": "BankAccount-acc_001",
         "tags": ["salary", "recurring", "payroll", "imported"],
-        "note": "x"
+        "note": "padding to 2"
     }))
     .expect("serializable");
     let rt = tokio::runtime::Builder::new_current_thread()

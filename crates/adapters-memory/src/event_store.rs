@@ -1,6 +1,9 @@
 //! [`MemoryEventStore`]: the reference [`EventStore`].
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -64,14 +67,49 @@ struct Inner {
     /// Per stream, the position of each of its events (index = version - 1).
     stream_positions: Vec<Vec<u32>>,
     types: Interner,
-    /// Every event id, with its position.
-    ids: HashMap<EventId, u32>,
+    /// Every event id, as the position of its entry.
+    ids: IdIndex,
+}
+
+/// Event id to position, storing only the position: the id is read back
+/// from the log entry, so the index costs a few bytes per event instead of
+/// a copy of every id.
+#[derive(Default)]
+struct IdIndex {
+    table: HashTable<u32>,
+    hasher: RandomState,
+}
+
+fn entry_at(log: &[Vec<Entry>], position: u32) -> &Entry {
+    let index = position as usize - 1;
+    &log[index / LOG_CHUNK][index % LOG_CHUNK]
+}
+
+impl IdIndex {
+    fn get(&self, log: &[Vec<Entry>], id: &EventId) -> Option<u32> {
+        let hash = self.hasher.hash_one(id);
+        self.table
+            .find(hash, |&p| entry_at(log, p).id == *id)
+            .copied()
+    }
+
+    fn insert(&mut self, log: &[Vec<Entry>], id: &EventId, position: u32) {
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hasher.hash_one(id), position, |&p| {
+                hasher.hash_one(entry_at(log, p).id)
+            });
+    }
 }
 
 impl Inner {
     fn entry(&self, position: Position) -> &Entry {
         let index = (position - 1) as usize;
         &self.log[index / LOG_CHUNK][index % LOG_CHUNK]
+    }
+
+    fn position_of(&self, id: &EventId) -> Option<u32> {
+        self.ids.get(&self.log, id)
     }
 
     fn stream_of(&self, stream: &StreamId) -> Option<&[u32]> {
@@ -200,7 +238,7 @@ impl EventStore for MemoryEventStore {
         let current = (!positions.is_empty()).then_some(positions.len() as Version);
 
         if let Some(first) = events.first()
-            && let Some(&position) = inner.ids.get(&first.id)
+            && let Some(position) = inner.position_of(&first.id)
         {
             let entry = inner.entry(Position::from(position));
             let owner = &inner.streams[entry.stream as usize];
@@ -217,7 +255,7 @@ impl EventStore for MemoryEventStore {
         }
         append::check_expected(stream, expected, current)?;
         for event in &events {
-            if let Some(&position) = inner.ids.get(&event.id) {
+            if let Some(position) = inner.position_of(&event.id) {
                 let owner = inner.entry(Position::from(position)).stream;
                 return Err(StoreError::DuplicateEventId {
                     event_id: event.id,
@@ -265,7 +303,8 @@ impl EventStore for MemoryEventStore {
                 data,
                 payload_len: event.payload.len() as u32,
             });
-            inner.ids.insert(event.id, position);
+            let Inner { ids, log, .. } = &mut *inner;
+            ids.insert(log, &event.id, position);
             inner.stream_positions[stream_index as usize].push(position);
         }
         Ok(AppendOutcome {
