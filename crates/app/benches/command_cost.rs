@@ -1,0 +1,100 @@
+//! What one command costs as its aggregate's history grows, and what loading
+//! an aggregate costs with and without a snapshot. The aim is a flat line:
+//! executing a command on an aggregate with 10,000 past events costs what it
+//! costs with 100.
+
+use std::num::NonZeroU64;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use logbook::{Repository, RepositoryOptions};
+use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
+use logbook_domain::{Currency, Metadata, Money};
+use logbook_ports::Stores;
+use tokio::runtime::Runtime;
+
+const HISTORIES: [u64; 3] = [100, 1_000, 10_000];
+
+fn deposit() -> BankAccountCommand {
+    BankAccountCommand::Deposit {
+        amount: Money::from_cents(100),
+        description: "bench".into(),
+    }
+}
+
+/// An account with `events` events, written in batches.
+fn account_with_history(rt: &Runtime, stores: &Stores, id: &str, events: u64) {
+    let accounts = Repository::<BankAccount>::with_options(
+        stores,
+        RepositoryOptions {
+            snapshot_every: None,
+            ..RepositoryOptions::default()
+        },
+    );
+    rt.block_on(async {
+        let open = BankAccountCommand::Open {
+            owner: "bench".into(),
+            initial_balance: Money::ZERO,
+            currency: Currency::default(),
+        };
+        accounts.execute(id, &open).await.unwrap();
+        let batch: Vec<_> = (0..999).map(|_| deposit()).collect();
+        let mut written = 1;
+        while written < events {
+            let n = (events - written).min(999) as usize;
+            accounts
+                .execute_all(id, &batch[..n], &Metadata::default())
+                .await
+                .unwrap();
+            written += n as u64;
+        }
+    });
+}
+
+fn execute_one_command(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let mut group = c.benchmark_group("repository/execute_one_command");
+    group.throughput(Throughput::Elements(1));
+    for history in HISTORIES {
+        let stores = logbook_adapters_memory::stores();
+        account_with_history(&rt, &stores, "acc", history);
+        let accounts = Repository::<BankAccount>::new(&stores);
+        group.bench_with_input(BenchmarkId::new("memory", history), &history, |b, _| {
+            b.iter(|| rt.block_on(accounts.execute("acc", &deposit())).unwrap());
+        });
+    }
+    group.finish();
+}
+
+fn load_cold(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let mut group = c.benchmark_group("repository/load_10k_events");
+    let stores = logbook_adapters_memory::stores();
+    account_with_history(&rt, &stores, "acc", 10_000);
+    let no_snapshots = RepositoryOptions {
+        snapshot_every: None,
+        cache_capacity: 0,
+        ..RepositoryOptions::default()
+    };
+    group.bench_function("memory/replay_all", |b| {
+        let accounts = Repository::<BankAccount>::without_snapshots(
+            stores.events.clone(),
+            no_snapshots.clone(),
+        );
+        b.iter(|| rt.block_on(accounts.load("acc")).unwrap());
+    });
+    // One more command through a repository that snapshots every save leaves a snapshot at the head.
+    let snapshotting = RepositoryOptions {
+        snapshot_every: NonZeroU64::new(1),
+        cache_capacity: 0,
+        ..RepositoryOptions::default()
+    };
+    let accounts = Repository::<BankAccount>::with_options(&stores, snapshotting);
+    rt.block_on(accounts.execute("acc", &deposit())).unwrap();
+    group.bench_function("memory/from_snapshot", |b| {
+        b.iter(|| rt.block_on(accounts.load("acc")).unwrap());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, execute_one_command, load_cold);
+criterion_main!(benches);
