@@ -1,0 +1,290 @@
+//! The `logbook` binary as a user runs it: real processes, real stores.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn logbook(store: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("LOGBOOK_STORE")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the logbook binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        stderr(&output),
+        stdout(&output)
+    );
+    stdout(&output)
+}
+
+/// Asserts a clean refusal: non-zero exit, one line on stderr containing
+/// `needle`, no panic.
+#[track_caller]
+fn refused(output: Output, needle: &str) -> String {
+    let err = stderr(&output);
+    assert!(
+        !output.status.success(),
+        "expected a failure, got success: {}",
+        stdout(&output)
+    );
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    err
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite:{}", dir.join("logbook.db").display())
+}
+
+#[test]
+fn the_demo_prints_the_seed_figures() {
+    let out = ok(logbook("memory:", &["demo"]));
+    for expected in [
+        "Balance: 310.00 at version 4",
+        "Change of -1000.00 rejected: insufficient balance",
+        "Current port: Hong Kong",
+        "Cargo: {electronics: 300}",
+        "6. CargoUnloaded",
+        "Current balance: 1400.00",
+        "Final balance: 1480.00",
+        "Version: 12",
+        "Snapshot created at version 12",
+        "Balance at version 3: 1300.00",
+        "Total deposits: 10",
+        "Amount deposited: 680.00",
+        "Amount withdrawn: 200.00",
+        "Transaction count: 11",
+    ] {
+        assert!(
+            out.contains(expected),
+            "demo output lacks {expected:?}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn an_account_is_opened_used_inspected_and_closed_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    ok(logbook(
+        &store,
+        &[
+            "account",
+            "open",
+            "acc_001",
+            "--owner",
+            "alice",
+            "--initial",
+            "1000.00",
+            "--currency",
+            "eur",
+        ],
+    ));
+    ok(logbook(
+        &store,
+        &[
+            "account",
+            "deposit",
+            "acc_001",
+            "500",
+            "--description",
+            "Salary",
+        ],
+    ));
+    ok(logbook(
+        &store,
+        &["account", "withdraw", "acc_001", "200.00"],
+    ));
+    let shown = ok(logbook(&store, &["account", "show", "acc_001"]));
+    for line in [
+        "owner:    alice",
+        "balance:  1300.00",
+        "currency: EUR",
+        "active:   true",
+        "version:  3",
+    ] {
+        assert!(shown.contains(line), "show lacks {line:?}:\n{shown}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(logbook(
+        &store,
+        &["account", "show", "acc_001", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(json["balance"], "1300.00");
+    assert_eq!(json["version"], 3);
+    let past: serde_json::Value = serde_json::from_str(&ok(logbook(
+        &store,
+        &["account", "show", "acc_001", "--at-version", "2", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(past["balance"], "1500.00");
+
+    let history = ok(logbook(&store, &["events", "BankAccount-acc_001"]));
+    assert!(
+        history.contains("AccountOpened") && history.contains("MoneyWithdrawn"),
+        "{history}"
+    );
+    let events: serde_json::Value = serde_json::from_str(&ok(logbook(
+        &store,
+        &["events", "BankAccount-acc_001", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 3);
+    assert_eq!(events[1]["payload"]["description"], "Salary");
+
+    refused(
+        logbook(&store, &["account", "close", "acc_001"]),
+        "balance must be zero",
+    );
+    ok(logbook(&store, &["account", "withdraw", "acc_001", "1300"]));
+    ok(logbook(&store, &["account", "close", "acc_001"]));
+    refused(
+        logbook(&store, &["account", "deposit", "acc_001", "1"]),
+        "not active",
+    );
+}
+
+#[test]
+fn a_refused_command_exits_non_zero_with_one_line_and_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    ok(logbook(
+        &store,
+        &[
+            "account",
+            "open",
+            "acc_001",
+            "--owner",
+            "bob",
+            "--initial",
+            "10",
+        ],
+    ));
+    let err = refused(
+        logbook(&store, &["account", "withdraw", "acc_001", "10.01"]),
+        "insufficient funds",
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    refused(
+        logbook(&store, &["account", "open", "acc_001", "--owner", "bob"]),
+        "already exists",
+    );
+    refused(
+        logbook(&store, &["account", "deposit", "acc_001", "0"]),
+        "amount must be positive",
+    );
+    refused(
+        logbook(&store, &["account", "deposit", "nobody", "5"]),
+        "not active",
+    );
+    refused(
+        logbook(&store, &["account", "show", "nobody"]),
+        "does not exist",
+    );
+    refused(
+        logbook(&store, &["events", "BankAccount-nobody"]),
+        "has no events",
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(logbook(
+        &store,
+        &["account", "show", "acc_001", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(json["version"], 1, "nothing was appended by the refusals");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    refused(
+        logbook(&store, &["account", "deposit", "acc_001", "12.345"]),
+        "invalid amount",
+    );
+    refused(
+        logbook(&store, &["account", "deposit", "acc_001", "ten"]),
+        "invalid amount",
+    );
+    refused(
+        logbook(
+            &store,
+            &[
+                "account",
+                "open",
+                "acc_001",
+                "--owner",
+                "x",
+                "--currency",
+                "dollars",
+            ],
+        ),
+        "invalid currency",
+    );
+    refused(
+        logbook(
+            &store,
+            &["account", "show", "acc_001", "--at-version", "-1"],
+        ),
+        "'-1'",
+    );
+    refused(
+        logbook("postgres://nowhere", &["account", "show", "a"]),
+        "unknown store scheme",
+    );
+    refused(
+        logbook("sqlite:", &["account", "show", "a"]),
+        "names no path",
+    );
+    refused(
+        logbook(&store, &["events", ""]),
+        "stream id must not be empty",
+    );
+    refused(
+        logbook(&store, &["account", "show", &"x".repeat(300)]),
+        "at most 256",
+    );
+}
+
+#[test]
+fn two_processes_depositing_into_one_account_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    ok(logbook(
+        &store,
+        &["account", "open", "acc_001", "--owner", "carol"],
+    ));
+    let spawn = || {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for _ in 0..15 {
+                ok(logbook(&store, &["account", "deposit", "acc_001", "1.00"]));
+            }
+        })
+    };
+    let (a, b) = (spawn(), spawn());
+    a.join().unwrap();
+    b.join().unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(logbook(
+        &store,
+        &["account", "show", "acc_001", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(json["balance"], "30.00");
+    assert_eq!(json["version"], 31);
+}
