@@ -1,13 +1,26 @@
-//! `logbook account ...`: the bank account of the seeds, one command per
+//! `logbook account ...`: the bank account of the seeds, one subcommand per
 //! domain command. Commands that change state retry on version conflicts, so
 //! concurrent `logbook` processes on one account all succeed.
 
-use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use logbook::Repository;
 use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
 use logbook_domain::{Currency, Money};
 use logbook_ports::Stores;
+
+use super::aggregate::{self, Presented};
+
+impl Presented for BankAccount {
+    const NOUN: &'static str = "account";
+
+    fn fields(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("owner", self.owner.clone().into()),
+            ("balance", self.balance.to_string().into()),
+            ("currency", self.currency.to_string().into()),
+            ("active", self.is_active().into()),
+        ]
+    }
+}
 
 /// Subcommands of `logbook account`.
 #[derive(Debug, Subcommand)]
@@ -36,16 +49,7 @@ pub enum AccountCommand {
         id: String,
     },
     /// Show an account's state, now or at a past version.
-    Show {
-        /// Account id.
-        id: String,
-        /// State just after this version.
-        #[arg(long, value_name = "N")]
-        at_version: Option<u64>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Show(super::ShowArgs),
 }
 
 /// A deposit or withdrawal.
@@ -61,13 +65,11 @@ pub struct Movement {
 }
 
 pub async fn run(stores: &Stores, command: AccountCommand) -> anyhow::Result<()> {
-    let accounts = Repository::<BankAccount>::new(stores);
     let (id, command) = match command {
-        AccountCommand::Show {
-            id,
-            at_version,
-            json,
-        } => return show(&accounts, &id, at_version, json).await,
+        AccountCommand::Show(args) => {
+            return aggregate::show::<BankAccount>(stores, &args.id, args.at_version, args.json)
+                .await;
+        }
         AccountCommand::Open {
             id,
             owner,
@@ -105,57 +107,5 @@ pub async fn run(stores: &Stores, command: AccountCommand) -> anyhow::Result<()>
         ),
         AccountCommand::Close { id } => (id, BankAccountCommand::Close),
     };
-    let done = accounts
-        .execute(&id, &command)
-        .await
-        .with_context(|| format!("account {id}"))?;
-    let account = &done.state;
-    println!(
-        "account {id}: balance {} {}, {}, version {}",
-        account.balance,
-        account.currency,
-        if account.is_active() {
-            "active"
-        } else {
-            "closed"
-        },
-        done.version
-    );
-    Ok(())
-}
-
-async fn show(
-    accounts: &Repository<BankAccount>,
-    id: &str,
-    at_version: Option<u64>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let loaded = match at_version {
-        Some(version) => accounts.load_at_version(id, version).await,
-        None => accounts.load(id).await,
-    }
-    .with_context(|| format!("account {id}"))?;
-    if loaded.version == 0 {
-        bail!("account {id} does not exist");
-    }
-    let account = &loaded.state;
-    if json {
-        let value = serde_json::json!({
-            "id": id,
-            "owner": account.owner,
-            "balance": account.balance,
-            "currency": account.currency,
-            "active": account.is_active(),
-            "version": loaded.version,
-        });
-        println!("{value}");
-    } else {
-        println!("account:  {id}");
-        println!("owner:    {}", account.owner);
-        println!("balance:  {}", account.balance);
-        println!("currency: {}", account.currency);
-        println!("active:   {}", account.is_active());
-        println!("version:  {}", loaded.version);
-    }
-    Ok(())
+    aggregate::execute::<BankAccount>(stores, &id, command).await
 }

@@ -2,13 +2,16 @@
 //! standard error and a non-zero exit status; nothing panics on bad input.
 
 mod account;
+mod aggregate;
 mod demo;
 mod events;
 mod output;
+mod ship;
+mod user;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use logbook::store_url::{DEFAULT_STORE_URL, StoreUrl};
 use logbook_ports::Stores;
 
@@ -31,8 +34,27 @@ enum Command {
     /// Open, use, close and inspect bank accounts.
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// Register, move, load and inspect cargo ships.
+    #[command(subcommand)]
+    Ship(ship::ShipCommand),
+    /// Create users, change their balance, replay their history.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Print the history of one stream.
     Events(events::EventsArgs),
+}
+
+/// Arguments of every `show` subcommand.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The aggregate's id.
+    id: String,
+    /// State just after this version of its stream.
+    #[arg(long, value_name = "N")]
+    at_version: Option<u64>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs the tool and turns any error into one line and exit status 1.
@@ -64,6 +86,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo => demo::run(&stores, &cli.store).await,
         Command::Account(command) => account::run(&stores, command).await,
+        Command::Ship(command) => ship::run(&stores, command).await,
+        Command::User(command) => user::run(&stores, command).await,
         Command::Events(args) => events::run(&stores, args).await,
     }
 }
