@@ -14,8 +14,10 @@ use logbook_domain::{
 use logbook_ports::append::{self, RecordedSlot};
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{
-    AppendOutcome, EventFilter, EventStore, ExpectedVersion, ReadDirection, StoreError,
+    AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
+    StoreError,
 };
+use tokio::sync::watch;
 
 use crate::arena::{Arena, Slot};
 
@@ -173,9 +175,18 @@ impl Inner {
 
 /// The in-memory event store: everything lives in this process and is lost
 /// with it. Reads of one stream go through that stream's index only.
-#[derive(Default)]
 pub struct MemoryEventStore {
     inner: RwLock<Inner>,
+    commits: watch::Sender<Position>,
+}
+
+impl Default for MemoryEventStore {
+    fn default() -> Self {
+        Self {
+            inner: RwLock::default(),
+            commits: watch::Sender::new(0),
+        }
+    }
 }
 
 impl MemoryEventStore {
@@ -307,10 +318,13 @@ impl EventStore for MemoryEventStore {
             ids.insert(log, &event.id, position);
             inner.stream_positions[stream_index as usize].push(position);
         }
+        let head = inner.len as Position;
+        drop(inner);
+        self.commits.send_replace(head);
         Ok(AppendOutcome {
             stream_version: Some(version),
             first_position: Some(first_position),
-            last_position: Some(inner.len as Position),
+            last_position: Some(head),
             already_recorded: false,
         })
     }
@@ -378,5 +392,9 @@ impl EventStore for MemoryEventStore {
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {
         let len = self.read().len;
         Ok((len > 0).then_some(len as Position))
+    }
+
+    fn commits(&self) -> Option<CommitSignal> {
+        Some(self.commits.subscribe())
     }
 }

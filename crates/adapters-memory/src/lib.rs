@@ -10,7 +10,7 @@
 //!
 //! **Architecture invariant:** depends on `logbook-ports` and
 //! `logbook-domain` only among logbook's crates; never on another adapter or
-//! on the application, and never on an async runtime.
+//! on the application; it starts no runtime and no thread.
 
 mod arena;
 mod bus;

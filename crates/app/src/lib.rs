@@ -15,12 +15,14 @@
 pub mod codec;
 pub mod repository;
 pub mod store_url;
+pub mod subscription;
 
 pub use codec::CodecError;
 pub use logbook_domain as domain;
 pub use logbook_ports as ports;
 pub use repository::{Executed, Loaded, Repository, RepositoryError, RepositoryOptions};
 pub use store_url::{StoreUrl, StoreUrlError, open_stores};
+pub use subscription::Subscription;
 
 /// The README's Rust examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

@@ -132,6 +132,11 @@ impl EventFilter {
     }
 }
 
+/// Wakes subscribers when events are committed: the value is the head
+/// position after the latest commit. Await `changed()`, then read the
+/// global log from where you were.
+pub type CommitSignal = tokio::sync::watch::Receiver<Position>;
+
 /// The time a store records for an append: now, in UTC, truncated to
 /// microseconds so that every store round-trips it exactly.
 pub fn timestamp_now() -> DateTime<Utc> {
@@ -211,6 +216,14 @@ pub trait EventStore: Send + Sync {
     /// # Errors
     /// Backend failures.
     async fn head_position(&self) -> Result<Option<Position>, StoreError>;
+
+    /// A signal that changes after every commit made through this store
+    /// (what other processes commit is not signalled: readers that share a
+    /// store across processes re-check the log now and then as well).
+    /// `None` when the store cannot signal; subscribers then poll.
+    fn commits(&self) -> Option<CommitSignal> {
+        None
+    }
 }
 
 #[cfg(test)]

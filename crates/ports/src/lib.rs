@@ -26,7 +26,9 @@ use std::sync::Arc;
 pub use bus::{BoxError, DeliveryFailure, EventBus, EventHandler, PublishReport};
 pub use checkpoint::CheckpointStore;
 pub use error::StoreError;
-pub use event_store::{AppendOutcome, EventFilter, EventStore, ExpectedVersion, ReadDirection};
+pub use event_store::{
+    AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
+};
 pub use logbook_domain::{
     EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, Version,
 };
