@@ -5,7 +5,11 @@
 //! envelope's event type and the variant's content its payload. Decoding
 //! reverses it, so stores never see a Rust type.
 
-use logbook_domain::{DomainEvent, Metadata, NewEvent, Payload, RecordedEvent};
+use std::marker::PhantomData;
+
+use logbook_domain::{
+    DomainEvent, Metadata, NewEvent, Payload, RecordedEvent, UpcastError, Upcasters,
+};
 
 /// Why an event could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,35 @@ pub enum CodecError {
         #[source]
         source: serde_json::Error,
     },
+    /// An upcaster refused a stored payload.
+    #[error("cannot read the event at global position {position} of stream {stream}: {source}")]
+    Upcast {
+        /// The stream.
+        stream: String,
+        /// Global position.
+        position: u64,
+        /// The refusing step.
+        #[source]
+        source: UpcastError,
+    },
+    /// A stored schema version that this code cannot read: newer than the
+    /// code, or older with no upcaster to bridge the gap.
+    #[error(
+        "cannot read event {event_type} at global position {position} of stream {stream}: it has schema version {stored}, this code reads version {current}{}",
+        if stored < current { " and has no upcaster from it" } else { " (written by a newer program?)" }
+    )]
+    SchemaVersion {
+        /// The stream.
+        stream: String,
+        /// Global position.
+        position: u64,
+        /// Stored event type.
+        event_type: String,
+        /// Version reached after any upcasting.
+        stored: u32,
+        /// Version the code's event has.
+        current: u32,
+    },
 }
 
 /// Turns a typed event into an envelope with a fresh id.
@@ -67,12 +100,94 @@ pub fn encode<E: DomainEvent>(event: &E, metadata: &Metadata) -> Result<NewEvent
         .with_metadata(metadata.clone()))
 }
 
-/// Reads a stored envelope as a typed event.
+/// Reads a stored envelope as a typed event (building `E`'s upcasters for
+/// this one call: keep a [`Decoder`] to read many).
 ///
 /// # Errors
-/// [`CodecError::Decode`] naming the stream, version, position and type when
-/// the type is unknown to `E` or the payload has the wrong shape.
+/// As [`Decoder::decode`].
 pub fn decode<E: DomainEvent>(recorded: &RecordedEvent) -> Result<E, CodecError> {
+    Decoder::<E>::new().decode(recorded)
+}
+
+/// Reads stored envelopes as `E`, upcasting payloads of older schema
+/// versions with `E::upcasters()`.
+pub struct Decoder<E> {
+    upcasters: Upcasters,
+    _event: PhantomData<fn() -> E>,
+}
+
+impl<E: DomainEvent> Default for Decoder<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: DomainEvent> Decoder<E> {
+    /// A decoder with `E`'s upcasters.
+    pub fn new() -> Self {
+        Self {
+            upcasters: E::upcasters(),
+            _event: PhantomData,
+        }
+    }
+
+    /// Reads one stored event.
+    ///
+    /// # Errors
+    /// [`CodecError::Decode`] when the type is unknown to `E` or the payload
+    /// has the wrong shape; [`CodecError::Upcast`] when an upcaster refuses;
+    /// [`CodecError::SchemaVersion`] when the stored schema version cannot be
+    /// brought to the one `E` has. Each names the stream and position.
+    pub fn decode(&self, recorded: &RecordedEvent) -> Result<E, CodecError> {
+        let (event, version) = if self
+            .upcasters
+            .applies_to(&recorded.event_type, recorded.schema_version)
+        {
+            self.decode_upcast(recorded)?
+        } else {
+            (decode_current(recorded)?, recorded.schema_version)
+        };
+        let current = event.schema_version();
+        if version != current {
+            return Err(CodecError::SchemaVersion {
+                stream: recorded.stream.to_string(),
+                position: recorded.position,
+                event_type: recorded.event_type.to_string(),
+                stored: version,
+                current,
+            });
+        }
+        Ok(event)
+    }
+
+    fn decode_upcast(&self, recorded: &RecordedEvent) -> Result<(E, u32), CodecError> {
+        let decode_error = |source| CodecError::Decode {
+            stream: recorded.stream.to_string(),
+            version: recorded.version,
+            position: recorded.position,
+            event_type: recorded.event_type.to_string(),
+            schema_version: recorded.schema_version,
+            source,
+        };
+        let stored: serde_json::Value =
+            serde_json::from_slice(recorded.payload.as_bytes()).map_err(decode_error)?;
+        let (payload, version) = self
+            .upcasters
+            .upcast(&recorded.event_type, recorded.schema_version, stored)
+            .map_err(|source| CodecError::Upcast {
+                stream: recorded.stream.to_string(),
+                position: recorded.position,
+                source,
+            })?;
+        let mut tagged = serde_json::Map::with_capacity(1);
+        tagged.insert(recorded.event_type.to_string(), payload);
+        let event =
+            serde_json::from_value(serde_json::Value::Object(tagged)).map_err(decode_error)?;
+        Ok((event, version))
+    }
+}
+
+fn decode_current<E: DomainEvent>(recorded: &RecordedEvent) -> Result<E, CodecError> {
     // Rebuild `{"<type>": <payload>}` around the stored bytes and let serde
     // pick the variant; the payload is copied once, never parsed twice.
     let key = serde_json::to_string(&*recorded.event_type).unwrap_or_default();
@@ -143,6 +258,59 @@ mod tests {
             err.contains("AccountFrozen")
                 && err.contains("BankAccount-1")
                 && err.contains("position 9"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_seed_shaped_version_1_event_is_read_as_version_2() {
+        use logbook_domain::user_wallet::UserWalletEvent;
+        let v1 = NewEvent::new(
+            "UserBalanceChanged",
+            Payload::from_json(br#"{"id":1,"balance_change":-50}"#.to_vec()).unwrap(),
+        );
+        let event: UserWalletEvent = decode(&recorded(&v1)).unwrap();
+        assert_eq!(
+            event,
+            UserWalletEvent::UserBalanceChanged {
+                balance_change: "-50.00".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn a_schema_version_nothing_can_read_is_an_error_naming_type_version_and_position() {
+        use logbook_domain::user_wallet::UserWalletEvent;
+        let change = UserWalletEvent::UserBalanceChanged {
+            balance_change: "1.00".parse().unwrap(),
+        };
+        let mut newer = encode(&change, &Metadata::default()).unwrap();
+        newer.schema_version = 3;
+        let err = decode::<UserWalletEvent>(&recorded(&newer))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("UserBalanceChanged")
+                && err.contains("schema version 3")
+                && err.contains("position 9"),
+            "{err}"
+        );
+        let mut unknown_old =
+            encode(&BankAccountEvent::AccountClosed {}, &Metadata::default()).unwrap();
+        unknown_old.schema_version = 0;
+        let err = decode::<BankAccountEvent>(&recorded(&unknown_old))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no upcaster"), "{err}");
+        let refused = NewEvent::new(
+            "UserCreated",
+            Payload::from_json(br#"{"id":1,"username":"x"}"#.to_vec()).unwrap(),
+        );
+        let err = decode::<UserWalletEvent>(&recorded(&refused))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot upcast UserCreated from schema version 1"),
             "{err}"
         );
     }

@@ -17,7 +17,7 @@ use logbook_ports::{
     Stores,
 };
 
-use crate::codec::{self, CodecError};
+use crate::codec::{self, CodecError, Decoder};
 
 /// How a [`Repository`] behaves.
 #[derive(Debug, Clone)]
@@ -106,6 +106,7 @@ pub struct Repository<A: Aggregate> {
     bus: Option<Arc<dyn EventBus>>,
     options: RepositoryOptions,
     cache: Mutex<HashMap<StreamId, Loaded<A>>>,
+    decoder: Decoder<A::Event>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -125,6 +126,7 @@ impl<A: Aggregate> Repository<A> {
             bus: None,
             options,
             cache: Mutex::new(HashMap::new()),
+            decoder: Decoder::new(),
             _aggregate: PhantomData,
         }
     }
@@ -137,6 +139,7 @@ impl<A: Aggregate> Repository<A> {
             bus: None,
             options,
             cache: Mutex::new(HashMap::new()),
+            decoder: Decoder::new(),
             _aggregate: PhantomData,
         }
     }
@@ -356,7 +359,7 @@ impl<A: Aggregate> Repository<A> {
                 if !keep(recorded) {
                     return Ok(base);
                 }
-                let event: A::Event = codec::decode(recorded)?;
+                let event: A::Event = self.decoder.decode(recorded)?;
                 base.state.apply(&event);
                 base.version = recorded.version;
             }

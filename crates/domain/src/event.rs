@@ -31,6 +31,12 @@ pub trait DomainEvent:
     fn schema_version(&self) -> u32 {
         1
     }
+
+    /// The pure functions that read payloads stored at older schema
+    /// versions (none by default).
+    fn upcasters() -> crate::upcast::Upcasters {
+        crate::upcast::Upcasters::new()
+    }
 }
 
 /// Unique id of one event (UUID v4 or v7). Appending the same id twice at the

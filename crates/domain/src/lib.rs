@@ -16,9 +16,11 @@ pub mod cargo_ship;
 pub mod event;
 pub mod money;
 pub mod stream;
+pub mod upcast;
 pub mod user_wallet;
 
 pub use aggregate::Aggregate;
 pub use event::{DomainEvent, EventId, Metadata, NewEvent, Payload, PayloadError, RecordedEvent};
 pub use money::{Currency, CurrencyError, Money, MoneyError};
 pub use stream::{Position, StreamId, StreamIdError, Version};
+pub use upcast::{UpcastError, Upcasters};

@@ -3,12 +3,18 @@
 //!
 //! The seed's `change_balance` added every change twice (once itself, once in
 //! `apply`); here only `apply` changes state, so a change counts once.
+//!
+//! Schema history: version 1 is the seed's shape (amounts as whole numbers,
+//! an `id` field repeating the stream); version 2 stores amounts as decimal
+//! strings ("100.00"). Version 1 payloads are upcast when read.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::aggregate::Aggregate;
 use crate::event::DomainEvent;
 use crate::money::Money;
+use crate::upcast::Upcasters;
 
 /// A wallet's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +70,50 @@ impl DomainEvent for UserWalletEvent {
             Self::UserBalanceChanged { .. } => "UserBalanceChanged",
         }
     }
+
+    fn schema_version(&self) -> u32 {
+        2
+    }
+
+    fn upcasters() -> Upcasters {
+        Upcasters::new()
+            .with("UserCreated", 1, |v| {
+                amounts_as_decimal_strings(v, "balance")
+            })
+            .with("UserBalanceChanged", 1, |v| {
+                amounts_as_decimal_strings(v, "balance_change")
+            })
+    }
+}
+
+/// Version 1 to 2: the amount in `field` from a JSON number of whole units
+/// (or units with at most two decimals) to a decimal string; the seed's
+/// redundant `id` is dropped.
+fn amounts_as_decimal_strings(mut payload: Value, field: &str) -> Result<Value, String> {
+    let object = payload.as_object_mut().ok_or("payload is not an object")?;
+    object.remove("id");
+    let amount = object
+        .get(field)
+        .ok_or_else(|| format!("missing field `{field}`"))?;
+    let converted = match amount {
+        Value::String(_) => amount.clone(),
+        Value::Number(n) => {
+            let text = if let Some(units) = n.as_i64() {
+                format!("{units}.00")
+            } else {
+                let units = n.as_f64().ok_or("amount out of range")?;
+                let cents = (units * 100.0).round();
+                if (units * 100.0 - cents).abs() > 1e-6 {
+                    return Err(format!("amount {n} has more than two decimals"));
+                }
+                Money::from_cents(cents as i64).to_string()
+            };
+            Value::String(text)
+        }
+        other => return Err(format!("`{field}` is {other}, not an amount")),
+    };
+    object.insert(field.to_owned(), converted);
+    Ok(payload)
 }
 
 /// Why a wallet refuses a command.
@@ -250,6 +300,53 @@ mod tests {
             Err(E::NotCreated)
         );
         assert_eq!(created("1").handle(&change("0")), Err(E::ZeroChange));
+    }
+
+    #[test]
+    fn seed_shaped_version_1_payloads_upcast_to_version_2() {
+        let upcasters = UserWalletEvent::upcasters();
+        let (created, v) = upcasters
+            .upcast(
+                "UserCreated",
+                1,
+                serde_json::json!({"id": 1, "username": "test_user", "balance": 100}),
+            )
+            .unwrap();
+        assert_eq!(v, 2);
+        assert_eq!(
+            created,
+            serde_json::json!({"username": "test_user", "balance": "100.00"})
+        );
+        let (changed, _) = upcasters
+            .upcast(
+                "UserBalanceChanged",
+                1,
+                serde_json::json!({"id": 1, "balance_change": -50}),
+            )
+            .unwrap();
+        assert_eq!(changed, serde_json::json!({"balance_change": "-50.00"}));
+        let (fractional, _) = upcasters
+            .upcast(
+                "UserBalanceChanged",
+                1,
+                serde_json::json!({"balance_change": 2.5}),
+            )
+            .unwrap();
+        assert_eq!(fractional, serde_json::json!({"balance_change": "2.50"}));
+        assert!(
+            upcasters
+                .upcast(
+                    "UserBalanceChanged",
+                    1,
+                    serde_json::json!({"balance_change": 0.001})
+                )
+                .is_err()
+        );
+        assert!(
+            upcasters
+                .upcast("UserBalanceChanged", 1, serde_json::json!({"id": 1}))
+                .is_err()
+        );
     }
 
     #[test]
