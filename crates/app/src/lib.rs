@@ -13,6 +13,7 @@
 //! to construct them in [`store_url`].
 
 pub mod codec;
+pub mod projection;
 pub mod repository;
 pub mod store_url;
 pub mod subscription;

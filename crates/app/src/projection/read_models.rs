@@ -1,0 +1,213 @@
+//! The seeds' read models, as ordinary projections.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use logbook_domain::bank_account::{BankAccount, BankAccountEvent};
+use logbook_domain::cargo_ship::{CargoShip, CargoShipEvent};
+use logbook_domain::{Aggregate, DomainEvent, Money, RecordedEvent, Version};
+use logbook_ports::EventFilter;
+use serde::{Deserialize, Serialize};
+
+use super::ReadModel;
+use crate::codec::Decoder;
+
+fn decoded<E: DomainEvent>(event: &RecordedEvent) -> Result<E, String> {
+    Decoder::<E>::new().decode(event).map_err(|e| e.to_string())
+}
+
+/// The id part of `Type-id`.
+fn aggregate_id<A: Aggregate>(event: &RecordedEvent) -> String {
+    let stream = event.stream.as_str();
+    stream
+        .strip_prefix(A::TYPE)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .unwrap_or(stream)
+        .to_owned()
+}
+
+fn category<A: Aggregate>() -> EventFilter {
+    EventFilter::stream_prefix(format!("{}-", A::TYPE))
+}
+
+/// One account's activity, as the seed's `account_summary_projection`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSummary {
+    /// Sum of deposits.
+    pub total_deposits: Money,
+    /// Sum of withdrawals.
+    pub total_withdrawals: Money,
+    /// Deposits plus withdrawals.
+    pub transaction_count: u64,
+    /// When the account was opened.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When anything last happened to it.
+    pub last_activity: Option<DateTime<Utc>>,
+}
+
+/// `account-summary`: an [`AccountSummary`] per account id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSummaries {
+    /// By account id.
+    pub accounts: BTreeMap<String, AccountSummary>,
+}
+
+impl ReadModel for AccountSummaries {
+    const NAME: &'static str = "account-summary";
+
+    fn filter() -> EventFilter {
+        category::<BankAccount>()
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        let decoded: BankAccountEvent = decoded(event)?;
+        let summary = self
+            .accounts
+            .entry(aggregate_id::<BankAccount>(event))
+            .or_default();
+        match decoded {
+            BankAccountEvent::AccountOpened { .. } => summary.created_at = Some(event.recorded_at),
+            BankAccountEvent::MoneyDeposited { amount, .. } => {
+                summary.total_deposits = summary.total_deposits.saturating_add(amount);
+                summary.transaction_count += 1;
+            }
+            BankAccountEvent::MoneyWithdrawn { amount, .. } => {
+                summary.total_withdrawals = summary.total_withdrawals.saturating_add(amount);
+                summary.transaction_count += 1;
+            }
+            BankAccountEvent::AccountClosed {} => {}
+        }
+        summary.last_activity = Some(event.recorded_at);
+        Ok(())
+    }
+}
+
+/// One account's balance and the stream version it reflects.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountBalance {
+    /// Current balance.
+    pub balance: Money,
+    /// Version of the last event applied: the seed's guard, so an event
+    /// delivered twice is not counted twice.
+    pub event_version: Version,
+}
+
+/// `account-balances`: the seeds' `AccountBalanceProjection`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountBalances {
+    /// By account id.
+    pub accounts: BTreeMap<String, AccountBalance>,
+}
+
+impl ReadModel for AccountBalances {
+    const NAME: &'static str = "account-balances";
+
+    fn filter() -> EventFilter {
+        category::<BankAccount>()
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        let decoded: BankAccountEvent = decoded(event)?;
+        let row = self
+            .accounts
+            .entry(aggregate_id::<BankAccount>(event))
+            .or_default();
+        if event.version <= row.event_version {
+            return Ok(());
+        }
+        match decoded {
+            BankAccountEvent::AccountOpened {
+                initial_balance, ..
+            } => row.balance = initial_balance,
+            BankAccountEvent::MoneyDeposited { amount, .. } => {
+                row.balance = row.balance.saturating_add(amount)
+            }
+            BankAccountEvent::MoneyWithdrawn { amount, .. } => {
+                row.balance = row.balance.saturating_sub(amount)
+            }
+            BankAccountEvent::AccountClosed {} => {}
+        }
+        row.event_version = event.version;
+        Ok(())
+    }
+}
+
+/// Where one ship is and what it carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipPosition {
+    /// The ship's name.
+    pub name: String,
+    /// The port it is docked at, if any.
+    pub port: Option<String>,
+    /// Cargo on board by item.
+    pub cargo: BTreeMap<String, u64>,
+}
+
+/// `ships-by-port`: which ships are docked where, and the cargo on board per
+/// port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipsByPort {
+    /// By ship id.
+    pub ships: BTreeMap<String, ShipPosition>,
+}
+
+impl ShipsByPort {
+    /// Port name to the ids of the ships docked there.
+    pub fn docked(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut ports: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (id, ship) in &self.ships {
+            if let Some(port) = &ship.port {
+                ports.entry(port).or_default().push(id);
+            }
+        }
+        ports
+    }
+
+    /// Port name to the cargo on board of the ships docked there, by item.
+    pub fn cargo_by_port(&self) -> BTreeMap<&str, BTreeMap<&str, u64>> {
+        let mut ports: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+        for ship in self.ships.values() {
+            if let Some(port) = &ship.port {
+                let totals = ports.entry(port).or_default();
+                for (item, n) in &ship.cargo {
+                    *totals.entry(item).or_default() += n;
+                }
+            }
+        }
+        ports
+    }
+}
+
+impl ReadModel for ShipsByPort {
+    const NAME: &'static str = "ships-by-port";
+
+    fn filter() -> EventFilter {
+        category::<CargoShip>()
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        let decoded: CargoShipEvent = decoded(event)?;
+        let ship = self
+            .ships
+            .entry(aggregate_id::<CargoShip>(event))
+            .or_default();
+        match decoded {
+            CargoShipEvent::ShipRegistered { name } => ship.name = name,
+            CargoShipEvent::ShipDocked { port } => ship.port = Some(port),
+            CargoShipEvent::ShipDeparted { .. } => ship.port = None,
+            CargoShipEvent::CargoLoaded { item, quantity, .. } => {
+                let n = ship.cargo.entry(item).or_default();
+                *n = n.saturating_add(quantity);
+            }
+            CargoShipEvent::CargoUnloaded { item, quantity, .. } => {
+                if let Some(n) = ship.cargo.get_mut(&item) {
+                    *n = n.saturating_sub(quantity);
+                    if *n == 0 {
+                        ship.cargo.remove(&item);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,344 @@
+//! Projections on every store: caught up, restartable, never double-counting.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use logbook::Repository;
+use logbook::projection::{
+    AccountBalances, AccountSummaries, PoisonPolicy, ProjectionError, Projector, ProjectorOptions,
+    ReadModel, ShipsByPort,
+};
+use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
+use logbook_domain::cargo_ship::{CargoShip, CargoShipCommand};
+use logbook_domain::{Currency, Money, NewEvent, Payload, RecordedEvent, StreamId};
+use logbook_ports::{EventFilter, ExpectedVersion, Stores};
+use serde::{Deserialize, Serialize};
+
+fn money(text: &str) -> Money {
+    text.parse().unwrap()
+}
+
+async fn bank_activity(stores: &Stores, id: &str, deposits: u32) {
+    let accounts = Repository::<BankAccount>::new(stores);
+    let open = BankAccountCommand::Open {
+        owner: "u".into(),
+        initial_balance: money("100"),
+        currency: Currency::default(),
+    };
+    accounts.execute(id, &open).await.unwrap();
+    for _ in 0..deposits {
+        accounts
+            .execute(
+                id,
+                &BankAccountCommand::Deposit {
+                    amount: money("10"),
+                    description: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    accounts
+        .execute(
+            id,
+            &BankAccountCommand::Withdraw {
+                amount: money("5"),
+                description: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+fn small_batches() -> ProjectorOptions {
+    ProjectorOptions {
+        batch: 3,
+        ..ProjectorOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_folds_the_log_and_a_restart_neither_repeats_nor_skips() {
+    for (url, stores, _dir) in support::every_store() {
+        // Given account activity and a ship voyage
+        bank_activity(&stores, "a1", 4).await;
+        let ships = Repository::<CargoShip>::new(&stores);
+        ships
+            .execute(
+                "s1",
+                &CargoShipCommand::Register {
+                    name: "Pacific Explorer".into(),
+                },
+            )
+            .await
+            .unwrap();
+        ships
+            .execute(
+                "s1",
+                &CargoShipCommand::Dock {
+                    port: "Singapore".into(),
+                },
+            )
+            .await
+            .unwrap();
+        ships
+            .execute(
+                "s1",
+                &CargoShipCommand::LoadCargo {
+                    item: "electronics".into(),
+                    quantity: 500,
+                },
+            )
+            .await
+            .unwrap();
+        // When the projections catch up
+        let summaries = Projector::<AccountSummaries>::with_options(&stores, small_batches());
+        summaries.catch_up().await.unwrap();
+        Projector::<ShipsByPort>::new(&stores)
+            .catch_up()
+            .await
+            .unwrap();
+        // Then they hold the fold, with the checkpoint at the head (ship events
+        // the account filter skipped move it too)
+        let state = summaries.state().await.unwrap();
+        let a1 = &state.model.accounts["a1"];
+        assert_eq!(
+            (
+                a1.total_deposits,
+                a1.total_withdrawals,
+                a1.transaction_count
+            ),
+            (money("40"), money("5"), 5),
+            "{url}"
+        );
+        assert_eq!(summaries.status().await.unwrap().lag, 0, "{url}");
+        let ships_view = Projector::<ShipsByPort>::new(&stores)
+            .state()
+            .await
+            .unwrap()
+            .model;
+        assert_eq!(ships_view.docked()["Singapore"], ["s1"], "{url}");
+        assert_eq!(
+            ships_view.cargo_by_port()["Singapore"]["electronics"],
+            500,
+            "{url}"
+        );
+
+        // When more happens and a new projector (a restart) catches up again
+        bank_activity(&stores, "a2", 2).await;
+        let restarted = Projector::<AccountSummaries>::with_options(&stores, small_batches());
+        let done = restarted.catch_up().await.unwrap();
+        // Then only the new events were applied, and the result equals a rebuild
+        assert_eq!(done.applied, 4, "{url}");
+        let incremental = restarted.state().await.unwrap();
+        restarted.rebuild(|_| {}).await.unwrap();
+        assert_eq!(
+            restarted.state().await.unwrap().model,
+            incremental.model,
+            "{url}"
+        );
+        assert!(restarted.verify().await.unwrap().is_empty(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn the_balance_projection_keeps_the_seeds_version_guard() {
+    for (url, stores, _dir) in support::every_store() {
+        bank_activity(&stores, "a1", 3).await;
+        let balances = Projector::<AccountBalances>::new(&stores);
+        balances.catch_up().await.unwrap();
+        let mut model = balances.state().await.unwrap().model;
+        assert_eq!(model.accounts["a1"].balance, money("125"), "{url}");
+        // An event delivered a second time is not counted twice.
+        let events = stores
+            .events
+            .read_all(1, 100, &EventFilter::all())
+            .await
+            .unwrap();
+        model.apply(&events[1]).unwrap();
+        assert_eq!(model.accounts["a1"].balance, money("125"), "{url}");
+    }
+}
+
+async fn append_raw(stores: &Stores, stream: &str, event_type: &str, payload: &str) {
+    let event = NewEvent::new(
+        event_type,
+        Payload::from_json(payload.as_bytes().to_vec()).unwrap(),
+    );
+    stores
+        .events
+        .append(
+            &StreamId::new(stream).unwrap(),
+            ExpectedVersion::Any,
+            vec![event],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_poison_event_stops_the_projection_just_before_it_and_again_on_the_next_start() {
+    for (url, stores, _dir) in support::every_store() {
+        bank_activity(&stores, "a1", 1).await; // positions 1..=3
+        append_raw(
+            &stores,
+            "BankAccount-a1",
+            "MoneyDeposited",
+            r#"{"amount":"lots"}"#,
+        )
+        .await; // 4
+        bank_activity(&stores, "a2", 0).await; // 5..=6
+        let summaries = Projector::<AccountSummaries>::new(&stores);
+        for _start in 0..2 {
+            match summaries.catch_up().await {
+                Err(ProjectionError::Stopped {
+                    position,
+                    event_type,
+                    stream,
+                    error,
+                    ..
+                }) => {
+                    assert_eq!(
+                        (position, event_type.as_str(), stream.as_str()),
+                        (4, "MoneyDeposited", "BankAccount-a1"),
+                        "{url}"
+                    );
+                    assert!(error.contains("invalid amount"), "{url}: {error}");
+                }
+                other => panic!("{url}: expected a stop, got {other:?}"),
+            }
+            let state = summaries.state().await.unwrap();
+            assert_eq!(
+                state.checkpoint,
+                Some(3),
+                "{url}: not advanced past the failed event"
+            );
+            assert!(
+                !state.model.accounts.contains_key("a2"),
+                "{url}: nothing after it applied"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_parked_event_is_listed_skipped_and_retried_on_request() {
+    for (url, stores, _dir) in support::every_store() {
+        append_raw(&stores, "Counter-1", "Counted", "1").await;
+        append_raw(&stores, "Counter-1", "Counted", "2").await;
+        append_raw(&stores, "Counter-1", "Counted", "3").await;
+        FAIL_ON_TWO.store(true, Ordering::SeqCst);
+        let counter = Projector::<Counter>::with_options(
+            &stores,
+            ProjectorOptions {
+                batch: 10,
+                policy: PoisonPolicy::Park,
+            },
+        );
+        let done = counter.catch_up().await.unwrap();
+        assert_eq!((done.applied, done.parked), (2, 1), "{url}");
+        let state = counter.state().await.unwrap();
+        assert_eq!(state.model.sum, 4, "{url}");
+        assert_eq!(state.parked.len(), 1, "{url}");
+        assert_eq!(
+            (state.parked[0].position, state.parked[0].error.as_str()),
+            (2, "two is unlucky"),
+            "{url}"
+        );
+        assert_eq!(state.checkpoint, Some(3), "{url}");
+        // When the cause is fixed and the parked events are retried
+        FAIL_ON_TWO.store(false, Ordering::SeqCst);
+        assert_eq!(counter.retry_parked().await.unwrap(), (1, 0), "{url}");
+        let state = counter.state().await.unwrap();
+        assert_eq!((state.model.sum, state.parked.len()), (6, 0), "{url}");
+    }
+}
+
+static FAIL_ON_TWO: AtomicBool = AtomicBool::new(false);
+
+/// Sums `Counted` payloads; refuses 2 while `FAIL_ON_TWO` is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Counter {
+    sum: u64,
+}
+
+impl ReadModel for Counter {
+    const NAME: &'static str = "counter";
+
+    fn filter() -> EventFilter {
+        EventFilter::event_types(["Counted"])
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        let n: u64 = event.payload.to_value().map_err(|e| e.to_string())?;
+        if n == 2 && FAIL_ON_TWO.load(Ordering::SeqCst) {
+            return Err("two is unlucky".into());
+        }
+        self.sum += n;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn verify_reports_where_the_live_model_differs_from_a_fresh_fold() {
+    let stores = logbook_adapters_memory::stores();
+    bank_activity(&stores, "a1", 2).await;
+    let summaries = Projector::<AccountSummaries>::new(&stores);
+    summaries.catch_up().await.unwrap();
+    assert!(summaries.verify().await.unwrap().is_empty());
+    // Tamper with the saved model, keeping its checkpoint.
+    let mut state = summaries.state().await.unwrap();
+    state
+        .model
+        .accounts
+        .get_mut("a1")
+        .unwrap()
+        .transaction_count = 99;
+    let document = logbook_ports::Snapshot {
+        stream: Projector::<AccountSummaries>::document_id(),
+        version: state.checkpoint.unwrap(),
+        schema_version: 1,
+        state: Payload::from_serialize(&state).unwrap(),
+        taken_at: chrono::Utc::now(),
+    };
+    stores.snapshots.save(document).await.unwrap();
+    let differences = summaries.verify().await.unwrap();
+    assert_eq!(differences.len(), 1, "{differences:?}");
+    assert!(
+        differences[0].starts_with("accounts.a1.transaction_count: live 99, fresh fold 3"),
+        "{differences:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rebuild_reports_progress_and_replaces_the_model_in_one_step() {
+    let stores = logbook_adapters_memory::stores();
+    bank_activity(&stores, "a1", 20).await;
+    let summaries = Projector::<AccountSummaries>::with_options(
+        &stores,
+        ProjectorOptions {
+            batch: 5,
+            ..Default::default()
+        },
+    );
+    let mut reports = Vec::new();
+    let before = summaries.state().await.unwrap();
+    summaries
+        .rebuild(|p| {
+            reports.push(p);
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        before.checkpoint, None,
+        "nothing was saved before the rebuild finished"
+    );
+    assert_eq!(reports.len(), 5, "one report per batch of 5: {reports:?}");
+    assert!(reports.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(reports.last().unwrap().head, 22);
+    assert_eq!(
+        summaries.state().await.unwrap().model.accounts["a1"].transaction_count,
+        21
+    );
+}
