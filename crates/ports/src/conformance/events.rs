@@ -863,6 +863,34 @@ pub(super) async fn head_position_follows_appends(fixture: Arc<dyn Fixture>) {
     assert_eq!(store.head_position().await.unwrap(), Some(3));
 }
 
+pub(super) async fn commits_are_signalled_with_the_new_head(fixture: Arc<dyn Fixture>) {
+    let store = fixture.open().await.events;
+    let mut signal = store.commits().expect("the store signals its commits");
+    store
+        .append(&stream("A-1"), Expected::Any, events(2))
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), signal.changed())
+        .await
+        .expect("signalled after the commit")
+        .expect("the signal is alive while the store is");
+    assert_eq!(
+        *signal.borrow_and_update(),
+        2,
+        "the signal carries the head position"
+    );
+    // A refused append signals nothing new.
+    let _ = store
+        .append(&stream("A-1"), Expected::NoStream, events(1))
+        .await;
+    store
+        .append(&stream("B-1"), Expected::Any, events(1))
+        .await
+        .unwrap();
+    signal.changed().await.unwrap();
+    assert_eq!(*signal.borrow(), 3);
+}
+
 pub(super) async fn large_and_unicode_payloads_round_trip(fixture: Arc<dyn Fixture>) {
     let store = fixture.open().await.events;
     let s = stream("Ship-Ünïcødé ⛵");

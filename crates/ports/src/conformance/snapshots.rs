@@ -61,6 +61,21 @@ pub(super) async fn a_newer_snapshot_replaces_an_older_one_never_the_reverse(
     );
 }
 
+pub(super) async fn a_snapshot_at_the_same_version_replaces_the_stored_one(
+    fixture: Arc<dyn Fixture>,
+) {
+    let store = fixture.open().await.snapshots;
+    store.save(snapshot("A-1", 10)).await.unwrap();
+    let mut again = snapshot("A-1", 10);
+    again.state = payload(json!({"balance": "replaced"}));
+    store.save(again).await.unwrap();
+    let loaded = store.load(&stream("A-1")).await.unwrap().unwrap();
+    assert_eq!(
+        loaded.state.to_value::<serde_json::Value>().unwrap()["balance"],
+        "replaced"
+    );
+}
+
 pub(super) async fn snapshots_are_per_stream_and_deletable(fixture: Arc<dyn Fixture>) {
     let store = fixture.open().await.snapshots;
     store.save(snapshot("A-1", 10)).await.unwrap();
