@@ -288,3 +288,224 @@ fn two_processes_depositing_into_one_account_both_succeed() {
     assert_eq!(json["balance"], "30.00");
     assert_eq!(json["version"], 31);
 }
+
+#[test]
+fn ships_and_users_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    let ship = ok(logbook(&store, &["ship", "register", "Pacific Explorer"]))
+        .trim()
+        .to_owned();
+    assert!(
+        uuid::Uuid::parse_str(&ship).is_ok(),
+        "register prints the id alone: {ship:?}"
+    );
+    ok(logbook(&store, &["ship", "dock", &ship, "Singapore"]));
+    ok(logbook(
+        &store,
+        &["ship", "load", &ship, "electronics", "500"],
+    ));
+    refused(
+        logbook(&store, &["ship", "dock", &ship, "Hong Kong"]),
+        "already docked at Singapore",
+    );
+    ok(logbook(&store, &["ship", "depart", &ship]));
+    refused(
+        logbook(&store, &["ship", "unload", &ship, "electronics", "1"]),
+        "not docked",
+    );
+    ok(logbook(&store, &["ship", "dock", &ship, "Hong Kong"]));
+    refused(
+        logbook(&store, &["ship", "unload", &ship, "electronics", "501"]),
+        "not enough electronics",
+    );
+    ok(logbook(
+        &store,
+        &["ship", "unload", &ship, "electronics", "200"],
+    ));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(logbook(&store, &["ship", "show", &ship, "--json"]))).unwrap();
+    assert_eq!(
+        (json["status"].as_str(), json["port"].as_str()),
+        (Some("docked"), Some("Hong Kong"))
+    );
+    assert_eq!(json["cargo"]["electronics"], 300);
+    assert_eq!(json["version"], 6);
+
+    let user = ok(logbook(
+        &store,
+        &["user", "create", "test_user", "--balance", "100"],
+    ))
+    .trim()
+    .to_owned();
+    for delta in ["10", "250.00", "-50.00"] {
+        ok(logbook(&store, &["user", "change-balance", &user, delta]));
+    }
+    refused(
+        logbook(&store, &["user", "change-balance", &user, "-1000"]),
+        "insufficient balance",
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(logbook(&store, &["user", "show", &user, "--json"]))).unwrap();
+    assert_eq!(
+        (json["balance"].as_str(), json["version"].as_u64()),
+        (Some("310.00"), Some(4))
+    );
+    let replay: serde_json::Value =
+        serde_json::from_str(&ok(logbook(&store, &["user", "replay", &user, "--json"]))).unwrap();
+    let types: Vec<&str> = replay
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "UserCreated",
+            "UserBalanceChanged",
+            "UserBalanceChanged",
+            "UserBalanceChanged"
+        ]
+    );
+    let long_ago = ok(logbook(
+        &store,
+        &["user", "replay", &user, "--until", "2000-01-01T00:00:00Z"],
+    ));
+    assert!(
+        long_ago.trim().is_empty(),
+        "nothing had happened in 2000: {long_ago}"
+    );
+    refused(
+        logbook(&store, &["user", "replay", &user, "--until", "yesterday"]),
+        "--until",
+    );
+}
+
+#[test]
+fn the_global_log_projections_and_time_travel_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    ok(logbook(
+        &store,
+        &["account", "open", "a1", "--owner", "x", "--initial", "100"],
+    ));
+    let ship = ok(logbook(&store, &["ship", "register", "Explorer"]))
+        .trim()
+        .to_owned();
+    ok(logbook(&store, &["ship", "dock", &ship, "Rotterdam"]));
+    let middle = chrono::Utc::now().to_rfc3339();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    ok(logbook(&store, &["account", "deposit", "a1", "50"]));
+
+    let log = ok(logbook(&store, &["log"]));
+    assert_eq!(log.lines().count(), 4, "{log}");
+    let deposits = ok(logbook(
+        &store,
+        &["log", "--type", "MoneyDeposited", "--json"],
+    ));
+    let event: serde_json::Value = serde_json::from_str(deposits.trim()).unwrap();
+    assert_eq!(event["position"], 4);
+    let ships = ok(logbook(
+        &store,
+        &[
+            "log",
+            "--category",
+            "CargoShip",
+            "--from",
+            "2",
+            "--limit",
+            "1",
+        ],
+    ));
+    assert!(
+        ships.contains("ShipRegistered") && ships.lines().count() == 1,
+        "{ships}"
+    );
+
+    let then: serde_json::Value = serde_json::from_str(&ok(logbook(
+        &store,
+        &["account", "show", "a1", "--at", &middle, "--json"],
+    )))
+    .unwrap();
+    assert_eq!(then["balance"], "100.00");
+    refused(
+        logbook(
+            &store,
+            &["account", "show", "a1", "--at", "2000-01-01T00:00:00Z"],
+        ),
+        "did not exist yet",
+    );
+
+    let summary: serde_json::Value = serde_json::from_str(&ok(logbook(
+        &store,
+        &["projection", "show", "account-summary"],
+    )))
+    .unwrap();
+    assert_eq!(summary["accounts"]["a1"]["total_deposits"], "50.00");
+    let by_port: serde_json::Value = serde_json::from_str(&ok(logbook(
+        &store,
+        &["projection", "show", "ships-by-port"],
+    )))
+    .unwrap();
+    assert_eq!(by_port["ships"][&ship]["port"], "Rotterdam");
+    let list = ok(logbook(&store, &["projection", "list"]));
+    assert!(
+        list.contains("account-summary") && list.contains("ships-by-port"),
+        "{list}"
+    );
+    ok(logbook(
+        &store,
+        &["projection", "rebuild", "account-summary"],
+    ));
+    ok(logbook(
+        &store,
+        &["projection", "verify", "account-summary"],
+    ));
+    let status = ok(logbook(
+        &store,
+        &["projection", "status", "account-summary"],
+    ));
+    assert!(status.contains("lag:        0"), "{status}");
+    assert!(
+        ok(logbook(
+            &store,
+            &["projection", "parked", "account-summary"]
+        ))
+        .contains("no parked events")
+    );
+    refused(
+        logbook(&store, &["projection", "show", "nope"]),
+        "unknown projection \"nope\"",
+    );
+}
+
+#[test]
+fn follow_prints_events_as_another_process_appends_them() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    ok(logbook(&store, &["account", "open", "a1", "--owner", "x"]));
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .args(["--store", &store, "follow", "--from", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    // Let the follower reach the live part (it starts after the opening
+    // event either way), then deposit from another process.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ok(logbook(&store, &["account", "deposit", "a1", "12.34"]));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(lines.next());
+    });
+    let line = receiver.recv_timeout(std::time::Duration::from_secs(20));
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    let line = line.expect("follow printed the deposit").unwrap().unwrap();
+    assert!(
+        line.contains("MoneyDeposited") && line.contains("12.34"),
+        "{line}"
+    );
+}

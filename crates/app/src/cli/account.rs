@@ -67,8 +67,7 @@ pub struct Movement {
 pub async fn run(stores: &Stores, command: AccountCommand) -> anyhow::Result<()> {
     let (id, command) = match command {
         AccountCommand::Show(args) => {
-            return aggregate::show::<BankAccount>(stores, &args.id, args.at_version, args.json)
-                .await;
+            return aggregate::show::<BankAccount>(stores, &args).await;
         }
         AccountCommand::Open {
             id,

@@ -7,6 +7,8 @@ use logbook::Repository;
 use logbook_domain::Aggregate;
 use logbook_ports::Stores;
 
+use super::ShowArgs;
+
 /// How an aggregate presents itself on the command line.
 pub trait Presented: Aggregate {
     /// The noun users type and read: `account`, `ship`, `user`.
@@ -64,21 +66,21 @@ async fn execute_quietly<A: Presented>(
     ))
 }
 
-/// Prints the state of `id`, now or just after `at_version`.
-pub async fn show<A: Presented>(
-    stores: &Stores,
-    id: &str,
-    at_version: Option<u64>,
-    json: bool,
-) -> anyhow::Result<()> {
+/// Prints the state of `args.id`: now, just after a version, or as of a time.
+pub async fn show<A: Presented>(stores: &Stores, args: &ShowArgs) -> anyhow::Result<()> {
+    let (id, json) = (args.id.as_str(), args.json);
     let repository = Repository::<A>::new(stores);
-    let loaded = match at_version {
-        Some(version) => repository.load_at_version(id, version).await,
-        None => repository.load(id).await,
+    let loaded = match (args.at_version, args.at) {
+        (Some(version), _) => repository.load_at_version(id, version).await,
+        (None, Some(at)) => repository.load_at_time(id, at).await,
+        (None, None) => repository.load(id).await,
     }
     .with_context(|| format!("{} {id}", A::NOUN))?;
     if loaded.version == 0 {
-        bail!("{} {id} does not exist", A::NOUN);
+        match (args.at_version, args.at) {
+            (None, None) => bail!("{} {id} does not exist", A::NOUN),
+            _ => bail!("{} {id} did not exist yet at that point", A::NOUN),
+        }
     }
     let mut fields = vec![(A::NOUN, serde_json::Value::from(id))];
     fields.extend(loaded.state.fields());

@@ -5,7 +5,7 @@
 use std::num::NonZeroU64;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use logbook::projection::{AccountSummaries, Projector, ShipsByPort};
 use logbook::store_url::StoreUrl;
 use logbook::{Repository, RepositoryError, RepositoryOptions};
 use logbook_domain::bank_account::{BankAccount, BankAccountCommand as Account};
@@ -164,6 +164,25 @@ async fn ship(stores: &Stores) -> anyhow::Result<()> {
             event.payload.as_str()
         );
     }
+
+    println!("\nShips by port (projection):");
+    let by_port = Projector::<ShipsByPort>::new(stores);
+    by_port.catch_up().await?;
+    let view = by_port.state().await?.model;
+    let cargo = view.cargo_by_port();
+    for (port, docked) in view.docked() {
+        let totals: Vec<String> = cargo
+            .get(port)
+            .into_iter()
+            .flatten()
+            .map(|(item, n)| format!("{item}: {n}"))
+            .collect();
+        println!(
+            "{port}: {} ship(s) docked, cargo on board {{{}}}",
+            docked.len(),
+            totals.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -250,8 +269,15 @@ async fn bank_account(stores: &Stores) -> anyhow::Result<()> {
     println!("   Amount deposited: {}", total(&deposits)?);
     println!("   Amount withdrawn: {}", total(&withdrawals)?);
 
-    println!("\n7. Creating projection (account summary):");
-    let summary = AccountSummary::fold(&accounts.history(&id).await?)?;
+    println!("\n7. Projection (account summary, kept by a projector with a checkpoint):");
+    let summaries = Projector::<AccountSummaries>::new(stores);
+    let caught_up = summaries.catch_up().await?;
+    let state = summaries.state().await?;
+    let summary = state
+        .model
+        .accounts
+        .get(&id)
+        .context("the summary has this account")?;
     println!("   Total deposits: {}", summary.total_deposits);
     println!("   Total withdrawals: {}", summary.total_withdrawals);
     println!("   Transaction count: {}", summary.transaction_count);
@@ -259,6 +285,11 @@ async fn bank_account(stores: &Stores) -> anyhow::Result<()> {
         println!("   Created: {}", output::time(created));
         println!("   Last activity: {}", output::time(last));
     }
+    println!(
+        "   (applied {} events; checkpoint at global position {})",
+        caught_up.applied,
+        caught_up.checkpoint.unwrap_or(0)
+    );
     Ok(())
 }
 
@@ -299,38 +330,4 @@ fn total(events: &[RecordedEvent]) -> anyhow::Result<Money> {
     events
         .iter()
         .try_fold(Money::ZERO, |sum, e| Ok(sum.saturating_add(amount_of(e)?)))
-}
-
-/// The seed's account-summary read model, folded from one account's events.
-#[derive(Debug, Default)]
-struct AccountSummary {
-    total_deposits: Money,
-    total_withdrawals: Money,
-    transaction_count: u64,
-    created_at: Option<DateTime<Utc>>,
-    last_activity: Option<DateTime<Utc>>,
-}
-
-impl AccountSummary {
-    fn fold(events: &[RecordedEvent]) -> anyhow::Result<Self> {
-        let mut summary = Self::default();
-        for event in events {
-            match &*event.event_type {
-                "AccountOpened" => summary.created_at = Some(event.recorded_at),
-                "MoneyDeposited" => {
-                    summary.total_deposits =
-                        summary.total_deposits.saturating_add(amount_of(event)?);
-                    summary.transaction_count += 1;
-                }
-                "MoneyWithdrawn" => {
-                    summary.total_withdrawals =
-                        summary.total_withdrawals.saturating_add(amount_of(event)?);
-                    summary.transaction_count += 1;
-                }
-                _ => {}
-            }
-            summary.last_activity = Some(event.recorded_at);
-        }
-        Ok(summary)
-    }
 }

@@ -5,7 +5,9 @@ mod account;
 mod aggregate;
 mod demo;
 mod events;
+mod log;
 mod output;
+mod projection;
 mod ship;
 mod user;
 
@@ -42,6 +44,13 @@ enum Command {
     User(user::UserCommand),
     /// Print the history of one stream.
     Events(events::EventsArgs),
+    /// Print a page of the global log.
+    Log(log::LogArgs),
+    /// Print events as they are committed, until interrupted.
+    Follow(log::FollowArgs),
+    /// List, show, rebuild and verify the read models.
+    #[command(subcommand)]
+    Projection(projection::ProjectionCommand),
 }
 
 /// Arguments of every `show` subcommand.
@@ -50,8 +59,11 @@ pub struct ShowArgs {
     /// The aggregate's id.
     id: String,
     /// State just after this version of its stream.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "at")]
     at_version: Option<u64>,
+    /// State as of this time (RFC 3339, e.g. 2026-11-23T10:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    at: Option<chrono::DateTime<chrono::Utc>>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -89,6 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ship(command) => ship::run(&stores, command).await,
         Command::User(command) => user::run(&stores, command).await,
         Command::Events(args) => events::run(&stores, args).await,
+        Command::Log(args) => log::log(&stores, args).await,
+        Command::Follow(args) => log::follow(&stores, args).await,
+        Command::Projection(command) => projection::run(&stores, command).await,
     }
 }
 

@@ -74,8 +74,7 @@ pub enum ShipCommand {
 pub async fn run(stores: &Stores, command: ShipCommand) -> anyhow::Result<()> {
     let (id, command) = match command {
         ShipCommand::Show(args) => {
-            return aggregate::show::<CargoShip>(stores, &args.id, args.at_version, args.json)
-                .await;
+            return aggregate::show::<CargoShip>(stores, &args).await;
         }
         ShipCommand::Register { name } => {
             let id = Uuid::new_v4().to_string();

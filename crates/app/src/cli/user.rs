@@ -61,8 +61,7 @@ pub enum UserCommand {
 pub async fn run(stores: &Stores, command: UserCommand) -> anyhow::Result<()> {
     let (id, command) = match command {
         UserCommand::Show(args) => {
-            return aggregate::show::<UserWallet>(stores, &args.id, args.at_version, args.json)
-                .await;
+            return aggregate::show::<UserWallet>(stores, &args).await;
         }
         UserCommand::Replay { id, until, json } => return replay(stores, &id, until, json).await,
         UserCommand::Create { username, balance } => {
