@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod projection;
+pub mod registry;
 pub mod repository;
 pub mod store_url;
 pub mod subscription;

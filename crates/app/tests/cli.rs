@@ -509,3 +509,111 @@ fn follow_prints_events_as_another_process_appends_them() {
         "{line}"
     );
 }
+
+#[test]
+fn commands_by_name_with_json_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    let out = ok(logbook(
+        &store,
+        &[
+            "exec",
+            "CargoShip",
+            "s1",
+            "register_ship",
+            r#"{"name": "Pacific Explorer"}"#,
+        ],
+    ));
+    let done: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (done["version"].as_u64(), done["events"][0].as_str()),
+        (Some(1), Some("ShipRegistered"))
+    );
+    ok(logbook(
+        &store,
+        &[
+            "exec",
+            "cargo-ship",
+            "s1",
+            "dock_ship",
+            r#"{"port": "Singapore"}"#,
+        ],
+    ));
+    ok(logbook(
+        &store,
+        &[
+            "exec",
+            "CargoShip",
+            "s1",
+            "load_cargo",
+            r#"{"item": "electronics", "quantity": 500}"#,
+        ],
+    ));
+    let err = refused(
+        logbook(&store, &["exec", "CargoShip", "s1", "fly"]),
+        "unknown command \"fly\"",
+    );
+    assert!(
+        err.contains("dock") && err.contains("unload_cargo"),
+        "lists the valid commands: {err}"
+    );
+    refused(
+        logbook(
+            &store,
+            &[
+                "exec",
+                "CargoShip",
+                "s1",
+                "unload_cargo",
+                r#"{"item": "electronics"}"#,
+            ],
+        ),
+        "missing field `quantity`",
+    );
+    refused(
+        logbook(
+            &store,
+            &[
+                "exec",
+                "CargoShip",
+                "s1",
+                "unload_cargo",
+                r#"{"item": "electronics", "quantity": "many"}"#,
+            ],
+        ),
+        "invalid type",
+    );
+    refused(
+        logbook(
+            &store,
+            &["exec", "CargoShip", "s1", "unload_cargo", "{not json"],
+        ),
+        "arguments are not JSON",
+    );
+    refused(
+        logbook(&store, &["exec", "Spaceship", "s1", "launch"]),
+        "unknown aggregate",
+    );
+    refused(
+        logbook(
+            &store,
+            &[
+                "exec",
+                "CargoShip",
+                "s1",
+                "unload_cargo",
+                r#"{"item": "electronics", "quantity": 501}"#,
+            ],
+        ),
+        "not enough electronics",
+    );
+    let ship: serde_json::Value =
+        serde_json::from_str(&ok(logbook(&store, &["ship", "show", "s1", "--json"]))).unwrap();
+    assert_eq!(
+        (
+            ship["cargo"]["electronics"].as_u64(),
+            ship["version"].as_u64()
+        ),
+        (Some(500), Some(3))
+    );
+}

@@ -62,21 +62,25 @@ impl CargoShip {
     }
 }
 
-/// What can be asked of a ship.
+/// What can be asked of a ship. By name (serde, `command` tag), the seed's
+/// processor names (`dock_ship`, ...) are accepted too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "command")]
 pub enum CargoShipCommand {
     /// Register the ship under a name.
+    #[serde(alias = "register_ship")]
     Register {
         /// The ship's name.
         name: String,
     },
     /// Dock at a port.
+    #[serde(alias = "dock_ship")]
     Dock {
         /// The port.
         port: String,
     },
     /// Leave the current port.
+    #[serde(alias = "depart_ship")]
     Depart,
     /// Load cargo at the current port.
     LoadCargo {

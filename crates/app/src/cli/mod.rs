@@ -5,6 +5,7 @@ mod account;
 mod aggregate;
 mod demo;
 mod events;
+mod exec;
 mod log;
 mod output;
 mod projection;
@@ -44,6 +45,8 @@ enum Command {
     User(user::UserCommand),
     /// Print the history of one stream.
     Events(events::EventsArgs),
+    /// Run any command of any aggregate by name, with JSON arguments.
+    Exec(exec::ExecArgs),
     /// Print a page of the global log.
     Log(log::LogArgs),
     /// Print events as they are committed, until interrupted.
@@ -101,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ship(command) => ship::run(&stores, command).await,
         Command::User(command) => user::run(&stores, command).await,
         Command::Events(args) => events::run(&stores, args).await,
+        Command::Exec(args) => exec::run(&stores, args).await,
         Command::Log(args) => log::log(&stores, args).await,
         Command::Follow(args) => log::follow(&stores, args).await,
         Command::Projection(command) => projection::run(&stores, command).await,

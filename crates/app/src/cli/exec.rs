@@ -1,0 +1,35 @@
+//! `logbook exec <AGGREGATE> <ID> <COMMAND> [JSON-ARGS]`: any command of any
+//! registered aggregate, by name.
+
+use anyhow::Context;
+use clap::Args;
+use logbook::registry::CommandRegistry;
+use logbook_ports::Stores;
+
+/// Arguments of `logbook exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Aggregate type: BankAccount, CargoShip or UserWallet.
+    aggregate: String,
+    /// The aggregate's id.
+    id: String,
+    /// Command name, e.g. dock (or the seed's dock_ship).
+    command: String,
+    /// Arguments as a JSON object, e.g. '{"port": "Singapore"}'.
+    #[arg(default_value = "{}")]
+    arguments: String,
+}
+
+pub async fn run(stores: &Stores, args: ExecArgs) -> anyhow::Result<()> {
+    let arguments: serde_json::Value = serde_json::from_str(&args.arguments)
+        .with_context(|| format!("arguments are not JSON: {}", args.arguments))?;
+    let registry = CommandRegistry::with_seed_domains();
+    let done = registry
+        .execute(stores, &args.aggregate, &args.id, &args.command, arguments)
+        .await?;
+    println!(
+        "{}",
+        serde_json::json!({ "version": done.version, "events": done.events, "state": done.state })
+    );
+    Ok(())
+}
