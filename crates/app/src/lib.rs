@@ -18,6 +18,7 @@ pub mod registry;
 pub mod repository;
 pub mod store_url;
 pub mod subscription;
+pub mod transfer;
 
 pub use codec::CodecError;
 pub use logbook_domain as domain;

@@ -617,3 +617,181 @@ fn commands_by_name_with_json_arguments() {
         (Some(500), Some(3))
     );
 }
+
+fn file_url(dir: &Path) -> String {
+    format!("file:{}", dir.join("log").display())
+}
+
+#[test]
+fn export_and_import_move_a_store_keeping_ids_versions_and_payload_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = sqlite_url(dir.path());
+    let file = file_url(dir.path());
+    ok(logbook(
+        &sqlite,
+        &["account", "open", "a1", "--owner", "Zoë", "--initial", "10"],
+    ));
+    ok(logbook(
+        &sqlite,
+        &[
+            "account",
+            "deposit",
+            "a1",
+            "5",
+            "--description",
+            "“quoted” ünicode",
+        ],
+    ));
+    let ship = ok(logbook(&sqlite, &["ship", "register", "Explorer"]))
+        .trim()
+        .to_owned();
+    let exported = dir.path().join("export.jsonl");
+    ok(logbook(
+        &sqlite,
+        &["export", "--output", exported.to_str().unwrap()],
+    ));
+    // Into a file store and back into a second SQLite database.
+    ok(logbook(
+        &file,
+        &["import", "--input", exported.to_str().unwrap()],
+    ));
+    let again = ok(logbook(&file, &["import", exported.to_str().unwrap()]));
+    assert!(
+        again.contains("imported 0 events") && again.contains("3 were already present"),
+        "{again}"
+    );
+    let second = format!("sqlite:{}", dir.path().join("second.db").display());
+    let from_file = ok(logbook(&file, &["export"]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .args(["--store", &second, "import"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(from_file.as_bytes())
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let round_trip = ok(logbook(&second, &["export"]));
+    let original = std::fs::read_to_string(&exported).unwrap();
+    let strip_positions = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        strip_positions(&round_trip),
+        strip_positions(&original),
+        "every field survives sqlite -> file -> sqlite"
+    );
+    assert!(
+        round_trip.contains(r#""description":"“quoted” ünicode""#),
+        "payload bytes unchanged: {round_trip}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(logbook(&second, &["ship", "show", &ship, "--json"]))).unwrap();
+    assert_eq!(json["name"], "Explorer");
+}
+
+#[test]
+fn a_bad_import_says_where_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    let bad = dir.path().join("bad.jsonl");
+    ok(logbook(&store, &["account", "open", "a1", "--owner", "x"]));
+    let good_line = ok(logbook(&store, &["export"]));
+    std::fs::write(&bad, format!("{good_line}{{not json}}\n")).unwrap();
+    let other = format!("sqlite:{}", dir.path().join("other.db").display());
+    refused(
+        logbook(&other, &["import", bad.to_str().unwrap()]),
+        "line 2",
+    );
+    refused(
+        logbook(&other, &["log"])
+            .status
+            .success()
+            .then(|| logbook(&other, &["account", "show", "a1"]))
+            .unwrap(),
+        "does not exist",
+    );
+    // A clash with different events already in the target.
+    ok(logbook(
+        &other,
+        &["account", "open", "a1", "--owner", "someone else"],
+    ));
+    std::fs::write(&bad, &good_line).unwrap();
+    refused(
+        logbook(&other, &["import", bad.to_str().unwrap()]),
+        "already has different events",
+    );
+    refused(
+        logbook(
+            &other,
+            &["import", dir.path().join("missing.jsonl").to_str().unwrap()],
+        ),
+        "cannot read",
+    );
+}
+
+#[test]
+fn the_seeds_ship_file_replays_to_the_same_ship_and_exports_back() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in [sqlite_url(dir.path()), file_url(dir.path())] {
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ship_events.json"
+        );
+        ok(logbook(
+            &store,
+            &["import", "--format", "seed-json", fixture],
+        ));
+        let ship: serde_json::Value = serde_json::from_str(&ok(logbook(
+            &store,
+            &[
+                "ship",
+                "show",
+                "4ea11601-df83-486a-adb5-e2c58809dfd8",
+                "--json",
+            ],
+        )))
+        .unwrap();
+        assert_eq!(ship["name"], "Pacific Explorer", "{store}");
+        assert_eq!(
+            (ship["status"].as_str(), ship["port"].as_str()),
+            (Some("docked"), Some("Hong Kong")),
+            "{store}"
+        );
+        assert_eq!(ship["cargo"]["electronics"], 300, "{store}");
+        let history = ok(logbook(
+            &store,
+            &["events", "CargoShip-4ea11601-df83-486a-adb5-e2c58809dfd8"],
+        ));
+        assert!(
+            history.contains("2025-05-07T16:19:38.512175Z"),
+            "seed timestamps kept: {history}"
+        );
+        let exported: serde_json::Value =
+            serde_json::from_str(&ok(logbook(&store, &["export", "--format", "seed-json"])))
+                .unwrap();
+        let original: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+        assert_eq!(
+            exported, original,
+            "{store}: the export is the seed's file again"
+        );
+    }
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"[{"event_id": "0d6f1a52-3c1e-4f0a-9b7e-6a1f2c3d4e01", "timestamp": "2025-05-07T16:19:38", "event_type": "ShipSank", "entity_id": "x", "data": {}}]"#).unwrap();
+    let other = format!("sqlite:{}", dir.path().join("other.db").display());
+    refused(
+        logbook(
+            &other,
+            &["import", "--format", "seed-json", bad.to_str().unwrap()],
+        ),
+        "entry 1",
+    );
+}

@@ -10,6 +10,7 @@ mod log;
 mod output;
 mod projection;
 mod ship;
+mod transfer;
 mod user;
 
 use std::process::ExitCode;
@@ -51,6 +52,10 @@ enum Command {
     Log(log::LogArgs),
     /// Print events as they are committed, until interrupted.
     Follow(log::FollowArgs),
+    /// Write the global log (or the seed's ship file) to a file or standard output.
+    Export(transfer::ExportArgs),
+    /// Read events written by `export` (or the seed's ship file) into the store.
+    Import(transfer::ImportArgs),
     /// List, show, rebuild and verify the read models.
     #[command(subcommand)]
     Projection(projection::ProjectionCommand),
@@ -90,7 +95,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
@@ -108,7 +113,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(args) => log::log(&stores, args).await,
         Command::Follow(args) => log::follow(&stores, args).await,
         Command::Projection(command) => projection::run(&stores, command).await,
+        Command::Export(args) => transfer::export(&stores, args).await,
+        Command::Import(args) => transfer::import(&stores, args).await,
     }
+}
+
+/// The error and its causes on one line, each cause said once (many errors
+/// already repeat their source in their own message).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 fn init_tracing() {
