@@ -64,7 +64,8 @@ fn main() {
         sorted.sort();
         let at = |q: f64| sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)];
         println!(
-            "live_latency/{url}: append called -> subscriber holds the event: p50 {:?}, p99 {:?}, max {:?} over {SAMPLES} events",
+            "live_latency/{}: append called -> subscriber holds the event: p50 {:?}, p99 {:?}, max {:?} over {SAMPLES} events",
+            url.to_string().trim_end_matches(':'),
             at(0.50),
             at(0.99),
             sorted[sorted.len() - 1]
