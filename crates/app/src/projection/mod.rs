@@ -4,7 +4,8 @@
 //! A [`ReadModel`] is a pure fold. A [`Projector`] keeps it caught up: it
 //! reads the log from the checkpoint in batches, folds each batch into a copy
 //! of the model, and saves the model *together with* its checkpoint (and its
-//! parked events) as one document through the [`SnapshotStore`] port, which
+//! parked events) as one document through the
+//! [`SnapshotStore`](logbook_ports::SnapshotStore) port, which
 //! every store writes atomically. So a restart resumes exactly where the last
 //! save left off: nothing is applied twice, nothing skipped, on every store.
 //!
