@@ -383,3 +383,46 @@ async fn loading_and_history_page_through_long_streams() {
         (1..=30).collect::<Vec<_>>()
     );
 }
+
+struct Collect(std::sync::Mutex<Vec<(u64, String)>>);
+
+#[async_trait]
+impl logbook_ports::EventHandler for Collect {
+    fn name(&self) -> &str {
+        "collect"
+    }
+
+    async fn handle(&self, event: &RecordedEvent) -> Result<(), logbook_ports::BoxError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.position, event.event_type.to_string()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn committed_events_are_published_to_the_bus_with_their_positions() {
+    use logbook_ports::EventBus as _;
+    let stores = logbook_adapters_memory::stores();
+    let bus = Arc::new(logbook_adapters_memory::MemoryEventBus::new());
+    let collected = Arc::new(Collect(std::sync::Mutex::new(Vec::new())));
+    bus.register(None, collected.clone());
+    let accounts = Repository::<BankAccount>::new(&stores).with_bus(bus);
+    accounts
+        .execute_all("acc_001", &[open("10"), deposit("5")], &Metadata::default())
+        .await
+        .unwrap();
+    let _ = accounts
+        .execute("acc_001", &withdraw("100"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        *collected.0.lock().unwrap(),
+        [
+            (1, "AccountOpened".to_owned()),
+            (2, "MoneyDeposited".to_owned())
+        ],
+        "committed events only, in order"
+    );
+}
