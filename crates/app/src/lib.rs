@@ -13,6 +13,7 @@
 //! to construct them in [`store_url`].
 
 pub mod codec;
+pub mod dispatch;
 pub mod projection;
 pub mod registry;
 pub mod repository;

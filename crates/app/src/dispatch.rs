@@ -1,0 +1,110 @@
+//! [`Dispatcher`]: the seeds' event dispatcher made resumable. It delivers
+//! the global log to an [`EventBus`] from the position it remembers in the
+//! [`CheckpointStore`], so handlers with side effects (mail, webhooks, other
+//! systems) see every event after a restart without replaying history.
+//!
+//! Delivery is at least once: a batch is published, then its checkpoint is
+//! saved; a crash in between delivers that batch again, so handlers must be
+//! idempotent by position (as the seeds' version-guarded projection was).
+
+use std::sync::Arc;
+
+use logbook_domain::Position;
+use logbook_ports::{CheckpointStore, DeliveryFailure, EventBus, EventFilter, StoreError, Stores};
+
+use crate::subscription::Subscription;
+
+/// What one run delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    /// Events published.
+    pub events: u64,
+    /// Failed handler calls (other handlers still got those events).
+    pub failures: Vec<DeliveryFailure>,
+    /// The checkpoint afterwards.
+    pub checkpoint: Option<Position>,
+}
+
+/// Publishes the global log to a bus, resumably.
+pub struct Dispatcher {
+    name: String,
+    stores: Stores,
+    bus: Arc<dyn EventBus>,
+    batch: usize,
+}
+
+impl Dispatcher {
+    /// A dispatcher whose checkpoint is kept under `name`.
+    pub fn new(name: impl Into<String>, stores: &Stores, bus: Arc<dyn EventBus>) -> Self {
+        Self {
+            name: name.into(),
+            stores: stores.clone(),
+            bus,
+            batch: 1_000,
+        }
+    }
+
+    /// Publishes everything after the checkpoint, a batch at a time, saving
+    /// the checkpoint after each batch.
+    ///
+    /// # Errors
+    /// Store failures (reading the log, saving the checkpoint).
+    pub async fn catch_up(&self) -> Result<DispatchReport, StoreError> {
+        let mut subscription = self.subscription().await?;
+        self.drain(&mut subscription).await
+    }
+
+    /// Catches up, then publishes new events as they are committed, until
+    /// `stop` resolves.
+    ///
+    /// # Errors
+    /// As [`Dispatcher::catch_up`].
+    pub async fn follow(
+        &self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<DispatchReport, StoreError> {
+        let mut subscription = self.subscription().await?;
+        let mut total = DispatchReport::default();
+        tokio::pin!(stop);
+        loop {
+            let done = self.drain(&mut subscription).await?;
+            total.events += done.events;
+            total.failures.extend(done.failures);
+            total.checkpoint = done.checkpoint.or(total.checkpoint);
+            tokio::select! {
+                () = &mut stop => return Ok(total),
+                () = subscription.wait() => {}
+            }
+        }
+    }
+
+    async fn subscription(&self) -> Result<Subscription, StoreError> {
+        let from = self.checkpoints().load(&self.name).await?.unwrap_or(0) + 1;
+        Ok(
+            Subscription::new(Arc::clone(&self.stores.events), from, EventFilter::all())
+                .with_page_size(self.batch),
+        )
+    }
+
+    fn checkpoints(&self) -> &dyn CheckpointStore {
+        &*self.stores.checkpoints
+    }
+
+    async fn drain(&self, subscription: &mut Subscription) -> Result<DispatchReport, StoreError> {
+        let mut report = DispatchReport::default();
+        loop {
+            let batch = subscription.next_batch(self.batch).await?;
+            let Some(last) = batch.last() else {
+                return Ok(report);
+            };
+            let published = self.bus.publish(&batch).await;
+            for failure in &published.failures {
+                tracing::warn!(dispatcher = %self.name, handler = %failure.handler, position = failure.position, error = %failure.error, "handler failed");
+            }
+            self.checkpoints().save(&self.name, last.position).await?;
+            report.events += batch.len() as u64;
+            report.failures.extend(published.failures);
+            report.checkpoint = Some(last.position);
+        }
+    }
+}
