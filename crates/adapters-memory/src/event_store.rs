@@ -110,6 +110,21 @@ impl Inner {
         &self.log[index / LOG_CHUNK][index % LOG_CHUNK]
     }
 
+    fn current_version(&self, stream: &StreamId) -> Option<Version> {
+        self.stream_of(stream)
+            .and_then(|p| (!p.is_empty()).then_some(p.len() as Version))
+    }
+
+    /// A stream is deleted when its last event is a tombstone.
+    fn is_deleted(&self, stream: &StreamId) -> bool {
+        self.stream_of(stream)
+            .and_then(|p| p.last())
+            .is_some_and(|&p| {
+                let entry = self.entry(Position::from(p));
+                append::is_tombstone(&self.types.names[entry.event_type as usize])
+            })
+    }
+
     fn position_of(&self, id: &EventId) -> Option<u32> {
         self.ids.get(&self.log, id)
     }
@@ -203,11 +218,73 @@ impl MemoryEventStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Releases the lock, then wakes subscribers with the new head.
+    fn signal(&self, inner: RwLockWriteGuard<'_, Inner>) {
+        let head = inner.len as Position;
+        drop(inner);
+        self.commits.send_replace(head);
+    }
+
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         self.inner
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Writes `events` (at least one) after the stream's `current` version. The
+/// caller holds the write lock and has made every check.
+fn write_locked(
+    inner: &mut Inner,
+    stream: &StreamId,
+    current: Option<Version>,
+    events: &[NewEvent],
+    metadata: &[Vec<u8>],
+) -> Result<AppendOutcome, StoreError> {
+    if u32::try_from(inner.len + events.len()).is_err() {
+        return Err(StoreError::InvalidEvent {
+            index: 0,
+            reason: "the in-memory store holds at most 4 billion events".into(),
+        });
+    }
+    let stream_index = match inner.stream_index.get(stream) {
+        Some(&i) => i,
+        None => {
+            let i = u32::try_from(inner.streams.len()).expect("fewer streams than events");
+            inner.streams.push(stream.clone());
+            inner.stream_index.insert(stream.clone(), i);
+            inner.stream_positions.push(Vec::new());
+            i
+        }
+    };
+    let now = timestamp_now();
+    let first_position = inner.len as Position + 1;
+    let mut version = current.unwrap_or(0);
+    for (event, metadata) in events.iter().zip(metadata) {
+        version += 1;
+        let position = (inner.len + 1) as u32;
+        let data = inner.arena.push(&[event.payload.as_bytes(), metadata]);
+        let event_type = inner.types.intern(&event.event_type);
+        inner.push(Entry {
+            id: event.id,
+            stream: stream_index,
+            event_type,
+            schema_version: event.schema_version,
+            version,
+            recorded_at_micros: event.recorded_at.unwrap_or(now).timestamp_micros(),
+            data,
+            payload_len: event.payload.len() as u32,
+        });
+        let Inner { ids, log, .. } = inner;
+        ids.insert(log, &event.id, position);
+        inner.stream_positions[stream_index as usize].push(position);
+    }
+    Ok(AppendOutcome {
+        stream_version: Some(version),
+        first_position: Some(first_position),
+        last_position: Some(inner.len as Position),
+        already_recorded: false,
+    })
 }
 
 fn encode(events: &[NewEvent]) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -245,6 +322,7 @@ impl EventStore for MemoryEventStore {
         append::validate_batch(&events)?;
         let metadata = encode(&events)?;
         let mut inner = self.write();
+        append::check_not_deleted(stream, inner.is_deleted(stream))?;
         let positions = inner.stream_of(stream).unwrap_or(&[]);
         let current = (!positions.is_empty()).then_some(positions.len() as Version);
 
@@ -283,50 +361,28 @@ impl EventStore for MemoryEventStore {
             });
         }
 
-        let stream_index = match inner.stream_index.get(stream) {
-            Some(&i) => i,
-            None => {
-                let i = u32::try_from(inner.streams.len()).expect("fewer than 4 billion streams");
-                inner.streams.push(stream.clone());
-                inner.stream_index.insert(stream.clone(), i);
-                inner.stream_positions.push(Vec::new());
-                i
-            }
-        };
-        let now = timestamp_now();
-        let first_position = inner.len as Position + 1;
-        let mut version = current.unwrap_or(0);
-        for (event, metadata) in events.iter().zip(&metadata) {
-            version += 1;
-            let position = u32::try_from(inner.len + 1).map_err(|_| StoreError::InvalidEvent {
-                index: 0,
-                reason: "the in-memory store holds at most 4 billion events".into(),
-            })?;
-            let data = inner.arena.push(&[event.payload.as_bytes(), metadata]);
-            let event_type = inner.types.intern(&event.event_type);
-            inner.push(Entry {
-                id: event.id,
-                stream: stream_index,
-                event_type,
-                schema_version: event.schema_version,
-                version,
-                recorded_at_micros: event.recorded_at.unwrap_or(now).timestamp_micros(),
-                data,
-                payload_len: event.payload.len() as u32,
-            });
-            let Inner { ids, log, .. } = &mut *inner;
-            ids.insert(log, &event.id, position);
-            inner.stream_positions[stream_index as usize].push(position);
-        }
-        let head = inner.len as Position;
-        drop(inner);
-        self.commits.send_replace(head);
-        Ok(AppendOutcome {
-            stream_version: Some(version),
-            first_position: Some(first_position),
-            last_position: Some(head),
-            already_recorded: false,
-        })
+        let outcome = write_locked(&mut inner, stream, current, &events, &metadata)?;
+        self.signal(inner);
+        Ok(outcome)
+    }
+
+    async fn delete_stream(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+    ) -> Result<AppendOutcome, StoreError> {
+        let mut inner = self.write();
+        let current = inner.current_version(stream);
+        append::check_delete(stream, expected, current, inner.is_deleted(stream))?;
+        let outcome = write_locked(
+            &mut inner,
+            stream,
+            current,
+            &[append::tombstone()],
+            &[Vec::new()],
+        )?;
+        self.signal(inner);
+        Ok(outcome)
     }
 
     async fn read_stream(
@@ -337,6 +393,7 @@ impl EventStore for MemoryEventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = self.read();
+        append::check_not_deleted(stream, inner.is_deleted(stream))?;
         let Some(positions) = inner.stream_of(stream) else {
             return Ok(Vec::new());
         };
@@ -383,10 +440,9 @@ impl EventStore for MemoryEventStore {
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {
-        Ok(self
-            .read()
-            .stream_of(stream)
-            .and_then(|p| (!p.is_empty()).then_some(p.len() as Version)))
+        let inner = self.read();
+        append::check_not_deleted(stream, inner.is_deleted(stream))?;
+        Ok(inner.current_version(stream))
     }
 
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {

@@ -87,6 +87,12 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     /// A stored event could not be read as this aggregate's event.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// The aggregate has no events (nothing to delete).
+    #[error("stream {stream} does not exist")]
+    NotFound {
+        /// The stream.
+        stream: StreamId,
+    },
     /// Other writers kept changing the stream; nothing was appended.
     #[error(
         "stream {stream} kept changing under concurrent writers; gave up after {attempts} attempts"
@@ -254,6 +260,35 @@ impl<A: Aggregate> Repository<A> {
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+
+    /// Deletes aggregate `id` the event-sourcing way: a tombstone is
+    /// recorded at the version loaded now, after which the aggregate can be
+    /// neither loaded nor changed; its events stay in the global log. Its
+    /// snapshot is removed.
+    ///
+    /// # Errors
+    /// [`StoreError::StreamDeleted`] (as [`RepositoryError::Store`]) when it
+    /// is deleted already; [`RepositoryError::NotFound`] when it never
+    /// existed; a conflict when another writer changed it
+    /// meanwhile (nothing is deleted then); store failures.
+    pub async fn delete(&self, id: &str) -> Result<Version, A> {
+        let stream = Self::stream_id(id)?;
+        let loaded = self.load_stream(&stream).await?;
+        if loaded.version == 0 {
+            return Err(RepositoryError::NotFound { stream });
+        }
+        let outcome = self
+            .events
+            .delete_stream(&stream, ExpectedVersion::Exact(loaded.version))
+            .await?;
+        self.forget(&stream);
+        if let Some(snapshots) = &self.snapshots
+            && let Err(error) = snapshots.delete(&stream).await
+        {
+            tracing::warn!(%stream, %error, "snapshot of a deleted stream not removed");
+        }
+        Ok(outcome.stream_version.unwrap_or(loaded.version + 1))
     }
 
     /// The state of `id` just after its event at `version` (the whole stream

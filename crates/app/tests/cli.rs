@@ -791,3 +791,48 @@ fn the_seeds_ship_file_replays_to_the_same_ship_and_exports_back() {
         "entry 1",
     );
 }
+
+#[test]
+fn deleting_an_aggregate_keeps_its_events_and_refuses_further_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    ok(logbook(
+        &store,
+        &["account", "open", "a1", "--owner", "x", "--initial", "5"],
+    ));
+    let user = ok(logbook(&store, &["user", "create", "u", "--balance", "1"]))
+        .trim()
+        .to_owned();
+    let ship = ok(logbook(&store, &["ship", "register", "S"]))
+        .trim()
+        .to_owned();
+    ok(logbook(&store, &["account", "delete", "a1"]));
+    ok(logbook(&store, &["user", "delete", &user]));
+    ok(logbook(&store, &["ship", "delete", &ship]));
+    refused(
+        logbook(&store, &["account", "deposit", "a1", "1"]),
+        "is deleted",
+    );
+    refused(logbook(&store, &["account", "show", "a1"]), "is deleted");
+    refused(logbook(&store, &["account", "delete", "a1"]), "is deleted");
+    refused(logbook(&store, &["user", "show", &user]), "is deleted");
+    refused(
+        logbook(&store, &["account", "delete", "never"]),
+        "does not exist",
+    );
+    let log = ok(logbook(&store, &["log"]));
+    assert_eq!(log.matches("$StreamDeleted").count(), 3, "{log}");
+    assert!(
+        log.contains("AccountOpened"),
+        "the events stay for audit: {log}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&ok(logbook(
+        &store,
+        &["projection", "show", "account-summary"],
+    )))
+    .unwrap();
+    assert!(
+        summary["accounts"].get("a1").is_none(),
+        "projections see the deletion: {summary}"
+    );
+}

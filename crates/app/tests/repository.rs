@@ -171,6 +171,13 @@ impl EventStore for AlwaysBehind {
             actual: Some(99),
         })
     }
+    async fn delete_stream(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.0.delete_stream(stream, expected).await
+    }
     async fn read_stream(
         &self,
         s: &StreamId,
@@ -425,4 +432,50 @@ async fn committed_events_are_published_to_the_bus_with_their_positions() {
         ],
         "committed events only, in order"
     );
+}
+
+#[tokio::test]
+async fn a_deleted_aggregate_can_be_neither_loaded_nor_changed_and_its_events_stay_in_the_log() {
+    let stores = logbook_adapters_memory::stores();
+    let accounts = Repository::<BankAccount>::with_options(&stores, every(1));
+    accounts
+        .execute_all("acc_001", &[open("10"), deposit("5")], &Metadata::default())
+        .await
+        .unwrap();
+    assert!(
+        stores
+            .snapshots
+            .load(&stream("acc_001"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(accounts.delete("acc_001").await.unwrap(), 3);
+    for result in [
+        accounts.load("acc_001").await.map(|_| ()),
+        accounts.execute("acc_001", &deposit("1")).await.map(|_| ()),
+    ] {
+        match result {
+            Err(RepositoryError::Store(StoreError::StreamDeleted { stream })) => {
+                assert_eq!(stream.as_str(), "BankAccount-acc_001")
+            }
+            other => panic!("expected StreamDeleted, got {other:?}"),
+        }
+    }
+    assert!(
+        stores
+            .snapshots
+            .load(&stream("acc_001"))
+            .await
+            .unwrap()
+            .is_none(),
+        "its snapshot is gone"
+    );
+    let log = stores
+        .events
+        .read_all(1, 10, &EventFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 3, "events stay for audit");
+    assert!(accounts.delete("acc_001").await.is_err());
 }

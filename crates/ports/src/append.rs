@@ -13,6 +13,64 @@ use crate::event_store::{AppendOutcome, ExpectedVersion};
 /// Longest event type name accepted, in bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 256;
 
+/// The type of the tombstone event that [`EventStore::delete_stream`]
+/// records. Types starting with `$` are reserved for the store.
+///
+/// [`EventStore::delete_stream`]: crate::EventStore::delete_stream
+pub const STREAM_DELETED: &str = "$StreamDeleted";
+
+/// The tombstone event a deletion records (empty payload).
+pub fn tombstone() -> NewEvent {
+    NewEvent::new(
+        STREAM_DELETED,
+        logbook_domain::Payload::from_stored(b"{}".to_vec()),
+    )
+}
+
+/// True for the type of a tombstone.
+pub fn is_tombstone(event_type: &str) -> bool {
+    event_type == STREAM_DELETED
+}
+
+/// The checks of a deletion: the stream must not be deleted already, and
+/// `expected` must hold; `NoStream` never does (there is nothing to delete).
+///
+/// # Errors
+/// [`StoreError::StreamDeleted`] or [`StoreError::WrongExpectedVersion`].
+pub fn check_delete(
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    current: Option<Version>,
+    deleted: bool,
+) -> Result<(), StoreError> {
+    if deleted {
+        return Err(StoreError::StreamDeleted {
+            stream: stream.clone(),
+        });
+    }
+    if matches!(
+        expected,
+        ExpectedVersion::NoStream | ExpectedVersion::Exact(0)
+    ) {
+        return Err(conflict(stream, expected, current));
+    }
+    check_expected(stream, expected, current)
+}
+
+/// [`StoreError::StreamDeleted`] when `deleted`.
+///
+/// # Errors
+/// As said.
+pub fn check_not_deleted(stream: &StreamId, deleted: bool) -> Result<(), StoreError> {
+    if deleted {
+        Err(StoreError::StreamDeleted {
+            stream: stream.clone(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks what can be checked without the store: every event has a type
 /// name (non-empty, at most [`MAX_EVENT_TYPE_LEN`] bytes, no control
 /// characters) and no id appears twice in the batch.
@@ -30,6 +88,12 @@ pub fn validate_batch(events: &[NewEvent]) -> Result<(), StoreError> {
             return Err(invalid(format!(
                 "event type is {} bytes long; at most {MAX_EVENT_TYPE_LEN} are allowed",
                 event.event_type.len()
+            )));
+        }
+        if event.event_type.starts_with('$') {
+            return Err(invalid(format!(
+                "event type {:?} is reserved: types starting with $ belong to the store",
+                event.event_type
             )));
         }
         if event.event_type.chars().any(char::is_control) {

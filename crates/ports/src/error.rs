@@ -26,6 +26,13 @@ pub enum StoreError {
         /// The stream's version at the time (`None`: no such stream).
         actual: Option<Version>,
     },
+    /// The stream was deleted: it can be neither read nor appended to (its
+    /// events stay in the global log).
+    #[error("stream {stream} is deleted")]
+    StreamDeleted {
+        /// The deleted stream.
+        stream: StreamId,
+    },
     /// An event id in the batch is already recorded, and not as part of the
     /// same batch at the same place (which would be an idempotent retry).
     /// Nothing was written.

@@ -168,7 +168,10 @@ pub trait EventStore: Send + Sync {
     /// - MUST return [`StoreError::DuplicateEventId`], writing nothing, when
     ///   an event id is already recorded elsewhere.
     /// - MUST return [`StoreError::InvalidEvent`], writing nothing, for an
-    ///   empty event type or an id repeated within the batch.
+    ///   empty or reserved (`$`-prefixed) event type or an id repeated within
+    ///   the batch.
+    /// - MUST return [`StoreError::StreamDeleted`], writing nothing, when the
+    ///   stream was deleted.
     /// - Backend failures as [`StoreError::Io`] / [`StoreError::Backend`];
     ///   then nothing was acknowledged.
     async fn append(
@@ -178,12 +181,31 @@ pub trait EventStore: Send + Sync {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError>;
 
+    /// Soft-deletes `stream`: records a tombstone event (type
+    /// [`STREAM_DELETED`](crate::append::STREAM_DELETED), empty payload) at
+    /// its next version, after which the stream can be neither read nor
+    /// appended to. Its events, tombstone included, stay in the global log
+    /// for audit and projections.
+    ///
+    /// # Errors
+    /// - MUST return [`StoreError::StreamDeleted`] when it is deleted already.
+    /// - MUST return [`StoreError::WrongExpectedVersion`], deleting nothing,
+    ///   when the stream is not at `expected`; `NoStream` never holds (there
+    ///   is nothing to delete). `Any` on a stream that does not exist records
+    ///   the tombstone, reserving the name.
+    async fn delete_stream(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+    ) -> Result<AppendOutcome, StoreError>;
+
     /// Reads up to `limit` events of `stream` starting at version `from`
     /// (inclusive) in `direction`. A stream that does not exist reads as
     /// empty. Never touches other streams' events.
     ///
     /// # Errors
-    /// Backend failures and [`StoreError::Corrupt`] for unreadable data.
+    /// MUST return [`StoreError::StreamDeleted`] for a deleted stream;
+    /// backend failures and [`StoreError::Corrupt`] for unreadable data.
     async fn read_stream(
         &self,
         stream: &StreamId,
@@ -207,7 +229,8 @@ pub trait EventStore: Send + Sync {
     /// The version of the stream's last event, or `None` if it has none.
     ///
     /// # Errors
-    /// Backend failures.
+    /// MUST return [`StoreError::StreamDeleted`] for a deleted stream;
+    /// backend failures.
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError>;
 
     /// The position of the last event in the global log, or `None` if the

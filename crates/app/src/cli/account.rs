@@ -50,6 +50,11 @@ pub enum AccountCommand {
     },
     /// Show an account's state, now or at a past version.
     Show(super::ShowArgs),
+    /// Delete an account: it can no longer be used; its events stay in the log.
+    Delete {
+        /// Its id.
+        id: String,
+    },
 }
 
 /// A deposit or withdrawal.
@@ -66,6 +71,9 @@ pub struct Movement {
 
 pub async fn run(stores: &Stores, command: AccountCommand) -> anyhow::Result<()> {
     let (id, command) = match command {
+        AccountCommand::Delete { id } => {
+            return aggregate::delete::<BankAccount>(stores, &id).await;
+        }
         AccountCommand::Show(args) => {
             return aggregate::show::<BankAccount>(stores, &args).await;
         }

@@ -107,3 +107,16 @@ fn plain(value: &serde_json::Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// Deletes `id` (a tombstone; its events stay in the global log).
+pub async fn delete<A: Presented>(stores: &Stores, id: &str) -> anyhow::Result<()> {
+    let version = Repository::<A>::new(stores)
+        .delete(id)
+        .await
+        .with_context(|| format!("{} {id}", A::NOUN))?;
+    println!(
+        "{} {id} deleted (tombstone at version {version}; its events stay in the global log)",
+        A::NOUN
+    );
+    Ok(())
+}

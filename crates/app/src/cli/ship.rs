@@ -69,10 +69,16 @@ pub enum ShipCommand {
     },
     /// Show a ship's state, now or at a past version.
     Show(super::ShowArgs),
+    /// Delete a ship: it can no longer be used; its events stay in the log.
+    Delete {
+        /// Its id.
+        id: String,
+    },
 }
 
 pub async fn run(stores: &Stores, command: ShipCommand) -> anyhow::Result<()> {
     let (id, command) = match command {
+        ShipCommand::Delete { id } => return aggregate::delete::<CargoShip>(stores, &id).await,
         ShipCommand::Show(args) => {
             return aggregate::show::<CargoShip>(stores, &args).await;
         }

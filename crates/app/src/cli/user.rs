@@ -45,6 +45,11 @@ pub enum UserCommand {
     },
     /// Show a user's state, now or at a past version.
     Show(super::ShowArgs),
+    /// Delete a user: it can no longer be used; its events stay in the log.
+    Delete {
+        /// Its id.
+        id: String,
+    },
     /// The user's events up to a time (default: now), with type, id and time.
     Replay {
         /// User id.
@@ -60,6 +65,7 @@ pub enum UserCommand {
 
 pub async fn run(stores: &Stores, command: UserCommand) -> anyhow::Result<()> {
     let (id, command) = match command {
+        UserCommand::Delete { id } => return aggregate::delete::<UserWallet>(stores, &id).await,
         UserCommand::Show(args) => {
             return aggregate::show::<UserWallet>(stores, &args).await;
         }

@@ -26,6 +26,11 @@ fn aggregate_id<A: Aggregate>(event: &RecordedEvent) -> String {
         .to_owned()
 }
 
+/// True for a stream's tombstone: the aggregate was deleted.
+fn is_deletion(event: &RecordedEvent) -> bool {
+    logbook_ports::append::is_tombstone(&event.event_type)
+}
+
 fn category<A: Aggregate>() -> EventFilter {
     EventFilter::stream_prefix(format!("{}-", A::TYPE))
 }
@@ -60,6 +65,10 @@ impl ReadModel for AccountSummaries {
     }
 
     fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        if is_deletion(event) {
+            self.accounts.remove(&aggregate_id::<BankAccount>(event));
+            return Ok(());
+        }
         let decoded: BankAccountEvent = decoded(event)?;
         let summary = self
             .accounts
@@ -107,6 +116,10 @@ impl ReadModel for AccountBalances {
     }
 
     fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        if is_deletion(event) {
+            self.accounts.remove(&aggregate_id::<BankAccount>(event));
+            return Ok(());
+        }
         let decoded: BankAccountEvent = decoded(event)?;
         let row = self
             .accounts
@@ -186,6 +199,10 @@ impl ReadModel for ShipsByPort {
     }
 
     fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        if is_deletion(event) {
+            self.ships.remove(&aggregate_id::<CargoShip>(event));
+            return Ok(());
+        }
         let decoded: CargoShipEvent = decoded(event)?;
         let ship = self
             .ships

@@ -16,6 +16,7 @@
 
 mod checkpoints;
 mod concurrency;
+mod deletion;
 mod events;
 mod snapshots;
 mod support;
@@ -87,6 +88,12 @@ behaviours![
     events::head_position_follows_appends,
     events::commits_are_signalled_with_the_new_head,
     events::large_and_unicode_payloads_round_trip,
+    deletion::deleting_a_stream_records_a_tombstone_in_the_global_log,
+    deletion::a_deleted_stream_can_be_neither_read_nor_appended_to,
+    deletion::deleting_checks_the_expected_version,
+    deletion::deleting_a_missing_stream_with_any_reserves_the_name,
+    deletion::reserved_event_types_are_refused,
+    deletion::a_deletion_survives_reopening,
     concurrency::concurrent_appenders_on_one_stream_win_each_version_once,
     concurrency::concurrent_appenders_on_many_streams_leave_no_gap,
     concurrency::concurrent_retries_of_one_batch_write_it_once,
