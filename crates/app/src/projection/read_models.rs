@@ -31,6 +31,21 @@ fn is_deletion(event: &RecordedEvent) -> bool {
     logbook_ports::append::is_tombstone(&event.event_type)
 }
 
+/// The row of `event`'s aggregate in `rows`, with the decoded event; `None`
+/// when the event deleted the aggregate (and its row).
+fn row_for<'a, A: Aggregate, T: Default>(
+    rows: &'a mut BTreeMap<String, T>,
+    event: &RecordedEvent,
+) -> Result<Option<(&'a mut T, A::Event)>, String> {
+    let id = aggregate_id::<A>(event);
+    if is_deletion(event) {
+        rows.remove(&id);
+        return Ok(None);
+    }
+    let decoded = decoded::<A::Event>(event)?;
+    Ok(Some((rows.entry(id).or_default(), decoded)))
+}
+
 fn category<A: Aggregate>() -> EventFilter {
     EventFilter::stream_prefix(format!("{}-", A::TYPE))
 }
@@ -65,15 +80,9 @@ impl ReadModel for AccountSummaries {
     }
 
     fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
-        if is_deletion(event) {
-            self.accounts.remove(&aggregate_id::<BankAccount>(event));
+        let Some((summary, decoded)) = row_for::<BankAccount, _>(&mut self.accounts, event)? else {
             return Ok(());
-        }
-        let decoded: BankAccountEvent = decoded(event)?;
-        let summary = self
-            .accounts
-            .entry(aggregate_id::<BankAccount>(event))
-            .or_default();
+        };
         match decoded {
             BankAccountEvent::AccountOpened { .. } => summary.created_at = Some(event.recorded_at),
             BankAccountEvent::MoneyDeposited { amount, .. } => {
@@ -116,15 +125,9 @@ impl ReadModel for AccountBalances {
     }
 
     fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
-        if is_deletion(event) {
-            self.accounts.remove(&aggregate_id::<BankAccount>(event));
+        let Some((row, decoded)) = row_for::<BankAccount, _>(&mut self.accounts, event)? else {
             return Ok(());
-        }
-        let decoded: BankAccountEvent = decoded(event)?;
-        let row = self
-            .accounts
-            .entry(aggregate_id::<BankAccount>(event))
-            .or_default();
+        };
         if event.version <= row.event_version {
             return Ok(());
         }
@@ -199,15 +202,9 @@ impl ReadModel for ShipsByPort {
     }
 
     fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
-        if is_deletion(event) {
-            self.ships.remove(&aggregate_id::<CargoShip>(event));
+        let Some((ship, decoded)) = row_for::<CargoShip, _>(&mut self.ships, event)? else {
             return Ok(());
-        }
-        let decoded: CargoShipEvent = decoded(event)?;
-        let ship = self
-            .ships
-            .entry(aggregate_id::<CargoShip>(event))
-            .or_default();
+        };
         match decoded {
             CargoShipEvent::ShipRegistered { name } => ship.name = name,
             CargoShipEvent::ShipDocked { port } => ship.port = Some(port),
