@@ -13,7 +13,7 @@ pub(crate) const BACKEND: &str = "sqlite";
 /// `error`, met while doing `doing` (e.g. "appending to stream A-1") on the
 /// database at `path`, as a [`StoreError`].
 pub(crate) fn store_error(path: &Path, doing: &str, error: rusqlite::Error) -> StoreError {
-    let context = format!("{doing} in SQLite database {}", path.display());
+    let context = format!("{doing} (SQLite database {})", path.display());
     let Some(code) = error.sqlite_error_code() else {
         return StoreError::backend(BACKEND, context, error);
     };
@@ -31,8 +31,9 @@ pub(crate) fn store_error(path: &Path, doing: &str, error: rusqlite::Error) -> S
         },
         ErrorCode::CannotOpen => StoreError::io(
             format!(
-                "{context}: cannot open the file (its directory must exist and be \
-                 writable: SQLite keeps a -wal and a -shm file beside it)"
+                "cannot open SQLite database {}: {}",
+                path.display(),
+                why_cannot_open(path)
             ),
             io::Error::other(error),
         ),
@@ -46,6 +47,26 @@ pub(crate) fn store_error(path: &Path, doing: &str, error: rusqlite::Error) -> S
         ),
         ErrorCode::SystemIoFailure => StoreError::io(context, io::Error::other(error)),
         _ => StoreError::backend(BACKEND, context, error),
+    }
+}
+
+/// The likely reason SQLite could not open `path`, from what the file
+/// system shows.
+fn why_cannot_open(path: &Path) -> String {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        format!("directory {} does not exist", parent.display())
+    } else if path.is_dir() {
+        "it is a directory".to_owned()
+    } else {
+        format!(
+            "the file and its directory must be writable (SQLite creates {0}-wal and \
+             {0}-shm beside it)",
+            path.display()
+        )
     }
 }
 

@@ -228,15 +228,9 @@ fn slots(
     Ok(slots)
 }
 
-fn read_stream_in(
-    conn: &Connection,
-    path: &Path,
-    stream: StreamId,
-    direction: ReadDirection,
-    from: Version,
-    limit: usize,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let sql = match direction {
+/// The SQL of a stream read: `?1` stream, `?2` from, `?3` limit.
+fn read_stream_sql(direction: ReadDirection) -> String {
+    match direction {
         ReadDirection::Forward => format!(
             "SELECT {EVENT_COLUMNS} FROM events \
              WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
@@ -245,7 +239,18 @@ fn read_stream_in(
             "SELECT {EVENT_COLUMNS} FROM events \
              WHERE stream = ?1 AND version <= ?2 ORDER BY version DESC LIMIT ?3"
         ),
-    };
+    }
+}
+
+fn read_stream_in(
+    conn: &Connection,
+    path: &Path,
+    stream: StreamId,
+    direction: ReadDirection,
+    from: Version,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = read_stream_sql(direction);
     let error = |e| store_error(path, &format!("reading stream {stream}"), e);
     let mut statement = conn.prepare_cached(&sql).map_err(error)?;
     let mut rows = statement
@@ -434,6 +439,78 @@ impl EventStore for SqliteEventStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plan SQLite chooses for `sql`, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Parameters left unbound: the plan does not depend on their values.
+        let mut rows = statement.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("\n")
+    }
+
+    #[test]
+    fn reads_search_the_indexes_and_never_scan_or_sort() {
+        // Given a fresh database
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plans.db");
+        let conn = crate::connection::open_writer(&path, &crate::SqliteOptions::default()).unwrap();
+        let all_sql = |filter: &EventFilter| read_all_sql(filter).0;
+        let cases = [
+            (
+                "stream read, forward",
+                read_stream_sql(ReadDirection::Forward),
+            ),
+            (
+                "stream read, backward",
+                read_stream_sql(ReadDirection::Backward),
+            ),
+            ("global log", all_sql(&EventFilter::all())),
+            ("one event type", all_sql(&EventFilter::event_types(["A"]))),
+            (
+                "two event types",
+                all_sql(&EventFilter::event_types(["A", "B"])),
+            ),
+            (
+                "stream prefix",
+                all_sql(&EventFilter::stream_prefix("Bank-")),
+            ),
+            (
+                "stream version",
+                "SELECT version FROM streams WHERE stream = ?1".to_owned(),
+            ),
+            (
+                "head position",
+                "SELECT max(position) FROM events".to_owned(),
+            ),
+            (
+                "event id lookup",
+                "SELECT stream, version FROM events WHERE event_id = ?1".to_owned(),
+            ),
+        ];
+        for (name, sql) in &cases {
+            // When SQLite plans each read
+            let plan = plan(&conn, sql);
+            println!("-- {name}\n{sql}\n{plan}\n");
+            // Then no read scans the whole table or sorts
+            assert!(!plan.contains("SCAN events"), "{name} scans:\n{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{name} sorts:\n{plan}");
+        }
+        let plans: Vec<String> = cases.iter().map(|(_, sql)| plan(&conn, sql)).collect();
+        assert!(plans[0].contains("USING INDEX events_by_stream (stream=? AND version>?)"));
+        assert!(plans[1].contains("USING INDEX events_by_stream (stream=? AND version<?)"));
+        assert!(plans[2].contains("USING INTEGER PRIMARY KEY (rowid>?)"));
+        assert!(plans[3].contains("USING INDEX events_by_type (event_type=? AND rowid>?)"));
+        assert!(plans[4].contains("MERGE (UNION ALL)"));
+        assert_eq!(plans[4].matches("USING INDEX events_by_type").count(), 2);
+        // A prefix reads the log in position order from `from`, filtering.
+        assert!(plans[5].contains("USING INTEGER PRIMARY KEY (rowid>?)"));
+        assert!(plans[6].contains("USING PRIMARY KEY (stream=?)"));
+        assert!(plans[8].contains("USING INDEX events_by_id (event_id=?)"));
+    }
 
     #[test]
     fn the_type_filter_merges_one_search_per_type() {
