@@ -1,6 +1,40 @@
 //! The file adapter of logbook: an append-only log of framed, checksummed
 //! records in segment files, crash-safe.
 //!
+//! Open a directory with [`FileStore::open`] and take its
+//! [`FileStore::stores`]. Appends go to one writer thread that groups
+//! concurrent appenders into one write and (under [`Durability::Always`])
+//! one fsync; reads go through an in-memory index rebuilt on open, so a
+//! stream read never scans the log. A crash mid-write leaves a torn tail
+//! that the next open cuts off ([`FileStore::recovery_report`] says what
+//! was cut); damage anywhere else makes open fail with the file and offset.
+//! [`verify()`] checks a store without opening it for writing.
+//! docs/file-format.md describes every byte.
+//!
+//! Unix only (positioned reads and writes).
+//!
 //! **Architecture invariant:** depends on `logbook-ports` and
 //! `logbook-domain` only among logbook's crates; never on another adapter or
 //! on the application.
+
+mod checkpoints;
+mod event_store;
+pub mod format;
+mod index;
+mod lock;
+mod options;
+pub mod record;
+mod recovery;
+mod segment;
+mod snapshots;
+mod store;
+mod verify;
+mod writer;
+
+pub use checkpoints::FileCheckpointStore;
+pub use event_store::FileEventStore;
+pub use options::{Durability, FileOptions, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+pub use recovery::{Corruption, TornTail};
+pub use snapshots::FileSnapshotStore;
+pub use store::{FileStore, RecoveryReport};
+pub use verify::{VerifyReport, verify};

@@ -1,0 +1,3 @@
+//! File adapter benchmarks (placeholder until the suite lands).
+
+fn main() {}

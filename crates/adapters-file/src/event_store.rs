@@ -1,0 +1,366 @@
+//! [`FileEventStore`]: the [`EventStore`] over the segment log. Appends go
+//! to the writer thread; reads look up the index and read records at their
+//! offsets on a blocking thread, never on the caller's task.
+
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+
+use async_trait::async_trait;
+use chrono::DateTime;
+use logbook_domain::{Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, Version};
+use logbook_ports::append;
+use logbook_ports::{
+    AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
+    StoreError,
+};
+use tokio::sync::{oneshot, watch};
+
+use crate::format;
+use crate::index::{Index, SegmentRef};
+use crate::record::{self, Record};
+use crate::segment::RecordReader;
+use crate::store::Core;
+use crate::writer::{self, AppendRequest};
+
+/// Largest batch accepted, in log bytes.
+const MAX_BATCH_BYTES: u64 = 1 << 30;
+/// Read window for a global-log read (records are contiguous).
+const LOG_WINDOW: usize = 1 << 20;
+/// Read window for a stream read (records may be scattered).
+const STREAM_WINDOW: usize = 64 << 10;
+
+/// What the writer, the readers and the store handles share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// The index.
+    pub index: RwLock<Index>,
+    /// Signals the head after each commit.
+    pub commits: watch::Sender<Position>,
+}
+
+impl Shared {
+    /// The index, for reading.
+    pub fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The event store of a [`crate::FileStore`].
+#[derive(Clone)]
+pub struct FileEventStore {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for FileEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileEventStore")
+            .field("dir", &self.core.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileEventStore {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
+
+/// One record to read: where it is and what the index says about it.
+struct Target {
+    position: Position,
+    segment: usize,
+    offset: u32,
+    stream: StreamId,
+    event_type: Arc<str>,
+}
+
+/// The segments a set of targets refers to, copied out of the index so the
+/// lock is not held during file reads.
+struct Plan {
+    segments: Vec<SegmentRef>,
+    targets: Vec<Target>,
+}
+
+impl Plan {
+    fn new(index: &Index) -> Self {
+        Self {
+            segments: index.segments.clone(),
+            targets: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, index: &Index, position: Position) {
+        let entry = index.entry(position);
+        let segment = self
+            .segments
+            .partition_point(|s| s.first_position <= position)
+            .saturating_sub(1);
+        self.targets.push(Target {
+            position,
+            segment,
+            offset: entry.offset,
+            stream: index.stream(entry.stream).id.clone(),
+            event_type: Arc::clone(index.types.name(entry.event_type)),
+        });
+    }
+
+    /// Reads every target, checking each record against the index.
+    fn read(self, window: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut reader = RecordReader::new(window);
+        let mut out = Vec::with_capacity(self.targets.len());
+        for target in self.targets {
+            let segment = &self.segments[target.segment];
+            let offset = u64::from(target.offset);
+            let record =
+                reader.read(&segment.file, segment.first_position, &segment.path, offset)?;
+            out.push(to_recorded(&record, &target, segment, offset)?);
+        }
+        Ok(out)
+    }
+}
+
+fn to_recorded(
+    record: &Record<'_>,
+    target: &Target,
+    segment: &SegmentRef,
+    offset: u64,
+) -> Result<RecordedEvent, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        location: format::location(&segment.path, offset),
+        detail,
+    };
+    if record.position != target.position || record.stream != target.stream.as_str() {
+        return Err(corrupt(format!(
+            "the index expects position {} of {}, the record is position {} of {}",
+            target.position, target.stream, record.position, record.stream
+        )));
+    }
+    let metadata = if record.metadata.is_empty() {
+        Metadata::default()
+    } else {
+        serde_json::from_slice(record.metadata)
+            .map_err(|e| corrupt(format!("metadata is not valid: {e}")))?
+    };
+    Ok(RecordedEvent {
+        id: record.id,
+        stream: target.stream.clone(),
+        version: record.version,
+        position: record.position,
+        event_type: Arc::clone(&target.event_type),
+        schema_version: record.schema_version,
+        payload: Payload::from_stored(record.payload.to_vec()),
+        metadata,
+        recorded_at: DateTime::from_timestamp_micros(record.recorded_at_micros)
+            .ok_or_else(|| corrupt("timestamp out of range".into()))?,
+    })
+}
+
+fn encode_metadata(events: &[NewEvent]) -> Result<(Vec<Vec<u8>>, u64), StoreError> {
+    let mut bytes = 0u64;
+    let mut all = Vec::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
+        let metadata = if event.metadata.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&event.metadata).map_err(|e| StoreError::InvalidEvent {
+                index,
+                reason: format!("metadata does not serialize: {e}"),
+            })?
+        };
+        record::check_sizes(
+            0,
+            event.event_type.len(),
+            metadata.len(),
+            event.payload.len(),
+        )
+        .map_err(|e| StoreError::InvalidEvent {
+            index,
+            reason: e.to_string(),
+        })?;
+        bytes += record::frame_len_for(
+            0,
+            event.event_type.len(),
+            metadata.len(),
+            event.payload.len(),
+        ) as u64;
+        all.push(metadata);
+    }
+    Ok((all, bytes))
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::backend("file", "running a read on a blocking thread", e))?
+}
+
+#[async_trait]
+impl EventStore for FileEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        append::validate_batch(&events)?;
+        let (metadata, bytes) = encode_metadata(&events)?;
+        let frame_bytes = bytes + (stream.as_str().len() * events.len()) as u64;
+        if frame_bytes > MAX_BATCH_BYTES {
+            return Err(StoreError::InvalidEvent {
+                index: 0,
+                reason: format!(
+                    "the batch takes {frame_bytes} bytes; at most {MAX_BATCH_BYTES} fit in one append"
+                ),
+            });
+        }
+        let writer = self.core.writer()?;
+        let (reply, answer) = oneshot::channel();
+        writer.send(AppendRequest {
+            stream: stream.clone(),
+            expected,
+            events,
+            metadata,
+            frame_bytes,
+            reply,
+        })?;
+        answer.await.map_err(|_| writer::stopped())?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let shared = Arc::clone(&self.core.shared);
+        let stream = stream.clone();
+        blocking(move || {
+            let plan = {
+                let index = shared.index();
+                let Some(number) = index.stream_number(stream.as_str()) else {
+                    return Ok(Vec::new());
+                };
+                let positions = index.visible_positions(number);
+                let len = positions.len() as u64;
+                let selected: &mut dyn Iterator<Item = &u32> = match direction {
+                    ReadDirection::Forward => {
+                        let start = from.max(1).min(len + 1) - 1;
+                        &mut positions[start as usize..].iter()
+                    }
+                    ReadDirection::Backward => {
+                        let end = from.min(len);
+                        &mut positions[..end as usize].iter().rev()
+                    }
+                };
+                let mut plan = Plan::new(&index);
+                for &position in selected.take(limit) {
+                    plan.add(&index, u64::from(position));
+                }
+                plan
+            };
+            plan.read(STREAM_WINDOW)
+        })
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let shared = Arc::clone(&self.core.shared);
+        let filter = filter.clone();
+        blocking(move || {
+            let plan = {
+                let index = shared.index();
+                let committed = index.committed();
+                let mut plan = Plan::new(&index);
+                // Per stream and per type, whether the filter lets it through
+                // (0: not decided yet, 1: yes, 2: no).
+                let mut stream_ok = vec![
+                    0u8;
+                    if filter.is_all() {
+                        0
+                    } else {
+                        index.stream_count()
+                    }
+                ];
+                let mut type_ok = vec![
+                    0u8;
+                    if filter.is_all() {
+                        0
+                    } else {
+                        index.types.len()
+                    }
+                ];
+                let mut position = from.max(1);
+                while position <= committed && plan.targets.len() < limit {
+                    let passes = filter.is_all() || {
+                        let entry = index.entry(position);
+                        let s = &mut stream_ok[entry.stream as usize];
+                        if *s == 0 {
+                            let name = index.stream(entry.stream).id.as_str();
+                            *s = if filter
+                                .stream_prefix
+                                .as_deref()
+                                .is_none_or(|prefix| name.starts_with(prefix))
+                            {
+                                1
+                            } else {
+                                2
+                            };
+                        }
+                        let t = &mut type_ok[entry.event_type as usize];
+                        if *t == 0 {
+                            let name = index.types.name(entry.event_type);
+                            *t = if filter.event_types.is_empty()
+                                || filter.event_types.iter().any(|ty| **ty == **name)
+                            {
+                                1
+                            } else {
+                                2
+                            };
+                        }
+                        *s == 1 && *t == 1
+                    };
+                    if passes {
+                        plan.add(&index, position);
+                    }
+                    position += 1;
+                }
+                plan
+            };
+            plan.read(LOG_WINDOW)
+        })
+        .await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {
+        let index = self.core.shared.index();
+        Ok(index
+            .stream_number(stream.as_str())
+            .map(|i| index.visible_positions(i).len() as Version)
+            .filter(|v| *v > 0))
+    }
+
+    async fn head_position(&self) -> Result<Option<Position>, StoreError> {
+        let committed = self.core.shared.index().committed();
+        Ok((committed > 0).then_some(committed))
+    }
+
+    fn commits(&self) -> Option<CommitSignal> {
+        Some(self.core.shared.commits.subscribe())
+    }
+}

@@ -1,0 +1,272 @@
+//! The in-memory index of the log: where each event's record is, which
+//! stream and type it has (interned), each stream's positions, and every
+//! event id. Built by scanning the segments on open (or loaded from the
+//! sidecar), then kept up to date by the writer.
+//!
+//! Per event it keeps one 28-byte [`Entry`], 4 bytes in its stream's
+//! position list and about 5 bytes in the id table: a stream read or an
+//! append check never touches the log files.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::path::Path;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use logbook_domain::{EventId, Position, StreamId, Version};
+
+/// Most events one store holds: positions are kept as `u32` in memory.
+pub const MAX_EVENTS: u64 = u32::MAX as u64;
+
+/// One recorded event, as the index knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The event id.
+    pub id: EventId,
+    /// Byte offset of its frame in its segment.
+    pub offset: u32,
+    /// Interned stream.
+    pub stream: u32,
+    /// Interned event type.
+    pub event_type: u32,
+}
+
+/// One segment file, open for reading.
+#[derive(Debug, Clone)]
+pub struct SegmentRef {
+    /// Position of its first event.
+    pub first_position: Position,
+    /// Its path.
+    pub path: Arc<Path>,
+    /// A read handle (positioned reads only, so it is shared).
+    pub file: Arc<File>,
+}
+
+/// One stream: its id and the position of each of its events (index =
+/// version - 1).
+#[derive(Debug)]
+pub struct StreamInfo {
+    /// The stream id.
+    pub id: StreamId,
+    /// Positions, ascending.
+    pub positions: Vec<u32>,
+}
+
+/// Names interned to small numbers.
+#[derive(Debug, Default)]
+pub struct Interner {
+    names: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, u32>,
+}
+
+impl Interner {
+    /// The number of `name`, adding it if new.
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).expect("fewer than 4 billion names");
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(Arc::clone(&name));
+        self.index.insert(name, i);
+        i
+    }
+
+    /// The name numbered `i`.
+    pub fn name(&self, i: u32) -> &Arc<str> {
+        &self.names[i as usize]
+    }
+
+    /// How many names.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// The whole index. Positions up to `committed` are visible to readers;
+/// those after it are written (or being written) by the writer and not yet
+/// acknowledged.
+#[derive(Debug, Default)]
+pub struct Index {
+    entries: Vec<Entry>,
+    committed: Position,
+    /// Segment files in position order.
+    pub segments: Vec<SegmentRef>,
+    streams: Vec<StreamInfo>,
+    stream_index: HashMap<Arc<str>, u32>,
+    /// Interned event types.
+    pub types: Interner,
+    ids: HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl Index {
+    /// Position of the last event indexed (committed or not); 0 when none.
+    pub fn head(&self) -> Position {
+        self.entries.len() as Position
+    }
+
+    /// Position of the last event readers may see.
+    pub fn committed(&self) -> Position {
+        self.committed
+    }
+
+    /// Makes everything indexed so far visible.
+    pub fn commit(&mut self) {
+        self.committed = self.head();
+    }
+
+    /// The entry at `position` (1-based, at most [`Index::head`]).
+    pub fn entry(&self, position: Position) -> &Entry {
+        &self.entries[(position - 1) as usize]
+    }
+
+    /// Number of streams.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// The stream numbered `i`.
+    pub fn stream(&self, i: u32) -> &StreamInfo {
+        &self.streams[i as usize]
+    }
+
+    /// The number of a stream, if it has ever been indexed.
+    pub fn stream_number(&self, name: &str) -> Option<u32> {
+        self.stream_index.get(name).copied()
+    }
+
+    /// The number of `name`'s stream, adding the stream if new.
+    ///
+    /// # Errors
+    /// The reason `name` is not a valid stream id (only for a new one).
+    pub fn intern_stream(&mut self, name: &str) -> Result<u32, String> {
+        if let Some(&i) = self.stream_index.get(name) {
+            return Ok(i);
+        }
+        let id = StreamId::new(name).map_err(|e| e.to_string())?;
+        Ok(self.add_stream(id))
+    }
+
+    /// As [`Index::intern_stream`] for an already valid id.
+    pub fn intern_stream_id(&mut self, id: &StreamId) -> u32 {
+        match self.stream_index.get(id.as_str()) {
+            Some(&i) => i,
+            None => self.add_stream(id.clone()),
+        }
+    }
+
+    fn add_stream(&mut self, id: StreamId) -> u32 {
+        let i = u32::try_from(self.streams.len()).expect("fewer than 4 billion streams");
+        self.stream_index.insert(Arc::from(id.as_str()), i);
+        self.streams.push(StreamInfo {
+            id,
+            positions: Vec::new(),
+        });
+        i
+    }
+
+    /// Positions of stream `i` that readers may see.
+    pub fn visible_positions(&self, i: u32) -> &[u32] {
+        let positions = &self.streams[i as usize].positions;
+        let committed = self.committed;
+        let visible = positions
+            .iter()
+            .rev()
+            .take_while(|&&p| Position::from(p) > committed)
+            .count();
+        &positions[..positions.len() - visible]
+    }
+
+    /// The stream's version counting every indexed event (the writer's view).
+    pub fn current_version(&self, i: u32) -> Option<Version> {
+        let len = self.streams[i as usize].positions.len();
+        (len > 0).then_some(len as Version)
+    }
+
+    /// The position holding `id`, if any.
+    pub fn find_id(&self, id: &EventId) -> Option<Position> {
+        let hash = self.hasher.hash_one(id);
+        let entries = &self.entries;
+        self.ids
+            .find(hash, |&p| entries[(p - 1) as usize].id == *id)
+            .map(|&p| Position::from(p))
+    }
+
+    /// The version of the event at `position` in its stream.
+    pub fn version_at(&self, position: Position) -> Version {
+        let entry = self.entry(position);
+        let positions = &self.streams[entry.stream as usize].positions;
+        positions.partition_point(|&p| Position::from(p) < position) as Version + 1
+    }
+
+    /// Adds the next event. Returns its position and its stream version.
+    ///
+    /// # Panics
+    /// Past [`MAX_EVENTS`]: callers check [`Index::head`] first.
+    pub fn push(&mut self, entry: Entry) -> (Position, Version) {
+        let position = u32::try_from(self.entries.len() + 1).expect("checked against MAX_EVENTS");
+        self.entries.push(entry);
+        let hash = self.hasher.hash_one(entry.id);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.ids.insert_unique(hash, position, |&p| {
+            hasher.hash_one(entries[(p - 1) as usize].id)
+        });
+        let positions = &mut self.streams[entry.stream as usize].positions;
+        positions.push(position);
+        (Position::from(position), positions.len() as Version)
+    }
+
+    /// Forgets every event after `head` (a write that failed, or an
+    /// incomplete batch found on open).
+    pub fn truncate(&mut self, head: Position) {
+        while self.head() > head {
+            let position = self.head();
+            let entry = self.entries[(position - 1) as usize];
+            let hash = self.hasher.hash_one(entry.id);
+            if let Ok(slot) = self
+                .ids
+                .find_entry(hash, |&p| Position::from(p) == position)
+            {
+                slot.remove();
+            }
+            self.streams[entry.stream as usize].positions.pop();
+            self.entries.pop();
+        }
+        self.committed = self.committed.min(head);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: &mut Index, stream: &str) -> Entry {
+        Entry {
+            id: EventId::new(),
+            offset: 0,
+            stream: index.intern_stream(stream).unwrap(),
+            event_type: index.types.intern("Happened"),
+        }
+    }
+
+    #[test]
+    fn pushes_find_and_truncate() {
+        let mut index = Index::default();
+        let a = entry(&mut index, "A-1");
+        let b = entry(&mut index, "B-1");
+        let c = entry(&mut index, "A-1");
+        assert_eq!(index.push(a), (1, 1));
+        assert_eq!(index.push(b), (2, 1));
+        index.commit();
+        assert_eq!(index.push(c), (3, 2));
+        assert_eq!(index.find_id(&c.id), Some(3));
+        assert_eq!(index.version_at(3), 2);
+        assert_eq!(index.visible_positions(a.stream), &[1]);
+        index.truncate(2);
+        assert_eq!(index.find_id(&c.id), None);
+        assert_eq!(index.find_id(&a.id), Some(1));
+        assert_eq!(index.current_version(a.stream), Some(1));
+    }
+}

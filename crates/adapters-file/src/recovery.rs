@@ -1,0 +1,402 @@
+//! Recovery: scanning the segments on open to rebuild the index, cutting a
+//! torn tail (a crash mid-write), and refusing corruption anywhere else.
+//!
+//! The rules (docs/file-format.md, "Recovery"):
+//! - segments must start where the previous one ended, with a valid header;
+//! - every record of every segment but the last must be whole and valid,
+//!   and each of those segments must end on a batch boundary;
+//! - in the last segment, at the first record that is not whole and valid,
+//!   the bytes from there on are a *torn tail* if they hold nothing valid
+//!   beyond the one write that was in flight (no write-end record followed
+//!   by another valid record); the tail is cut back to the last complete
+//!   batch, with a warning. Anything else is corruption: open fails naming
+//!   the file and offset. Nothing is ever skipped silently.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use logbook_ports::StoreError;
+
+use crate::format::{self, HeaderError, SEGMENT_HEADER_LEN, TEMP_SUFFIX};
+use crate::index::{Entry, Index, MAX_EVENTS, SegmentRef};
+use crate::record::{self, DecodeError};
+use crate::segment;
+
+/// How much of a segment the scan reads at a time.
+const SCAN_CHUNK: usize = 8 << 20;
+
+/// Whether the scan may change files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The writer's open: cut a torn tail, remove leftover temporary files.
+    Repair,
+    /// A reader's open or a verify: change nothing; a torn tail is ignored.
+    ReadOnly,
+}
+
+/// A torn tail found at the end of the last segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment.
+    pub segment: PathBuf,
+    /// Offset the segment was (or, read-only, would be) cut back to.
+    pub offset: u64,
+    /// Bytes after that offset.
+    pub bytes_cut: u64,
+    /// Whole records of an incomplete batch among those bytes (their batch
+    /// was never acknowledged).
+    pub events_dropped: u64,
+    /// What was wrong at the first bad byte.
+    pub reason: String,
+}
+
+impl fmt::Display for TornTail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "torn tail in {}: {} bytes cut at offset {} ({} whole records of an unfinished batch; {})",
+            self.segment.display(),
+            self.bytes_cut,
+            self.offset,
+            self.events_dropped,
+            self.reason
+        )
+    }
+}
+
+/// The first corruption found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    /// The damaged file.
+    pub file: PathBuf,
+    /// Byte offset of the damage in it.
+    pub offset: u64,
+    /// What check failed.
+    pub detail: String,
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            format::location(&self.file, self.offset),
+            self.detail
+        )
+    }
+}
+
+impl Corruption {
+    /// As a [`StoreError::Corrupt`].
+    pub fn to_error(&self) -> StoreError {
+        StoreError::Corrupt {
+            location: format::location(&self.file, self.offset),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// What a scan found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The index of every whole batch before any corruption.
+    pub index: Index,
+    /// Segment files scanned.
+    pub segments: usize,
+    /// Bytes of the log that hold whole batches.
+    pub bytes: u64,
+    /// The torn tail, if any.
+    pub torn: Option<TornTail>,
+    /// The first corruption, if any (the scan stopped there).
+    pub corruption: Option<Corruption>,
+    /// The last segment and its valid length, if there is a segment.
+    pub last_segment: Option<(PathBuf, u64)>,
+    /// Leftover temporary files removed (repair mode).
+    pub removed: Vec<PathBuf>,
+}
+
+/// Scans the store in `dir`.
+///
+/// # Errors
+/// [`StoreError::Io`] for unreadable files and
+/// [`StoreError::IncompatibleFormat`] for a newer format. Corruption is not
+/// an error here: it is in [`Scan::corruption`].
+pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
+    let mut scan = Scan::default();
+    let mut segments = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| StoreError::io(format!("list {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(format!("list {}", dir.display()), e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(first) = format::parse_segment_name(name) {
+            segments.push((first, entry.path()));
+        } else if name.ends_with(TEMP_SUFFIX) && mode == Mode::Repair {
+            // A write that never reached its rename: its content never counted.
+            segment::remove_durably(&entry.path())?;
+            scan.removed.push(entry.path());
+        }
+    }
+    segments.sort();
+    let count = segments.len();
+    for (i, (first, path)) in segments.into_iter().enumerate() {
+        scan.segments += 1;
+        let last = i + 1 == count;
+        if !scan_segment(&mut scan, &path, first, last, mode)? {
+            break;
+        }
+    }
+    Ok(scan)
+}
+
+fn io_error(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> StoreError {
+    let context = format!("{what} {}", path.display());
+    move |e| StoreError::io(context, e)
+}
+
+/// Scans one segment into `scan`. Returns false when the scan must stop
+/// (corruption found).
+fn scan_segment(
+    scan: &mut Scan,
+    path: &Path,
+    name_position: u64,
+    last: bool,
+    mode: Mode,
+) -> Result<bool, StoreError> {
+    let corrupt = |scan: &mut Scan, offset: u64, detail: String| {
+        scan.corruption = Some(Corruption {
+            file: path.to_path_buf(),
+            offset,
+            detail,
+        });
+        Ok(false)
+    };
+    let mut file = segment::open_for_read(path)?;
+    let file_len = file.metadata().map_err(io_error(path, "stat"))?.len();
+    let mut buf = vec![0u8; SEGMENT_HEADER_LEN.min(file_len as usize)];
+    file.read_exact(&mut buf).map_err(io_error(path, "read"))?;
+    let first = match format::decode_segment_header(&buf) {
+        Ok(first) => first,
+        Err(HeaderError::Version(found)) => {
+            return Err(StoreError::IncompatibleFormat {
+                location: path.display().to_string(),
+                found,
+                supported: format::FORMAT_VERSION,
+            });
+        }
+        Err(HeaderError::Short) => {
+            return corrupt(scan, 0, "segment is shorter than its header".into());
+        }
+        Err(HeaderError::Invalid(detail)) => return corrupt(scan, 0, detail),
+    };
+    let expected = scan.index.head() + 1;
+    if first != name_position || first != expected {
+        return corrupt(
+            scan,
+            0,
+            format!(
+                "segment starts at position {first} (named {name_position}) but the log so far ends at {}",
+                expected - 1
+            ),
+        );
+    }
+    let read_file = Arc::new(segment::open_for_read(path)?);
+    scan.index.segments.push(SegmentRef {
+        first_position: first,
+        path: Arc::from(path),
+        file: read_file,
+    });
+
+    // Records.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = SEGMENT_HEADER_LEN as u64;
+    let mut pos = 0usize;
+    let mut batch_end = SEGMENT_HEADER_LEN as u64;
+    let mut batch_head = scan.index.head();
+    let mut last_stream: Option<(String, u32)> = None;
+    let mut last_type: Option<(String, u32)> = None;
+    let failure: Option<(u64, String)> = loop {
+        let offset = buf_start + pos as u64;
+        if offset == file_len {
+            break None;
+        }
+        let (record, len) = match record::decode(&buf[pos..]) {
+            Ok(ok) => ok,
+            Err(DecodeError::Incomplete { needed, .. }) => {
+                if offset + needed as u64 > file_len {
+                    break Some((
+                        offset,
+                        format!(
+                            "record of {needed} bytes runs past the end of the file ({} bytes left)",
+                            file_len - offset
+                        ),
+                    ));
+                }
+                buf.drain(..pos);
+                buf_start = offset;
+                pos = 0;
+                let want = needed.max(SCAN_CHUNK).min((file_len - offset) as usize);
+                let have = buf.len();
+                buf.resize(want.max(have), 0);
+                file.read_exact(&mut buf[have..])
+                    .map_err(io_error(path, "read"))?;
+                continue;
+            }
+            Err(DecodeError::Invalid(detail)) => break Some((offset, detail)),
+        };
+        // A whole record with a good checksum: it must continue the log.
+        let position = scan.index.head() + 1;
+        if record.position != position {
+            return corrupt(
+                scan,
+                offset,
+                format!(
+                    "record has position {}, expected {position}",
+                    record.position
+                ),
+            );
+        }
+        if position > MAX_EVENTS {
+            return corrupt(scan, offset, format!("more than {MAX_EVENTS} events"));
+        }
+        let stream = match &last_stream {
+            Some((name, i)) if name == record.stream => *i,
+            _ => match scan.index.intern_stream(record.stream) {
+                Ok(i) => {
+                    last_stream = Some((record.stream.to_owned(), i));
+                    i
+                }
+                Err(reason) => return corrupt(scan, offset, reason),
+            },
+        };
+        let event_type = match &last_type {
+            Some((name, i)) if name == record.event_type => *i,
+            _ => {
+                let i = scan.index.types.intern(record.event_type);
+                last_type = Some((record.event_type.to_owned(), i));
+                i
+            }
+        };
+        let version = scan.index.current_version(stream).unwrap_or(0) + 1;
+        if record.version != version {
+            return corrupt(
+                scan,
+                offset,
+                format!(
+                    "record of stream {} has version {}, expected {version}",
+                    record.stream, record.version
+                ),
+            );
+        }
+        if let Some(earlier) = scan.index.find_id(&record.id) {
+            return corrupt(
+                scan,
+                offset,
+                format!("event id {} is also at position {earlier}", record.id),
+            );
+        }
+        let Ok(entry_offset) = u32::try_from(offset) else {
+            return corrupt(scan, offset, "segment is larger than 4 GiB".into());
+        };
+        scan.index.push(Entry {
+            id: record.id,
+            offset: entry_offset,
+            stream,
+            event_type,
+        });
+        pos += len;
+        if record.ends_batch() {
+            batch_end = offset + len as u64;
+            batch_head = scan.index.head();
+        }
+    };
+
+    let (offset, reason) = match failure {
+        None if batch_end == file_len => {
+            scan.bytes += file_len;
+            scan.index.commit();
+            if last {
+                scan.last_segment = Some((path.to_path_buf(), file_len));
+            }
+            return Ok(true);
+        }
+        None => (file_len, "the file ends inside a batch".to_owned()),
+        Some(failure) => failure,
+    };
+    if !last {
+        scan.index.truncate(batch_head);
+        return corrupt(scan, offset, reason);
+    }
+    // The last segment: a torn tail, or corruption?
+    let bad_position = scan.index.head() + 1;
+    if let Some(valid_after) = later_write_after(&mut file, offset, bad_position, path)? {
+        scan.index.truncate(batch_head);
+        return corrupt(
+            scan,
+            offset,
+            format!("{reason}; a later write follows intact at offset {valid_after}"),
+        );
+    }
+    let events_dropped = scan.index.head() - batch_head;
+    scan.index.truncate(batch_head);
+    scan.index.commit();
+    let torn = TornTail {
+        segment: path.to_path_buf(),
+        offset: batch_end,
+        bytes_cut: file_len - batch_end,
+        events_dropped,
+        reason,
+    };
+    if mode == Mode::Repair {
+        tracing::warn!(
+            segment = %torn.segment.display(),
+            offset = torn.offset,
+            bytes_cut = torn.bytes_cut,
+            "{torn}"
+        );
+        let writable = segment::open_for_append(path)?;
+        writable
+            .set_len(batch_end)
+            .and_then(|()| writable.sync_all())
+            .map_err(io_error(path, "truncate"))?;
+    }
+    scan.bytes += batch_end;
+    scan.torn = Some(torn);
+    scan.last_segment = Some((path.to_path_buf(), batch_end));
+    Ok(true)
+}
+
+/// Looks for whole records after a bad one at `bad` (which should have
+/// held position `bad_position`): returns the offset of a whole record of a
+/// write that began after the bad bytes, if any. Only the one write in
+/// flight at a crash may be torn, so a later write that reached the disk
+/// means the bad bytes are damage, not a torn tail.
+fn later_write_after(
+    file: &mut File,
+    bad: u64,
+    bad_position: u64,
+    path: &Path,
+) -> Result<Option<u64>, StoreError> {
+    use std::io::{Seek, SeekFrom};
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(bad))
+        .and_then(|_| file.read_to_end(&mut tail))
+        .map_err(io_error(path, "read"))?;
+    let mut at = 1usize;
+    while at < tail.len() {
+        match record::decode(&tail[at..]) {
+            Ok((record, len)) => {
+                if record.write_start() > bad_position {
+                    return Ok(Some(bad + at as u64));
+                }
+                at += len;
+            }
+            Err(_) => at += 1,
+        }
+    }
+    Ok(None)
+}

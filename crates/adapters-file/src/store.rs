@@ -1,0 +1,287 @@
+//! [`FileStore`]: opening a store directory (lock, recovery, writer) and
+//! handing out its three stores, which share one writer.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use logbook_ports::{StoreError, Stores};
+use tokio::sync::watch;
+
+use crate::checkpoints::{self, Checkpoints, FileCheckpointStore};
+use crate::event_store::{FileEventStore, Shared};
+use crate::format::{SEGMENT_HEADER_LEN, SNAPSHOTS_DIR};
+use crate::index::SegmentRef;
+use crate::lock::{self, DirLock};
+use crate::options::FileOptions;
+use crate::recovery::{self, Mode, TornTail};
+use crate::segment;
+use crate::snapshots::FileSnapshotStore;
+use crate::writer::Writer;
+
+/// What opening the store found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Segment files.
+    pub segments: usize,
+    /// Events in the log.
+    pub events: u64,
+    /// Streams with at least one event.
+    pub streams: usize,
+    /// Bytes of the log.
+    pub bytes: u64,
+    /// The torn tail cut off (or, read-only, ignored), if there was one.
+    pub torn_tail: Option<TornTail>,
+    /// Leftover temporary files removed.
+    pub removed_temp_files: Vec<PathBuf>,
+    /// How long the scan and index rebuild took.
+    pub elapsed: Duration,
+}
+
+impl RecoveryReport {
+    /// True when opening changed nothing on disk.
+    pub fn is_clean(&self) -> bool {
+        self.torn_tail.is_none() && self.removed_temp_files.is_empty()
+    }
+}
+
+impl fmt::Display for RecoveryReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} events in {} streams, {} segments ({} bytes), opened in {:.0?}",
+            self.events, self.streams, self.segments, self.bytes, self.elapsed
+        )?;
+        if let Some(torn) = &self.torn_tail {
+            write!(f, "; {torn}")?;
+        }
+        for path in &self.removed_temp_files {
+            write!(f, "; removed unfinished temporary file {}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything one open store owns. Dropped when the last store handle
+/// goes: the writer stops (answering what is queued, syncing what it
+/// wrote), then the directory lock is released.
+pub struct Core {
+    // Field order matters: the writer stops before the lock is released.
+    writer: Option<Writer>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) checkpoints: Mutex<Checkpoints>,
+    pub(crate) snapshot_lock: Mutex<()>,
+    recovery: RecoveryReport,
+    _lock: Option<DirLock>,
+}
+
+impl Core {
+    /// The writer, or the error of a read-only store.
+    pub(crate) fn writer(&self) -> Result<&Writer, StoreError> {
+        self.writer.as_ref().ok_or_else(read_only)
+    }
+
+    /// Fails for a read-only store.
+    pub(crate) fn check_writable(&self) -> Result<(), StoreError> {
+        self.writer().map(|_| ())
+    }
+}
+
+fn read_only() -> StoreError {
+    StoreError::io(
+        "write to the file store",
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the store was opened read-only",
+        ),
+    )
+}
+
+/// A store in a directory: segment files of framed, checksummed event
+/// records, snapshot files and a checkpoints file.
+///
+/// ```no_run
+/// use logbook_adapters_file::{Durability, FileOptions, FileStore};
+///
+/// let store = FileStore::open("data", FileOptions::new().durability(Durability::Always))?;
+/// println!("{}", store.recovery_report());
+/// let stores = store.stores();
+/// # Ok::<(), logbook_ports::StoreError>(())
+/// ```
+#[derive(Clone)]
+pub struct FileStore {
+    core: Arc<Core>,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.core.shared.dir)
+            .field("read_only", &self.core.writer.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStore {
+    /// Opens (creating it if missing) the store in `dir` for reading and
+    /// writing: takes the directory's exclusive lock, scans the log to
+    /// rebuild the index, cuts a torn tail left by a crash (with a
+    /// `tracing` warning and an entry in [`FileStore::recovery_report`]),
+    /// and starts the writer.
+    ///
+    /// Blocks while it scans; call it before serving requests, or from a
+    /// blocking thread.
+    ///
+    /// # Errors
+    /// - [`StoreError::Locked`] when another process has the store open for
+    ///   writing;
+    /// - [`StoreError::Corrupt`] naming the file and offset of damage that
+    ///   is not a torn tail (nothing is skipped or dropped);
+    /// - [`StoreError::IncompatibleFormat`] for a store written by a newer
+    ///   format;
+    /// - [`StoreError::Io`] for file-system failures.
+    pub fn open(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir.join(SNAPSHOTS_DIR))
+            .map_err(|e| StoreError::io(format!("create store directory {}", dir.display()), e))?;
+        let lock = lock::acquire(dir)?;
+        let started = Instant::now();
+        let scan = recovery::scan(dir, Mode::Repair)?;
+        if let Some(corruption) = &scan.corruption {
+            return Err(corruption.to_error());
+        }
+        let checkpoints = checkpoints::load(dir)?;
+        let mut index = scan.index;
+        let (path, file, len) = match scan.last_segment {
+            Some((path, len)) => {
+                let file = segment::open_for_append(&path)?;
+                (path, file, len)
+            }
+            None => {
+                let first = index.head() + 1;
+                let (path, file) = segment::create(dir, first)?;
+                index.segments.push(SegmentRef {
+                    first_position: first,
+                    path: Arc::from(path.as_path()),
+                    file: Arc::new(segment::open_for_read(&path)?),
+                });
+                (path, file, SEGMENT_HEADER_LEN as u64)
+            }
+        };
+        index.commit();
+        let recovery = RecoveryReport {
+            segments: index.segments.len(),
+            events: index.head(),
+            streams: index.stream_count(),
+            bytes: scan.bytes,
+            torn_tail: scan.torn,
+            removed_temp_files: scan.removed,
+            elapsed: started.elapsed(),
+        };
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            commits: watch::Sender::new(index.head()),
+            index: RwLock::new(index),
+        });
+        let writer = Writer::start(
+            Arc::clone(&shared),
+            path,
+            file,
+            len,
+            options.durability,
+            options.effective_segment_size(),
+        )?;
+        Ok(Self {
+            core: Arc::new(Core {
+                writer: Some(writer),
+                shared,
+                checkpoints: Mutex::new(checkpoints),
+                snapshot_lock: Mutex::new(()),
+                recovery,
+                _lock: Some(lock),
+            }),
+        })
+    }
+
+    /// Opens the store in `dir` for reading only, without the lock, so it
+    /// works while another process writes. It sees the log as it was when
+    /// opened; a torn tail (perhaps a write in progress) is left alone and
+    /// not read. Appends and saves fail.
+    ///
+    /// # Errors
+    /// As [`FileStore::open`], except [`StoreError::Locked`]; and
+    /// [`StoreError::Io`] when `dir` does not exist.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(StoreError::io(
+                format!("open store {}", dir.display()),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            ));
+        }
+        let started = Instant::now();
+        let scan = recovery::scan(dir, Mode::ReadOnly)?;
+        if let Some(corruption) = &scan.corruption {
+            return Err(corruption.to_error());
+        }
+        let checkpoints = checkpoints::load(dir)?;
+        let mut index = scan.index;
+        index.commit();
+        let recovery = RecoveryReport {
+            segments: index.segments.len(),
+            events: index.head(),
+            streams: index.stream_count(),
+            bytes: scan.bytes,
+            torn_tail: scan.torn,
+            removed_temp_files: Vec::new(),
+            elapsed: started.elapsed(),
+        };
+        Ok(Self {
+            core: Arc::new(Core {
+                writer: None,
+                shared: Arc::new(Shared {
+                    dir: dir.to_path_buf(),
+                    commits: watch::Sender::new(index.head()),
+                    index: RwLock::new(index),
+                }),
+                checkpoints: Mutex::new(checkpoints),
+                snapshot_lock: Mutex::new(()),
+                recovery,
+                _lock: None,
+            }),
+        })
+    }
+
+    /// The events, snapshots and checkpoints of this store, sharing one
+    /// writer. The store closes (writer stopped, lock released) when the
+    /// last handle, this one included, is dropped.
+    pub fn stores(&self) -> Stores {
+        Stores {
+            events: Arc::new(self.events()),
+            snapshots: Arc::new(FileSnapshotStore::new(Arc::clone(&self.core))),
+            checkpoints: Arc::new(FileCheckpointStore::new(Arc::clone(&self.core))),
+        }
+    }
+
+    /// The event store alone.
+    pub fn events(&self) -> FileEventStore {
+        FileEventStore::new(Arc::clone(&self.core))
+    }
+
+    /// What opening found and did: counts, and the torn tail cut, if any.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.core.recovery
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.core.shared.dir
+    }
+
+    /// True when opened with [`FileStore::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.core.writer.is_none()
+    }
+}

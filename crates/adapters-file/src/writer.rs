@@ -1,0 +1,454 @@
+//! The writer: one thread that owns the open segment and applies every
+//! append, so the check and the write are one step and the log has one
+//! order.
+//!
+//! Appenders queue requests; the thread takes every request waiting (a
+//! *group*), checks each against the index, encodes the accepted batches
+//! into one buffer, writes it with one call, and (under
+//! [`Durability::Always`]) fsyncs once for the whole group before
+//! publishing the new head and answering. Appenders that arrive during an
+//! fsync form the next group: group commit.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use logbook_domain::{NewEvent, StreamId};
+use logbook_ports::append::{self, RecordedSlot};
+use logbook_ports::event_store::timestamp_now;
+use logbook_ports::{AppendOutcome, ExpectedVersion, StoreError};
+use tokio::sync::oneshot;
+
+use crate::event_store::Shared;
+use crate::format::SEGMENT_HEADER_LEN;
+use crate::index::{Entry, Index, MAX_EVENTS, SegmentRef};
+use crate::options::Durability;
+use crate::record::{self, FLAG_BATCH_END, Record};
+use crate::segment;
+
+/// Most requests in one group.
+const MAX_GROUP_REQUESTS: usize = 4096;
+/// Most bytes in one group (unless one request alone is larger).
+const MAX_GROUP_BYTES: u64 = 16 << 20;
+/// A write buffer larger than this is released after use.
+const KEEP_BUFFER: usize = 32 << 20;
+
+/// One append, checked by the caller as far as it can be without the store.
+pub struct AppendRequest {
+    /// The stream.
+    pub stream: StreamId,
+    /// What the caller expects of it.
+    pub expected: ExpectedVersion,
+    /// The batch.
+    pub events: Vec<NewEvent>,
+    /// Each event's metadata as JSON (empty when it has none).
+    pub metadata: Vec<Vec<u8>>,
+    /// Bytes the batch takes in the log.
+    pub frame_bytes: u64,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// The handle of the writer thread. Dropping it stops the thread (after
+/// it has answered everything queued and synced what it wrote) and waits
+/// for it.
+pub struct Writer {
+    tx: Option<Sender<AppendRequest>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Starts the writer on the open segment `path` (handle `file`, valid
+    /// length `len`).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the thread cannot be started.
+    pub fn start(
+        shared: Arc<Shared>,
+        path: PathBuf,
+        file: File,
+        len: u64,
+        durability: Durability,
+        segment_size: u64,
+    ) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let state = WriterThread {
+            shared,
+            rx,
+            path,
+            file,
+            len,
+            durability,
+            segment_size,
+            buf: Vec::new(),
+            dirty: false,
+            last_sync: Instant::now(),
+            failed: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("logbook-file-writer".into())
+            .spawn(move || state.run())
+            .map_err(|e| StoreError::io("start the file store's writer thread", e))?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `request`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the writer has stopped.
+    pub fn send(&self, request: AppendRequest) -> Result<(), StoreError> {
+        self.tx
+            .as_ref()
+            .and_then(|tx| tx.send(request).ok())
+            .ok_or_else(stopped)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The error for an append the writer could not take.
+pub fn stopped() -> StoreError {
+    StoreError::io(
+        "append to the file store",
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the writer has stopped"),
+    )
+}
+
+struct WriterThread {
+    shared: Arc<Shared>,
+    rx: Receiver<AppendRequest>,
+    path: PathBuf,
+    file: File,
+    len: u64,
+    durability: Durability,
+    segment_size: u64,
+    buf: Vec<u8>,
+    /// Written since the last fsync.
+    dirty: bool,
+    last_sync: Instant,
+    /// Set when a write or fsync failed: what is on disk is uncertain, so
+    /// every later append fails until the store is reopened (and recovered).
+    failed: Option<String>,
+}
+
+type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
+
+impl WriterThread {
+    fn run(mut self) {
+        while let Some(first) = self.next_request() {
+            let mut bytes = first.frame_bytes;
+            let mut group = vec![first];
+            let cap = MAX_GROUP_BYTES.min(self.segment_size);
+            while group.len() < MAX_GROUP_REQUESTS && bytes < cap {
+                match self.rx.try_recv() {
+                    Ok(request) => {
+                        bytes += request.frame_bytes;
+                        group.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group, bytes);
+        }
+        if self.dirty
+            && let Err(e) = self.file.sync_data()
+        {
+            tracing::error!(segment = %self.path.display(), "fsync on close failed: {e}");
+        }
+    }
+
+    /// The next request; under [`Durability::Interval`], fsyncs when due
+    /// while waiting.
+    fn next_request(&mut self) -> Option<AppendRequest> {
+        loop {
+            if let Durability::Interval(interval) = self.durability
+                && self.dirty
+            {
+                let due = self.last_sync + interval;
+                let now = Instant::now();
+                if now >= due {
+                    self.background_sync();
+                    continue;
+                }
+                match self.rx.recv_timeout(due - now) {
+                    Ok(request) => return Some(request),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.background_sync();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                }
+            }
+            return self.rx.recv().ok();
+        }
+    }
+
+    fn background_sync(&mut self) {
+        if let Err(e) = self.file.sync_data() {
+            tracing::error!(segment = %self.path.display(), "fsync failed: {e}");
+            self.failed = Some(format!("fsync of {} failed: {e}", self.path.display()));
+        }
+        self.dirty = false;
+        self.last_sync = Instant::now();
+    }
+
+    fn commit_group(&mut self, group: Vec<AppendRequest>, bytes: u64) {
+        if let Some(reason) = &self.failed {
+            let reason = reason.clone();
+            for request in group {
+                let _ = request.reply.send(Err(failed_error(&reason)));
+            }
+            return;
+        }
+        let header = SEGMENT_HEADER_LEN as u64;
+        if self.len > header
+            && self.len + bytes > self.segment_size
+            && let Err(e) = self.roll()
+        {
+            let reason = e.to_string();
+            self.failed = Some(reason.clone());
+            for request in group {
+                let _ = request.reply.send(Err(failed_error(&reason)));
+            }
+            return;
+        }
+
+        let mut outcomes: Vec<(Reply, Result<AppendOutcome, StoreError>)> =
+            Vec::with_capacity(group.len());
+        let start_head;
+        {
+            let shared = Arc::clone(&self.shared);
+            let mut index = shared.index.write().unwrap_or_else(PoisonError::into_inner);
+            start_head = index.head();
+            for request in group {
+                let result = self.apply(&mut index, &request, start_head + 1);
+                outcomes.push((request.reply, result));
+            }
+        }
+
+        if !self.buf.is_empty() {
+            let mut written = self.file.write_all_at(&self.buf, self.len);
+            if written.is_ok() && self.durability == Durability::Always {
+                written = self.file.sync_data();
+            }
+            match written {
+                Ok(()) => {
+                    self.len += self.buf.len() as u64;
+                    if self.durability == Durability::Always {
+                        self.last_sync = Instant::now();
+                    } else if !self.dirty {
+                        self.dirty = true;
+                        self.last_sync = Instant::now();
+                    }
+                }
+                Err(e) => {
+                    let reason = format!("write to {} failed: {e}", self.path.display());
+                    tracing::error!("{reason}");
+                    self.shared
+                        .index
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .truncate(start_head);
+                    let _ = self.file.set_len(self.len);
+                    self.failed = Some(reason.clone());
+                    for (_, result) in &mut outcomes {
+                        if result.is_ok() {
+                            *result = Err(failed_error(&reason));
+                        }
+                    }
+                }
+            }
+            self.buf.clear();
+            if self.buf.capacity() > KEEP_BUFFER {
+                self.buf = Vec::new();
+            }
+        }
+
+        let head = {
+            let mut index = self
+                .shared
+                .index
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            index.commit();
+            index.committed()
+        };
+        if head != start_head {
+            self.shared.commits.send_replace(head);
+        }
+        for (reply, result) in outcomes {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Checks one request against the index and, if it is accepted and not
+    /// a retry, indexes its events and encodes them into the buffer.
+    fn apply(
+        &mut self,
+        index: &mut Index,
+        request: &AppendRequest,
+        write_start: u64,
+    ) -> Result<AppendOutcome, StoreError> {
+        let AppendRequest {
+            stream,
+            expected,
+            events,
+            metadata,
+            ..
+        } = request;
+        let number = index.stream_number(stream.as_str());
+        let current = number.and_then(|i| index.current_version(i));
+
+        if let Some(first) = events.first()
+            && let Some(position) = index.find_id(&first.id)
+        {
+            let owner = index.entry(position).stream;
+            if Some(owner) != number {
+                return Err(StoreError::DuplicateEventId {
+                    event_id: first.id,
+                    stream: index.stream(owner).id.clone(),
+                });
+            }
+            let positions = &index.stream(owner).positions;
+            let from = (index.version_at(position) - 1) as usize;
+            let to = (from + events.len()).min(positions.len());
+            let recorded: Vec<RecordedSlot> = positions[from..to]
+                .iter()
+                .zip(from as u64 + 1..)
+                .map(|(&p, version)| RecordedSlot {
+                    id: index.entry(u64::from(p)).id,
+                    version,
+                    position: u64::from(p),
+                })
+                .collect();
+            return append::retry_outcome(stream, *expected, events, &recorded, current);
+        }
+        append::check_expected(stream, *expected, current)?;
+        for event in events {
+            if let Some(position) = index.find_id(&event.id) {
+                return Err(StoreError::DuplicateEventId {
+                    event_id: event.id,
+                    stream: index.stream(index.entry(position).stream).id.clone(),
+                });
+            }
+        }
+        if events.is_empty() {
+            return Ok(AppendOutcome {
+                stream_version: current,
+                first_position: None,
+                last_position: None,
+                already_recorded: false,
+            });
+        }
+        if index.head() + events.len() as u64 > MAX_EVENTS {
+            return Err(StoreError::InvalidEvent {
+                index: 0,
+                reason: format!("the file store holds at most {MAX_EVENTS} events"),
+            });
+        }
+
+        let stream_number = index.intern_stream_id(stream);
+        let now = timestamp_now();
+        let first_position = index.head() + 1;
+        let mut last = (0, 0);
+        for (i, (event, metadata)) in events.iter().zip(metadata).enumerate() {
+            let offset = self.len + self.buf.len() as u64;
+            let event_type = index.types.intern(&event.event_type);
+            let (position, version) = index.push(Entry {
+                id: event.id,
+                offset: u32::try_from(offset).expect("segments stay under 4 GiB"),
+                stream: stream_number,
+                event_type,
+            });
+            record::encode(
+                &Record {
+                    flags: if i + 1 == events.len() {
+                        FLAG_BATCH_END
+                    } else {
+                        0
+                    },
+                    position,
+                    version,
+                    id: event.id,
+                    recorded_at_micros: event.recorded_at.unwrap_or(now).timestamp_micros(),
+                    schema_version: event.schema_version,
+                    write_index: u32::try_from(position - write_start).unwrap_or(u32::MAX),
+                    stream: stream.as_str(),
+                    event_type: &event.event_type,
+                    metadata,
+                    payload: event.payload.as_bytes(),
+                },
+                &mut self.buf,
+            );
+            last = (position, version);
+        }
+        Ok(AppendOutcome {
+            stream_version: Some(last.1),
+            first_position: Some(first_position),
+            last_position: Some(last.0),
+            already_recorded: false,
+        })
+    }
+
+    /// Closes the current segment (fsynced, so only the last segment can
+    /// ever hold a torn write) and starts the next one.
+    fn roll(&mut self) -> Result<(), StoreError> {
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io(format!("fsync {}", self.path.display()), e))?;
+        self.dirty = false;
+        let dir = self.shared.dir.clone();
+        let next = self
+            .shared
+            .index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .head()
+            + 1;
+        let (path, file) = segment::create(&dir, next)?;
+        let read = Arc::new(segment::open_for_read(&path)?);
+        self.shared
+            .index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .segments
+            .push(SegmentRef {
+                first_position: next,
+                path: Arc::from(path.as_path()),
+                file: read,
+            });
+        self.path = path;
+        self.file = file;
+        self.len = SEGMENT_HEADER_LEN as u64;
+        Ok(())
+    }
+}
+
+fn failed_error(reason: &str) -> StoreError {
+    StoreError::io(
+        "append to the file store",
+        std::io::Error::other(format!(
+            "an earlier write failed ({reason}); reopen the store to recover"
+        )),
+    )
+}

@@ -1,0 +1,349 @@
+//! Damage on disk: a torn tail is cut back to the last whole batch and
+//! reported; damage anywhere else makes open fail naming the file and the
+//! offset, and verify report it, changing nothing.
+
+use std::path::{Path, PathBuf};
+
+use logbook_adapters_file::format::{SEGMENT_HEADER_LEN, SNAPSHOTS_DIR, parse_segment_name};
+use logbook_adapters_file::{Durability, FileOptions, FileStore, record, verify};
+use logbook_ports::conformance::payload;
+use logbook_ports::{EventFilter, ExpectedVersion, NewEvent, StoreError, Stores, StreamId};
+use serde_json::json;
+use tempfile::TempDir;
+
+fn options() -> FileOptions {
+    FileOptions::new().durability(Durability::Never)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn event(n: u64) -> NewEvent {
+    NewEvent::new(
+        "Happened",
+        payload(json!({ "n": n, "pad": "p".repeat(180) })),
+    )
+}
+
+fn stream() -> StreamId {
+    StreamId::new("Account-1").unwrap()
+}
+
+/// A store holding `batches` (each appended as one batch), closed again.
+fn store_with(options: FileOptions, batches: &[u64]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path(), options).unwrap();
+    let events = store.stores().events;
+    let mut n = 0;
+    runtime().block_on(async {
+        for &size in batches {
+            let batch = (0..size).map(|i| event(n + i)).collect();
+            events
+                .append(&stream(), ExpectedVersion::Any, batch)
+                .await
+                .unwrap();
+            n += size;
+        }
+    });
+    dir
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| parse_segment_name(p.file_name().unwrap().to_str().unwrap()).is_some())
+        .collect();
+    found.sort();
+    found
+}
+
+/// Start offsets of the records in a segment.
+fn record_offsets(segment: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(segment).unwrap();
+    let mut offsets = Vec::new();
+    let mut at = SEGMENT_HEADER_LEN;
+    while at < bytes.len() {
+        offsets.push(at);
+        let (_, len) = record::decode(&bytes[at..]).unwrap();
+        at += len;
+    }
+    offsets
+}
+
+fn copy_dir(from: &Path) -> TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.path().join(entry.file_name())).unwrap();
+        }
+    }
+    to
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0x20;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn truncate(path: &Path, len: usize) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len as u64)
+        .unwrap();
+}
+
+fn ns(stores: &Stores) -> Vec<u64> {
+    runtime().block_on(async {
+        stores
+            .events
+            .read_all(1, usize::MAX, &EventFilter::all())
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e.payload.to_value::<serde_json::Value>().unwrap()["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    })
+}
+
+fn assert_corrupt_at(result: Result<FileStore, StoreError>, file: &Path, offset: usize) {
+    match result {
+        Err(StoreError::Corrupt { location, detail }) => {
+            let name = file.file_name().unwrap().to_str().unwrap();
+            assert!(
+                location.contains(name) && location.ends_with(&format!("offset {offset}")),
+                "location {location:?} names {name} at offset {offset} ({detail})"
+            );
+        }
+        Err(other) => panic!("expected Corrupt at {offset}, got {other}"),
+        Ok(_) => panic!("expected Corrupt at {offset}, the store opened"),
+    }
+}
+
+#[test]
+fn truncating_the_last_segment_inside_its_final_record_recovers_the_previous_record() {
+    // Given a closed store of five single-event appends
+    let pristine = store_with(options(), &[1, 1, 1, 1, 1]);
+    let segment = segments(pristine.path()).pop().unwrap();
+    let start = *record_offsets(&segment).last().unwrap();
+    let end = std::fs::metadata(&segment).unwrap().len() as usize;
+    for cut in start + 1..end {
+        // When the last segment is cut at this byte of its final record
+        let dir = copy_dir(pristine.path());
+        let segment = dir.path().join(segment.file_name().unwrap());
+        truncate(&segment, cut);
+        // Then the store opens at the previous record, reporting the bytes cut
+        let store =
+            FileStore::open(dir.path(), options()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let torn = store
+            .recovery_report()
+            .torn_tail
+            .clone()
+            .unwrap_or_else(|| panic!("cut at {cut}: no torn tail reported"));
+        assert_eq!(torn.segment, segment, "cut at {cut}");
+        assert_eq!(
+            (torn.offset, torn.bytes_cut),
+            (start as u64, (cut - start) as u64)
+        );
+        assert_eq!(ns(&store.stores()), [0, 1, 2, 3], "cut at {cut}");
+        assert_eq!(std::fs::metadata(&segment).unwrap().len(), start as u64);
+        // And appending goes on from there
+        runtime().block_on(async {
+            let outcome = store
+                .stores()
+                .events
+                .append(&stream(), ExpectedVersion::Exact(4), vec![event(4)])
+                .await
+                .unwrap();
+            assert_eq!(outcome.last_position, Some(5));
+        });
+    }
+}
+
+#[test]
+fn a_torn_batch_is_cut_whole() {
+    // Given a store whose last append was one batch of three events
+    let dir = store_with(options(), &[2, 3]);
+    let segment = segments(dir.path()).pop().unwrap();
+    let offsets = record_offsets(&segment);
+    let (batch_start, third) = (offsets[2], offsets[4]);
+    // When the file ends inside the batch's last record
+    truncate(&segment, third + 10);
+    // Then none of the batch survives: its first two records are dropped too
+    let store = FileStore::open(dir.path(), options()).unwrap();
+    let torn = store.recovery_report().torn_tail.clone().unwrap();
+    assert_eq!(torn.events_dropped, 2);
+    assert_eq!(torn.offset, batch_start as u64);
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        batch_start as u64
+    );
+    assert_eq!(ns(&store.stores()), [0, 1]);
+}
+
+#[test]
+fn flipping_a_byte_inside_an_earlier_record_fails_open_with_the_offset() {
+    let pristine = store_with(options(), &[1, 1, 1, 1, 1]);
+    let name = segments(pristine.path()).pop().unwrap();
+    let offsets = record_offsets(&name);
+    // Given a byte flipped in the payload, the checksum, or the length of
+    // the second record
+    for (what, at) in [
+        ("payload", offsets[1] + 120),
+        ("checksum", offsets[1] + 5),
+        ("length", offsets[1]),
+        ("length, high byte", offsets[1] + 3),
+    ] {
+        let dir = copy_dir(pristine.path());
+        let segment = dir.path().join(name.file_name().unwrap());
+        flip(&segment, at);
+        let len = std::fs::metadata(&segment).unwrap().len();
+        // When verified, then opened
+        let report = verify(dir.path()).unwrap();
+        let opened = FileStore::open(dir.path(), options());
+        // Then both name the file and the record's offset, and nothing is cut
+        let corruption = report
+            .corruption
+            .unwrap_or_else(|| panic!("{what}: not reported"));
+        assert_eq!(
+            (&corruption.file, corruption.offset),
+            (&segment, offsets[1] as u64),
+            "{what}"
+        );
+        assert_eq!(report.events, 1, "{what}: one event precedes the damage");
+        assert_corrupt_at(opened, &segment, offsets[1]);
+        assert_eq!(
+            std::fs::metadata(&segment).unwrap().len(),
+            len,
+            "{what}: nothing was cut"
+        );
+    }
+}
+
+#[test]
+fn damage_in_an_earlier_segment_fails_open_naming_that_segment() {
+    // Given a store spread over several 4 KiB segments
+    let dir = store_with(options().segment_size(4096), &[1; 60]);
+    let all = segments(dir.path());
+    assert!(all.len() > 2, "the store rolled: {} segments", all.len());
+    // When a record in the middle of the first segment is damaged
+    let first = &all[0];
+    let offsets = record_offsets(first);
+    flip(first, offsets[offsets.len() / 2] + 100);
+    // Then open fails naming that segment and offset
+    assert_corrupt_at(
+        FileStore::open(dir.path(), options()),
+        first,
+        offsets[offsets.len() / 2],
+    );
+    // And so does a read-only open
+    assert_corrupt_at(
+        FileStore::open_read_only(dir.path()),
+        first,
+        offsets[offsets.len() / 2],
+    );
+}
+
+#[test]
+fn the_last_record_of_a_closed_segment_cut_short_is_corruption_not_a_torn_tail() {
+    let dir = store_with(options().segment_size(4096), &[1; 40]);
+    let first = segments(dir.path()).remove(0);
+    let len = std::fs::metadata(&first).unwrap().len() as usize;
+    truncate(&first, len - 3);
+    let last = *record_offsets_lenient(&first).last().unwrap();
+    assert_corrupt_at(FileStore::open(dir.path(), options()), &first, last);
+}
+
+/// Record offsets of a segment whose last record may be cut short.
+fn record_offsets_lenient(segment: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(segment).unwrap();
+    let mut offsets = Vec::new();
+    let mut at = SEGMENT_HEADER_LEN;
+    while at < bytes.len() {
+        offsets.push(at);
+        match record::decode(&bytes[at..]) {
+            Ok((_, len)) => at += len,
+            Err(_) => break,
+        }
+    }
+    offsets
+}
+
+#[test]
+fn a_damaged_snapshot_is_reported_by_load_and_by_verify() {
+    let dir = store_with(options(), &[1]);
+    let store = FileStore::open(dir.path(), options()).unwrap();
+    let snapshots = store.stores().snapshots;
+    runtime().block_on(async {
+        snapshots
+            .save(logbook_ports::Snapshot {
+                stream: stream(),
+                version: 1,
+                schema_version: 1,
+                state: payload(json!({"balance": "1.00"})),
+                taken_at: logbook_ports::event_store::timestamp_now(),
+            })
+            .await
+            .unwrap();
+    });
+    let file = std::fs::read_dir(dir.path().join(SNAPSHOTS_DIR))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    flip(&file, 30);
+    runtime().block_on(async {
+        assert!(matches!(
+            snapshots.load(&stream()).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+    });
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(report.corruption.map(|c| c.file), Some(file));
+}
+
+#[test]
+fn a_second_writer_is_refused_while_readers_may_open() {
+    // Given a store open for writing
+    let dir = store_with(options(), &[2]);
+    let writer = FileStore::open(dir.path(), options()).unwrap();
+    // When another writer tries to open it
+    let second = FileStore::open(dir.path(), options());
+    // Then it is refused as locked
+    match second {
+        Err(e @ StoreError::Locked { .. }) => {
+            assert!(e.to_string().contains("locked by another process"), "{e}");
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    // And a reader opens, sees the events, and cannot write
+    let reader = FileStore::open_read_only(dir.path()).unwrap();
+    assert!(reader.is_read_only());
+    assert_eq!(ns(&reader.stores()), [0, 1]);
+    runtime().block_on(async {
+        assert!(
+            reader
+                .stores()
+                .events
+                .append(&stream(), ExpectedVersion::Any, vec![event(9)])
+                .await
+                .is_err()
+        );
+    });
+    // And once the writer closes, a new writer gets the lock
+    drop(writer);
+    FileStore::open(dir.path(), options()).unwrap();
+}

@@ -1,0 +1,3 @@
+//! SQLite adapter benchmarks (being written).
+
+fn main() {}

@@ -1,0 +1,82 @@
+//! Opening the writer's and the readers' connections with the settings every
+//! connection of a store shares.
+
+use std::path::Path;
+
+use logbook_ports::StoreError;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::store_error;
+use crate::options::SqliteOptions;
+use crate::schema;
+
+/// Prepared statements kept per connection: every statement the adapter
+/// runs, with room to spare (the type filter builds a few shapes).
+const STATEMENT_CACHE: usize = 64;
+
+/// Memory-mapped I/O for reads, so a long scan of the log does not copy
+/// every page through SQLite's cache.
+const MMAP_SIZE: i64 = 256 << 20;
+
+fn open(path: &Path, flags: OpenFlags, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| store_error(path, "opening", e))?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(|e| store_error(path, "setting the busy timeout", e))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Opens (creating it if needed) the database for writing: checks that it
+/// is a logbook database this build may touch, switches it to WAL, sets
+/// durability and foreign keys, and migrates the schema.
+///
+/// # Errors
+/// [`StoreError::IncompatibleFormat`] for a newer schema,
+/// [`StoreError::Corrupt`] for a file that is not a (logbook) SQLite
+/// database, [`StoreError::Io`] for a location that cannot be written,
+/// [`StoreError::Locked`] when another process holds the write lock past the
+/// busy timeout.
+pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = open(path, flags, options)?;
+    // Read-only checks first: a database from a newer logbook, or not from
+    // logbook at all, is refused before WAL mode rewrites its header.
+    schema::check_compatible(&conn, path)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| store_error(path, "switching to WAL mode", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::backend(
+            crate::error::BACKEND,
+            format!("switching SQLite database {} to WAL mode", path.display()),
+            format!("the journal mode stayed {mode:?}"),
+        ));
+    }
+    let pragma = |name: &str, value: &str| {
+        conn.pragma_update(None, name, value)
+            .map_err(|e| store_error(path, &format!("setting PRAGMA {name}"), e))
+    };
+    pragma("synchronous", options.synchronous.pragma_value())?;
+    pragma("foreign_keys", "ON")?;
+    schema::migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a read connection to a database the writer has opened.
+///
+/// # Errors
+/// As opening, mapped by [`store_error`].
+pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = open(path, flags, options)?;
+    let set = |name: &str, value: &dyn rusqlite::ToSql| {
+        conn.pragma_update(None, name, value)
+            .map_err(|e| store_error(path, &format!("setting PRAGMA {name}"), e))
+    };
+    set("query_only", &true)?;
+    set("mmap_size", &MMAP_SIZE)?;
+    Ok(conn)
+}

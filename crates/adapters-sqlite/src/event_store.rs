@@ -1,0 +1,528 @@
+//! [`SqliteEventStore`]: the [`EventStore`] on SQLite.
+//!
+//! An append is validated on the caller's task, then queued to the writer,
+//! which checks the expected version (and recognises retries) inside the
+//! group's `BEGIN IMMEDIATE` transaction, right before inserting: the check
+//! and the write are one step, also against another process writing the
+//! same file. Reads run on the reader pool.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use logbook_domain::{NewEvent, Position, RecordedEvent, StreamId, Version};
+use logbook_ports::append::{self, RecordedSlot};
+use logbook_ports::event_store::timestamp_now;
+use logbook_ports::{
+    AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
+    StoreError,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use crate::Shared;
+use crate::error::{corrupt, store_error};
+use crate::rows::{Decoder, EVENT_COLUMNS, IdText, json_text, sql_int, unsigned};
+
+/// Most event types a filter reads with one index search per type, merged;
+/// a longer list scans the log in position order instead.
+const MAX_MERGED_TYPES: usize = 32;
+
+/// The event store of one SQLite database. Cheap to clone; every clone and
+/// the store's snapshot and checkpoint stores share one writer and one
+/// reader pool.
+#[derive(Clone)]
+pub struct SqliteEventStore {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SqliteEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteEventStore")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteEventStore {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+/// Metadata as stored: JSON text, or `NULL` when empty.
+fn encode_metadata(events: &[NewEvent]) -> Result<Vec<Option<String>>, StoreError> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            if event.metadata.is_empty() {
+                Ok(None)
+            } else {
+                serde_json::to_string(&event.metadata)
+                    .map(Some)
+                    .map_err(|e| StoreError::InvalidEvent {
+                        index,
+                        reason: format!("metadata does not serialize: {e}"),
+                    })
+            }
+        })
+        .collect()
+}
+
+/// The append itself, on the write connection inside a transaction.
+fn append_in(
+    conn: &Connection,
+    path: &Path,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    metadata: &[Option<String>],
+) -> Result<AppendOutcome, StoreError> {
+    let doing = |what: &str| format!("{what} stream {stream}");
+    let sql_error = |what: &str| {
+        let context = doing(what);
+        move |e| store_error(path, &context, e)
+    };
+    let current: Option<Version> = conn
+        .prepare_cached("SELECT version FROM streams WHERE stream = ?1")
+        .and_then(|mut s| {
+            s.query_row([stream.as_str()], |row| row.get::<_, i64>(0))
+                .optional()
+        })
+        .map_err(sql_error("reading the version of"))?
+        .and_then(unsigned);
+
+    // A batch whose first id is already recorded is a retry, or a conflict.
+    if let Some(first) = events.first()
+        && let Some((owner, version)) = find_id(conn, path, &first.id.0)?
+    {
+        if owner != stream.as_str() {
+            return Err(duplicate(path, first.id, &owner));
+        }
+        let recorded = slots(conn, path, stream, version, events.len())?;
+        return append::retry_outcome(stream, expected, events, &recorded, current);
+    }
+    append::check_expected(stream, expected, current)?;
+    let Some(last) = events.len().checked_sub(1) else {
+        return Ok(AppendOutcome {
+            stream_version: current,
+            first_position: None,
+            last_position: None,
+            already_recorded: false,
+        });
+    };
+
+    let now = timestamp_now().timestamp_micros();
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (stream, version, event_id, event_type, schema_version, \
+             payload, metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(sql_error("preparing to append to"))?;
+    let mut version = current.unwrap_or(0);
+    let mut first_position = 0;
+    for (index, (event, metadata)) in events.iter().zip(metadata).enumerate() {
+        version += 1;
+        let id = IdText::new(&event.id);
+        let inserted = insert.execute(params![
+            stream.as_str(),
+            sql_int(version),
+            id.as_sql(),
+            event.event_type,
+            event.schema_version,
+            json_text(event.payload.as_bytes()),
+            metadata,
+            event.recorded_at.map_or(now, |at| at.timestamp_micros()),
+        ]);
+        if let Err(error) = inserted {
+            // The only unique key a new event can hit is its id (the
+            // stream's next versions are free: we hold the write lock).
+            if let Some((owner, _)) = find_id(conn, path, &event.id.0)? {
+                return Err(duplicate(path, event.id, &owner));
+            }
+            return Err(store_error(path, &doing("appending to"), error));
+        }
+        if index == 0 {
+            first_position = conn.last_insert_rowid();
+        }
+    }
+    let last_position = first_position + last as i64;
+    conn.prepare_cached(
+        "INSERT INTO streams (stream, version) VALUES (?1, ?2) \
+         ON CONFLICT (stream) DO UPDATE SET version = excluded.version",
+    )
+    .and_then(|mut s| s.execute(params![stream.as_str(), sql_int(version)]))
+    .map_err(sql_error("recording the version of"))?;
+    Ok(AppendOutcome {
+        stream_version: Some(version),
+        first_position: unsigned(first_position),
+        last_position: unsigned(last_position),
+        already_recorded: false,
+    })
+}
+
+fn duplicate(path: &Path, event_id: logbook_domain::EventId, owner: &str) -> StoreError {
+    match StreamId::new(owner) {
+        Ok(stream) => StoreError::DuplicateEventId { event_id, stream },
+        Err(e) => corrupt(
+            path,
+            "events",
+            &format!("event id {event_id}"),
+            e.to_string(),
+        ),
+    }
+}
+
+/// The stream and version holding event `id`, if it is recorded.
+fn find_id(conn: &Connection, path: &Path, id: &Uuid) -> Result<Option<(String, u64)>, StoreError> {
+    let text = IdText::new(&logbook_domain::EventId(*id));
+    conn.prepare_cached("SELECT stream, version FROM events WHERE event_id = ?1")
+        .and_then(|mut s| {
+            s.query_row([text.as_sql()], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .optional()
+        })
+        .map(|found| found.map(|(stream, version)| (stream, unsigned(version).unwrap_or(0))))
+        .map_err(|e| store_error(path, &format!("looking up event id {id}"), e))
+}
+
+/// Up to `count` recorded events of `stream` from `version` on.
+fn slots(
+    conn: &Connection,
+    path: &Path,
+    stream: &StreamId,
+    version: Version,
+    count: usize,
+) -> Result<Vec<RecordedSlot>, StoreError> {
+    let error = |e| store_error(path, &format!("reading stream {stream}"), e);
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT event_id, version, position FROM events \
+             WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3",
+        )
+        .map_err(error)?;
+    let mut rows = statement
+        .query(params![
+            stream.as_str(),
+            sql_int(version),
+            sql_int(count as u64)
+        ])
+        .map_err(error)?;
+    let mut slots = Vec::with_capacity(count);
+    while let Some(row) = rows.next().map_err(error)? {
+        let position: i64 = row.get(2).map_err(error)?;
+        let bad = |detail: String| corrupt(path, "events", &format!("position {position}"), detail);
+        let id: String = row.get(0).map_err(error)?;
+        slots.push(RecordedSlot {
+            id: id
+                .parse()
+                .map_err(|e: uuid::Error| bad(format!("event_id: {e}")))?,
+            version: unsigned(row.get(1).map_err(error)?)
+                .ok_or_else(|| bad("negative version".into()))?,
+            position: unsigned(position).ok_or_else(|| bad("negative position".into()))?,
+        });
+    }
+    Ok(slots)
+}
+
+/// The SQL of a stream read: `?1` stream, `?2` from, `?3` limit.
+fn read_stream_sql(direction: ReadDirection) -> String {
+    match direction {
+        ReadDirection::Forward => format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
+        ),
+        ReadDirection::Backward => format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE stream = ?1 AND version <= ?2 ORDER BY version DESC LIMIT ?3"
+        ),
+    }
+}
+
+fn read_stream_in(
+    conn: &Connection,
+    path: &Path,
+    stream: StreamId,
+    direction: ReadDirection,
+    from: Version,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = read_stream_sql(direction);
+    let error = |e| store_error(path, &format!("reading stream {stream}"), e);
+    let mut statement = conn.prepare_cached(&sql).map_err(error)?;
+    let mut rows = statement
+        .query(params![
+            stream.as_str(),
+            sql_int(from),
+            sql_int(limit as u64)
+        ])
+        .map_err(error)?;
+    let mut events = Vec::with_capacity(limit.min(1024));
+    let mut decoder = Decoder::new(path, Some(stream.clone()));
+    while let Some(row) = rows.next().map_err(error)? {
+        events.push(decoder.decode(row)?);
+    }
+    Ok(events)
+}
+
+/// The SQL of a global-log read with `filter`, and its parameters after
+/// `?1` (from) and `?2` (limit).
+fn read_all_sql(filter: &EventFilter) -> (String, Vec<Value>) {
+    let mut params = Vec::new();
+    // `substr` compares the literal prefix: `%` and `_` are plain text.
+    let prefix = filter.stream_prefix.as_ref().map(|prefix| {
+        params.push(Value::Integer(prefix.chars().count() as i64));
+        params.push(Value::Text(prefix.clone()));
+        " AND substr(stream, 1, ?3) = ?4"
+    });
+    let prefix = prefix.unwrap_or("");
+    let mut types: Vec<&str> = filter.event_types.iter().map(String::as_str).collect();
+    types.sort_unstable();
+    types.dedup();
+    let sql = match types.len() {
+        0 => format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position >= ?1{prefix} \
+             ORDER BY position LIMIT ?2"
+        ),
+        n if n <= MAX_MERGED_TYPES => {
+            // One index search per type, merged in position order by SQLite
+            // (MERGE (UNION ALL)): no sort, no scan of other types.
+            let first = params.len() + 3;
+            let arms: Vec<String> = (0..n)
+                .map(|i| {
+                    format!(
+                        "SELECT {EVENT_COLUMNS} FROM events \
+                         WHERE event_type = ?{} AND position >= ?1{prefix}",
+                        first + i
+                    )
+                })
+                .collect();
+            params.extend(types.iter().map(|t| Value::Text((*t).to_owned())));
+            format!("{} ORDER BY 1 LIMIT ?2", arms.join(" UNION ALL "))
+        }
+        n => {
+            let first = params.len() + 3;
+            let list: Vec<String> = (0..n).map(|i| format!("?{}", first + i)).collect();
+            params.extend(types.iter().map(|t| Value::Text((*t).to_owned())));
+            // `+event_type`: scan in position order, filtering, rather than
+            // sorting every event of so many types.
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE position >= ?1{prefix} \
+                 AND +event_type IN ({}) ORDER BY position LIMIT ?2",
+                list.join(", ")
+            )
+        }
+    };
+    (sql, params)
+}
+
+fn read_all_in(
+    conn: &Connection,
+    path: &Path,
+    from: Position,
+    limit: usize,
+    filter: &EventFilter,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let (sql, extra) = read_all_sql(filter);
+    let error = |e| store_error(path, "reading the global log", e);
+    let mut statement = conn.prepare_cached(&sql).map_err(error)?;
+    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(2 + extra.len());
+    let from = sql_int(from);
+    let limit_sql = sql_int(limit as u64);
+    values.push(&from);
+    values.push(&limit_sql);
+    values.extend(extra.iter().map(|v| v as &dyn rusqlite::ToSql));
+    let mut rows = statement.query(values.as_slice()).map_err(error)?;
+    let mut events = Vec::with_capacity(limit.min(4096));
+    let mut decoder = Decoder::new(path, None);
+    while let Some(row) = rows.next().map_err(error)? {
+        events.push(decoder.decode(row)?);
+    }
+    Ok(events)
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        append::validate_batch(&events)?;
+        let metadata = encode_metadata(&events)?;
+        let stream = stream.clone();
+        let path = self.shared.path.clone();
+        self.shared
+            .writer
+            .run(
+                events.len(),
+                move |conn| append_in(conn, &path, &stream, expected, &events, &metadata),
+                |outcome: &AppendOutcome| {
+                    outcome.last_position.filter(|_| !outcome.already_recorded)
+                },
+            )
+            .await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let stream = stream.clone();
+        self.shared
+            .readers
+            .read(move |conn, path| read_stream_in(conn, path, stream, direction, from, limit))
+            .await
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let filter = filter.clone();
+        self.shared
+            .readers
+            .read(move |conn, path| read_all_in(conn, path, from, limit, &filter))
+            .await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {
+        let stream = stream.clone();
+        self.shared
+            .readers
+            .read(move |conn, path| {
+                conn.prepare_cached("SELECT version FROM streams WHERE stream = ?1")
+                    .and_then(|mut s| {
+                        s.query_row([stream.as_str()], |row| row.get::<_, i64>(0))
+                            .optional()
+                    })
+                    .map(|version| version.and_then(unsigned).filter(|v| *v > 0))
+                    .map_err(|e| {
+                        store_error(path, &format!("reading the version of stream {stream}"), e)
+                    })
+            })
+            .await
+    }
+
+    async fn head_position(&self) -> Result<Option<Position>, StoreError> {
+        self.shared
+            .readers
+            .read(|conn, path| {
+                conn.prepare_cached("SELECT max(position) FROM events")
+                    .and_then(|mut s| s.query_row([], |row| row.get::<_, Option<i64>>(0)))
+                    .map(|head| head.and_then(unsigned))
+                    .map_err(|e| store_error(path, "reading the head position", e))
+            })
+            .await
+    }
+
+    fn commits(&self) -> Option<CommitSignal> {
+        Some(self.shared.commits.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite chooses for `sql`, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Parameters left unbound: the plan does not depend on their values.
+        let mut rows = statement.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("\n")
+    }
+
+    #[test]
+    fn reads_search_the_indexes_and_never_scan_or_sort() {
+        // Given a fresh database
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plans.db");
+        let conn = crate::connection::open_writer(&path, &crate::SqliteOptions::default()).unwrap();
+        let all_sql = |filter: &EventFilter| read_all_sql(filter).0;
+        let cases = [
+            (
+                "stream read, forward",
+                read_stream_sql(ReadDirection::Forward),
+            ),
+            (
+                "stream read, backward",
+                read_stream_sql(ReadDirection::Backward),
+            ),
+            ("global log", all_sql(&EventFilter::all())),
+            ("one event type", all_sql(&EventFilter::event_types(["A"]))),
+            (
+                "two event types",
+                all_sql(&EventFilter::event_types(["A", "B"])),
+            ),
+            (
+                "stream prefix",
+                all_sql(&EventFilter::stream_prefix("Bank-")),
+            ),
+            (
+                "stream version",
+                "SELECT version FROM streams WHERE stream = ?1".to_owned(),
+            ),
+            (
+                "head position",
+                "SELECT max(position) FROM events".to_owned(),
+            ),
+            (
+                "event id lookup",
+                "SELECT stream, version FROM events WHERE event_id = ?1".to_owned(),
+            ),
+        ];
+        for (name, sql) in &cases {
+            // When SQLite plans each read
+            let plan = plan(&conn, sql);
+            println!("-- {name}\n{sql}\n{plan}\n");
+            // Then no read scans the whole table or sorts
+            assert!(!plan.contains("SCAN events"), "{name} scans:\n{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{name} sorts:\n{plan}");
+        }
+        let plans: Vec<String> = cases.iter().map(|(_, sql)| plan(&conn, sql)).collect();
+        assert!(plans[0].contains("USING INDEX events_by_stream (stream=? AND version>?)"));
+        assert!(plans[1].contains("USING INDEX events_by_stream (stream=? AND version<?)"));
+        assert!(plans[2].contains("USING INTEGER PRIMARY KEY (rowid>?)"));
+        assert!(plans[3].contains("USING INDEX events_by_type (event_type=? AND rowid>?)"));
+        assert!(plans[4].contains("MERGE (UNION ALL)"));
+        assert_eq!(plans[4].matches("USING INDEX events_by_type").count(), 2);
+        // A prefix reads the log in position order from `from`, filtering.
+        assert!(plans[5].contains("USING INTEGER PRIMARY KEY (rowid>?)"));
+        assert!(plans[6].contains("USING PRIMARY KEY (stream=?)"));
+        assert!(plans[8].contains("USING INDEX events_by_id (event_id=?)"));
+    }
+
+    #[test]
+    fn the_type_filter_merges_one_search_per_type() {
+        let (sql, params) = read_all_sql(&EventFilter::event_types(["B", "A", "B"]));
+        assert_eq!(sql.matches("UNION ALL").count(), 1, "{sql}");
+        assert_eq!(params, [Value::Text("A".into()), Value::Text("B".into())]);
+    }
+
+    #[test]
+    fn a_prefix_is_compared_literally_by_character_count() {
+        let (sql, params) = read_all_sql(&EventFilter::stream_prefix("Ünï-"));
+        assert!(sql.contains("substr(stream, 1, ?3) = ?4"), "{sql}");
+        assert_eq!(params, [Value::Integer(4), Value::Text("Ünï-".into())]);
+    }
+}
