@@ -65,6 +65,39 @@ impl FileEventStore {
     pub(crate) fn new(core: Arc<Core>) -> Self {
         Self { core }
     }
+
+    /// Queues a batch (or, with `delete`, a tombstone) to the writer and
+    /// waits for its outcome.
+    async fn send(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        delete: bool,
+    ) -> Result<AppendOutcome, StoreError> {
+        let (metadata, bytes) = encode_metadata(&events)?;
+        let frame_bytes = bytes + (stream.as_str().len() * events.len()) as u64;
+        if frame_bytes > MAX_BATCH_BYTES {
+            return Err(StoreError::InvalidEvent {
+                index: 0,
+                reason: format!(
+                    "the batch takes {frame_bytes} bytes; at most {MAX_BATCH_BYTES} fit in one append"
+                ),
+            });
+        }
+        let writer = self.core.writer()?;
+        let (reply, answer) = oneshot::channel();
+        writer.send(AppendRequest {
+            stream: stream.clone(),
+            expected,
+            events,
+            metadata,
+            frame_bytes,
+            delete,
+            reply,
+        })?;
+        answer.await.map_err(|_| writer::stopped())?
+    }
 }
 
 /// One record to read: where it is and what the index says about it.
@@ -207,27 +240,16 @@ impl EventStore for FileEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
         append::validate_batch(&events)?;
-        let (metadata, bytes) = encode_metadata(&events)?;
-        let frame_bytes = bytes + (stream.as_str().len() * events.len()) as u64;
-        if frame_bytes > MAX_BATCH_BYTES {
-            return Err(StoreError::InvalidEvent {
-                index: 0,
-                reason: format!(
-                    "the batch takes {frame_bytes} bytes; at most {MAX_BATCH_BYTES} fit in one append"
-                ),
-            });
-        }
-        let writer = self.core.writer()?;
-        let (reply, answer) = oneshot::channel();
-        writer.send(AppendRequest {
-            stream: stream.clone(),
-            expected,
-            events,
-            metadata,
-            frame_bytes,
-            reply,
-        })?;
-        answer.await.map_err(|_| writer::stopped())?
+        self.send(stream, expected, events, false).await
+    }
+
+    async fn delete_stream(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.send(stream, expected, vec![append::tombstone()], true)
+            .await
     }
 
     async fn read_stream(
@@ -249,6 +271,7 @@ impl EventStore for FileEventStore {
                     return Ok(Vec::new());
                 };
                 let positions = index.visible_positions(number);
+                append::check_not_deleted(&stream, index.ends_deleted(positions))?;
                 let len = positions.len() as u64;
                 let selected: &mut dyn Iterator<Item = &u32> = match direction {
                     ReadDirection::Forward => {
@@ -349,10 +372,12 @@ impl EventStore for FileEventStore {
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {
         let index = self.core.shared.index();
-        Ok(index
-            .stream_number(stream.as_str())
-            .map(|i| index.visible_positions(i).len() as Version)
-            .filter(|v| *v > 0))
+        let Some(number) = index.stream_number(stream.as_str()) else {
+            return Ok(None);
+        };
+        let positions = index.visible_positions(number);
+        append::check_not_deleted(stream, index.ends_deleted(positions))?;
+        Ok((!positions.is_empty()).then_some(positions.len() as Version))
     }
 
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {

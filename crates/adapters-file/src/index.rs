@@ -194,6 +194,16 @@ impl Index {
             .map(|&p| Position::from(p))
     }
 
+    /// True when the last of `positions` (a stream's, all or only the
+    /// visible ones) is a tombstone: the stream is deleted.
+    pub fn ends_deleted(&self, positions: &[u32]) -> bool {
+        positions.last().is_some_and(|&p| {
+            logbook_ports::append::is_tombstone(
+                self.types.name(self.entry(Position::from(p)).event_type),
+            )
+        })
+    }
+
     /// The version of the event at `position` in its stream.
     pub fn version_at(&self, position: Position) -> Version {
         let entry = self.entry(position);

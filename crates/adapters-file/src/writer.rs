@@ -49,6 +49,9 @@ pub struct AppendRequest {
     pub metadata: Vec<Vec<u8>>,
     /// Bytes the batch takes in the log.
     pub frame_bytes: u64,
+    /// True for a deletion: the batch is the tombstone, and `expected` is
+    /// checked as a deletion's.
+    pub delete: bool,
     /// Where the outcome goes.
     pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
@@ -314,10 +317,17 @@ impl WriterThread {
             expected,
             events,
             metadata,
+            delete,
             ..
         } = request;
         let number = index.stream_number(stream.as_str());
         let current = number.and_then(|i| index.current_version(i));
+        let deleted = number.is_some_and(|i| index.ends_deleted(&index.stream(i).positions));
+        if *delete {
+            append::check_delete(stream, *expected, current, deleted)?;
+        } else {
+            append::check_not_deleted(stream, deleted)?;
+        }
 
         if let Some(first) = events.first()
             && let Some(position) = index.find_id(&first.id)
@@ -343,7 +353,9 @@ impl WriterThread {
                 .collect();
             return append::retry_outcome(stream, *expected, events, &recorded, current);
         }
-        append::check_expected(stream, *expected, current)?;
+        if !*delete {
+            append::check_expected(stream, *expected, current)?;
+        }
         for event in events {
             if let Some(position) = index.find_id(&event.id) {
                 return Err(StoreError::DuplicateEventId {

@@ -71,6 +71,54 @@ fn encode_metadata(events: &[NewEvent]) -> Result<Vec<Option<String>>, StoreErro
         .collect()
 }
 
+/// The stream's version and whether it is deleted (its last event is a
+/// tombstone): one lookup in `streams`, one in the (stream, version) index.
+fn stream_state(
+    conn: &Connection,
+    path: &Path,
+    stream: &StreamId,
+) -> Result<(Option<Version>, bool), StoreError> {
+    conn.prepare_cached(
+        "SELECT s.version, e.event_type FROM streams s \
+         LEFT JOIN events e ON e.stream = s.stream AND e.version = s.version \
+         WHERE s.stream = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([stream.as_str()], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?))
+        })
+        .optional()
+    })
+    .map(|found| match found {
+        Some((version, last_type)) => (
+            unsigned(version).filter(|v| *v > 0),
+            last_type.as_deref().is_some_and(append::is_tombstone),
+        ),
+        None => (None, false),
+    })
+    .map_err(|e| store_error(path, &format!("reading the version of stream {stream}"), e))
+}
+
+/// A deletion, on the write connection inside a transaction: the checks,
+/// then the tombstone appended like any event.
+fn delete_in(
+    conn: &Connection,
+    path: &Path,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+) -> Result<AppendOutcome, StoreError> {
+    let (current, deleted) = stream_state(conn, path, stream)?;
+    append::check_delete(stream, expected, current, deleted)?;
+    append_in(
+        conn,
+        path,
+        stream,
+        ExpectedVersion::Any,
+        &[append::tombstone()],
+        &[None],
+    )
+}
+
 /// The append itself, on the write connection inside a transaction.
 fn append_in(
     conn: &Connection,
@@ -85,14 +133,8 @@ fn append_in(
         let context = doing(what);
         move |e| store_error(path, &context, e)
     };
-    let current: Option<Version> = conn
-        .prepare_cached("SELECT version FROM streams WHERE stream = ?1")
-        .and_then(|mut s| {
-            s.query_row([stream.as_str()], |row| row.get::<_, i64>(0))
-                .optional()
-        })
-        .map_err(sql_error("reading the version of"))?
-        .and_then(unsigned);
+    let (current, deleted) = stream_state(conn, path, stream)?;
+    append::check_not_deleted(stream, deleted)?;
 
     // A batch whose first id is already recorded is a retry, or a conflict.
     if let Some(first) = events.first()
@@ -250,6 +292,11 @@ fn read_stream_in(
     from: Version,
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
+    let (_, deleted) = stream_state(conn, path, &stream)?;
+    append::check_not_deleted(&stream, deleted)?;
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
     let sql = read_stream_sql(direction);
     let error = |e| store_error(path, &format!("reading stream {stream}"), e);
     let mut statement = conn.prepare_cached(&sql).map_err(error)?;
@@ -368,6 +415,23 @@ impl EventStore for SqliteEventStore {
             .await
     }
 
+    async fn delete_stream(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+    ) -> Result<AppendOutcome, StoreError> {
+        let stream = stream.clone();
+        let path = self.shared.path.clone();
+        self.shared
+            .writer
+            .run(
+                1,
+                move |conn| delete_in(conn, &path, &stream, expected),
+                |outcome: &AppendOutcome| outcome.last_position,
+            )
+            .await
+    }
+
     async fn read_stream(
         &self,
         stream: &StreamId,
@@ -375,9 +439,6 @@ impl EventStore for SqliteEventStore {
         from: Version,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         let stream = stream.clone();
         self.shared
             .readers
@@ -406,15 +467,9 @@ impl EventStore for SqliteEventStore {
         self.shared
             .readers
             .read(move |conn, path| {
-                conn.prepare_cached("SELECT version FROM streams WHERE stream = ?1")
-                    .and_then(|mut s| {
-                        s.query_row([stream.as_str()], |row| row.get::<_, i64>(0))
-                            .optional()
-                    })
-                    .map(|version| version.and_then(unsigned).filter(|v| *v > 0))
-                    .map_err(|e| {
-                        store_error(path, &format!("reading the version of stream {stream}"), e)
-                    })
+                let (current, deleted) = stream_state(conn, path, &stream)?;
+                append::check_not_deleted(&stream, deleted)?;
+                Ok(current)
             })
             .await
     }

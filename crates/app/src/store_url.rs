@@ -104,10 +104,14 @@ impl StoreUrl {
         };
         match self {
             Self::Memory => Ok(logbook_adapters_memory::stores()),
-            Self::Sqlite(_) | Self::File(_) => Err(open_error(StoreError::InvalidEvent {
-                index: 0,
-                reason: "WIRING-PENDING".into(),
-            })),
+            Self::Sqlite(path) => {
+                logbook_adapters_sqlite::SqliteStore::open(path, Default::default())
+                    .map(|store| store.stores())
+                    .map_err(open_error)
+            }
+            Self::File(dir) => logbook_adapters_file::FileStore::open(dir, Default::default())
+                .map(|store| store.stores())
+                .map_err(open_error),
         }
     }
 }

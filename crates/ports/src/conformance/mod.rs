@@ -4,10 +4,26 @@
 //! An adapter implements [`Fixture`] for a fresh storage location and calls
 //! [`run_all`]:
 //!
-//! ```ignore
-//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-//! async fn passes_the_conformance_suite() {
-//!     logbook_ports::conformance::run_all(|| MyFixture::new()).await;
+//! ```no_run
+//! use async_trait::async_trait;
+//! use logbook_ports::Stores;
+//! use logbook_ports::conformance::{self, Fixture};
+//!
+//! /// One fresh location; `open` opens (or reopens) the stores there.
+//! struct MyFixture(Stores);
+//!
+//! #[async_trait]
+//! impl Fixture for MyFixture {
+//!     async fn open(&self) -> Stores {
+//!         self.0.clone()
+//!     }
+//! }
+//!
+//! // In the adapter's tests/conformance.rs, under
+//! // #[tokio::test(flavor = "multi_thread", worker_threads = 2)], with a
+//! // function making fresh stores at a new location:
+//! async fn passes_the_conformance_suite(fresh: fn() -> Stores) {
+//!     conformance::run_all(|| MyFixture(fresh())).await;
 //! }
 //! ```
 //!
