@@ -292,22 +292,21 @@ fn scan_segment(
                 ),
             );
         }
-        if let Some(earlier) = scan.index.find_id(&record.id) {
+        let Ok(entry_offset) = u32::try_from(offset) else {
+            return corrupt(scan, offset, "segment is larger than 4 GiB".into());
+        };
+        if let Err(earlier) = scan.index.push_new(Entry {
+            id: record.id,
+            offset: entry_offset,
+            stream,
+            event_type,
+        }) {
             return corrupt(
                 scan,
                 offset,
                 format!("event id {} is also at position {earlier}", record.id),
             );
         }
-        let Ok(entry_offset) = u32::try_from(offset) else {
-            return corrupt(scan, offset, "segment is larger than 4 GiB".into());
-        };
-        scan.index.push(Entry {
-            id: record.id,
-            offset: entry_offset,
-            stream,
-            event_type,
-        });
         pos += len;
         if record.ends_batch() {
             batch_end = offset + len as u64;
