@@ -277,6 +277,16 @@ impl Index {
         }
     }
 
+    /// Reserves room for `additional` more events, so a scan does not
+    /// rehash the id table as it grows.
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.ids.reserve(additional, |&p| {
+            hasher.hash_one(entries[(p - 1) as usize].id)
+        });
+    }
+
     /// Forgets every event after `head` (a write that failed, or an
     /// incomplete batch found on open).
     pub fn truncate(&mut self, head: Position) {
