@@ -98,7 +98,44 @@ pub struct Index {
     /// Interned event types.
     pub types: Interner,
     ids: HashTable<u32>,
-    hasher: RandomState,
+    hasher: IdHasher,
+}
+
+/// Hashes event ids for the id table: a folded multiply of the id's two
+/// halves with per-process random seeds (as `foldhash` does). Ids are
+/// mostly random bits already; the seeds keep crafted ids from aiming at
+/// one bucket. Several times cheaper than SipHash, which dominated the
+/// open scan.
+#[derive(Debug, Clone, Copy)]
+struct IdHasher {
+    seeds: [u64; 3],
+}
+
+impl Default for IdHasher {
+    fn default() -> Self {
+        let state = RandomState::new();
+        Self {
+            seeds: [
+                state.hash_one(0u8) | 1,
+                state.hash_one(1u8) | 1,
+                state.hash_one(2u8) | 1,
+            ],
+        }
+    }
+}
+
+fn fold(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+impl IdHasher {
+    fn hash_one(&self, id: EventId) -> u64 {
+        let bytes = id.as_uuid().as_bytes();
+        let lo = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        let hi = u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
+        fold(fold(lo ^ self.seeds[0], hi ^ self.seeds[1]), self.seeds[2])
+    }
 }
 
 impl Index {
@@ -187,7 +224,7 @@ impl Index {
 
     /// The position holding `id`, if any.
     pub fn find_id(&self, id: &EventId) -> Option<Position> {
-        let hash = self.hasher.hash_one(id);
+        let hash = self.hasher.hash_one(*id);
         let entries = &self.entries;
         self.ids
             .find(hash, |&p| entries[(p - 1) as usize].id == *id)
@@ -226,6 +263,38 @@ impl Index {
         let positions = &mut self.streams[entry.stream as usize].positions;
         positions.push(position);
         (Position::from(position), positions.len() as Version)
+    }
+
+    /// As [`Index::push`], unless the id is already indexed: then the
+    /// position that holds it. Hashes the id once.
+    pub fn push_new(&mut self, entry: Entry) -> Result<(Position, Version), Position> {
+        let hash = self.hasher.hash_one(entry.id);
+        let position = u32::try_from(self.entries.len() + 1).expect("checked against MAX_EVENTS");
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        match self.ids.entry(
+            hash,
+            |&p| entries[(p - 1) as usize].id == entry.id,
+            |&p| hasher.hash_one(entries[(p - 1) as usize].id),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(found) => Err(Position::from(*found.get())),
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(position);
+                self.entries.push(entry);
+                let positions = &mut self.streams[entry.stream as usize].positions;
+                positions.push(position);
+                Ok((Position::from(position), positions.len() as Version))
+            }
+        }
+    }
+
+    /// Reserves room for `additional` more events, so a scan does not
+    /// rehash the id table as it grows.
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.ids.reserve(additional, |&p| {
+            hasher.hash_one(entries[(p - 1) as usize].id)
+        });
     }
 
     /// Forgets every event after `head` (a write that failed, or an

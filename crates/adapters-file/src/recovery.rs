@@ -142,12 +142,27 @@ pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
         }
     }
     segments.sort();
+    let sizes: Vec<u64> = segments
+        .iter()
+        .map(|(_, path)| std::fs::metadata(path).map_or(0, |m| m.len()))
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    let mut seen = 0u64;
     let count = segments.len();
     for (i, (first, path)) in segments.into_iter().enumerate() {
         scan.segments += 1;
         let last = i + 1 == count;
         if !scan_segment(&mut scan, &path, first, last, mode)? {
             break;
+        }
+        seen += sizes[i];
+        // After the first segment, size the index for the rest of the log
+        // (from the bytes per event so far), so it never rehashes.
+        let head = scan.index.head();
+        if i == 0 && head > 0 && !last {
+            let per_event = (seen / head).max(1);
+            scan.index
+                .reserve(((total - seen) / per_event) as usize + 1024);
         }
     }
     Ok(scan)
@@ -292,22 +307,21 @@ fn scan_segment(
                 ),
             );
         }
-        if let Some(earlier) = scan.index.find_id(&record.id) {
+        let Ok(entry_offset) = u32::try_from(offset) else {
+            return corrupt(scan, offset, "segment is larger than 4 GiB".into());
+        };
+        if let Err(earlier) = scan.index.push_new(Entry {
+            id: record.id,
+            offset: entry_offset,
+            stream,
+            event_type,
+        }) {
             return corrupt(
                 scan,
                 offset,
                 format!("event id {} is also at position {earlier}", record.id),
             );
         }
-        let Ok(entry_offset) = u32::try_from(offset) else {
-            return corrupt(scan, offset, "segment is larger than 4 GiB".into());
-        };
-        scan.index.push(Entry {
-            id: record.id,
-            offset: entry_offset,
-            stream,
-            event_type,
-        });
         pos += len;
         if record.ends_batch() {
             batch_end = offset + len as u64;

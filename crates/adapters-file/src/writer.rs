@@ -383,9 +383,17 @@ impl WriterThread {
         let now = timestamp_now();
         let first_position = index.head() + 1;
         let mut last = (0, 0);
+        let mut last_type: Option<(&str, u32)> = None;
         for (i, (event, metadata)) in events.iter().zip(metadata).enumerate() {
             let offset = self.len + self.buf.len() as u64;
-            let event_type = index.types.intern(&event.event_type);
+            let event_type = match last_type {
+                Some((name, number)) if name == event.event_type => number,
+                _ => {
+                    let number = index.types.intern(&event.event_type);
+                    last_type = Some((&event.event_type, number));
+                    number
+                }
+            };
             let (position, version) = index.push(Entry {
                 id: event.id,
                 offset: u32::try_from(offset).expect("segments stay under 4 GiB"),
