@@ -20,6 +20,7 @@ pub mod repository;
 pub mod store_url;
 pub mod subscription;
 pub mod transfer;
+pub mod verify;
 
 pub use codec::CodecError;
 pub use logbook_domain as domain;

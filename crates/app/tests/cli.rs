@@ -836,3 +836,47 @@ fn deleting_an_aggregate_keeps_its_events_and_refuses_further_use() {
         "projections see the deletion: {summary}"
     );
 }
+
+#[test]
+fn verify_reports_a_healthy_store_and_names_the_offset_of_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = file_url(dir.path());
+    ok(logbook(
+        &store,
+        &["account", "open", "a1", "--owner", "x", "--initial", "10"],
+    ));
+    ok(logbook(&store, &["account", "deposit", "a1", "5"]));
+    ok(logbook(&store, &["account", "deposit", "a1", "6"]));
+    let report = ok(logbook(&store, &["verify"]));
+    assert!(
+        report.contains("3 events in 1 streams, 1 segments"),
+        "{report}"
+    );
+    assert!(report.contains("verified"), "{report}");
+    let sqlite = sqlite_url(dir.path());
+    ok(logbook(&sqlite, &["account", "open", "a1", "--owner", "x"]));
+    assert!(ok(logbook(&sqlite, &["verify"])).contains("events:          1"));
+    // Damage a byte in the middle of the first record's payload.
+    let segment = std::fs::read_dir(dir.path().join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"user")
+        .unwrap_or(bytes.len() / 3);
+    bytes[at] ^= 0x55;
+    std::fs::write(&segment, &bytes).unwrap();
+    let err = refused(logbook(&store, &["verify"]), "corrupt");
+    assert!(err.contains("offset"), "names where: {err}");
+    refused(logbook(&store, &["account", "show", "a1"]), "offset");
+    refused(
+        logbook(
+            &format!("file:{}", dir.path().join("nothing").display()),
+            &["verify"],
+        ),
+        "no file store",
+    );
+}

@@ -12,6 +12,7 @@ mod projection;
 mod ship;
 mod transfer;
 mod user;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,8 @@ enum Command {
     Export(transfer::ExportArgs),
     /// Read events written by `export` (or the seed's ship file) into the store.
     Import(transfer::ImportArgs),
+    /// Check a store: events, streams, segments, the first corruption (exit 1).
+    Verify,
     /// List, show, rebuild and verify the read models.
     #[command(subcommand)]
     Projection(projection::ProjectionCommand),
@@ -102,19 +105,23 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let stores: Stores = cli.store.open()?;
+    let url = &cli.store;
+    // Opened by the commands that need it: `verify` must not open a store
+    // for writing (that takes the lock and repairs what it should report).
+    let open = || -> anyhow::Result<Stores> { Ok(url.open()?) };
     match cli.command {
-        Command::Demo => demo::run(&stores, &cli.store).await,
-        Command::Account(command) => account::run(&stores, command).await,
-        Command::Ship(command) => ship::run(&stores, command).await,
-        Command::User(command) => user::run(&stores, command).await,
-        Command::Events(args) => events::run(&stores, args).await,
-        Command::Exec(args) => exec::run(&stores, args).await,
-        Command::Log(args) => log::log(&stores, args).await,
-        Command::Follow(args) => log::follow(&stores, args).await,
-        Command::Projection(command) => projection::run(&stores, command).await,
-        Command::Export(args) => transfer::export(&stores, args).await,
-        Command::Import(args) => transfer::import(&stores, args).await,
+        Command::Verify => verify::run(url).await,
+        Command::Demo => demo::run(&open()?, url).await,
+        Command::Account(command) => account::run(&open()?, command).await,
+        Command::Ship(command) => ship::run(&open()?, command).await,
+        Command::User(command) => user::run(&open()?, command).await,
+        Command::Events(args) => events::run(&open()?, args).await,
+        Command::Exec(args) => exec::run(&open()?, args).await,
+        Command::Log(args) => log::log(&open()?, args).await,
+        Command::Follow(args) => log::follow(&open()?, args).await,
+        Command::Projection(command) => projection::run(&open()?, command).await,
+        Command::Export(args) => transfer::export(&open()?, args).await,
+        Command::Import(args) => transfer::import(&open()?, args).await,
     }
 }
 
