@@ -66,7 +66,16 @@ fn prepare_writer(
 ) -> Result<(), StoreError> {
     // Read-only checks first: a database from a newer logbook, or not from
     // logbook at all, is refused before WAL mode rewrites its header.
-    schema::check_compatible(conn, path)?;
+    // One read transaction, so that the version and the tables are read
+    // from one state of the file, even while another process migrates it.
+    {
+        let read = conn
+            .transaction()
+            .map_err(|e| store_error(path, "reading the schema version", e))?;
+        schema::check_compatible(&read, path)?;
+        read.commit()
+            .map_err(|e| store_error(path, "reading the schema version", e))?;
+    }
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(|e| store_error(path, "switching to WAL mode", e))?;
