@@ -2,6 +2,7 @@
 //! connection of a store shares.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use logbook_ports::StoreError;
 use rusqlite::{Connection, OpenFlags};
@@ -42,9 +43,39 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = open(path, flags, options)?;
+    // Another process opening the same fresh file at the same moment can
+    // make the switch to WAL or the migration report SQLITE_BUSY at once,
+    // without waiting (SQLite does not wait where waiting could deadlock):
+    // retry the whole preparation until the busy timeout has passed.
+    let deadline = Instant::now() + options.busy_timeout;
+    loop {
+        match prepare_writer(&mut conn, path, options) {
+            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(error) => return Err(error),
+            Ok(()) => return Ok(conn),
+        }
+    }
+}
+
+fn prepare_writer(
+    conn: &mut Connection,
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<(), StoreError> {
     // Read-only checks first: a database from a newer logbook, or not from
     // logbook at all, is refused before WAL mode rewrites its header.
-    schema::check_compatible(&conn, path)?;
+    // One read transaction, so that the version and the tables are read
+    // from one state of the file, even while another process migrates it.
+    {
+        let read = conn
+            .transaction()
+            .map_err(|e| store_error(path, "reading the schema version", e))?;
+        schema::check_compatible(&read, path)?;
+        read.commit()
+            .map_err(|e| store_error(path, "reading the schema version", e))?;
+    }
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(|e| store_error(path, "switching to WAL mode", e))?;
@@ -61,8 +92,7 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     };
     pragma("synchronous", options.synchronous.pragma_value())?;
     pragma("foreign_keys", "ON")?;
-    schema::migrate(&mut conn, path)?;
-    Ok(conn)
+    schema::migrate(conn, path)
 }
 
 /// Opens a read connection to a database the writer has opened.

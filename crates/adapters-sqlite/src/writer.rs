@@ -96,10 +96,6 @@ where
     }
 }
 
-/// How many times in a row the writer yields its CPU, finding no new job,
-/// before it commits the group it has.
-const MAX_IDLE_ROUNDS: u32 = 4;
-
 /// The writer's handle: queues jobs and owns the thread.
 pub(crate) struct Writer {
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
@@ -210,37 +206,20 @@ struct Thread {
 impl Thread {
     fn run(&mut self, jobs: &mpsc::Receiver<Box<dyn Job>>) {
         let mut group = VecDeque::new();
-        // Callers answered by the last commit: each is likely to queue its
-        // next write at once.
-        let mut answered = 0;
         // Block for the first job of a group, then take whatever else is
         // already waiting: those arrived while the last commit was syncing.
         while let Ok(first) = jobs.recv() {
             let mut events = first.weight();
             group.push_back(first);
-            let mut idle_rounds = 0;
             while events < self.max_group_events {
                 match jobs.try_recv() {
                     Ok(job) => {
                         events += job.weight();
                         group.push_back(job);
-                        idle_rounds = 0;
-                    }
-                    // The callers just answered are being woken on the
-                    // runtime's threads: give them the CPU for a moment
-                    // so that their next writes join this group instead of
-                    // each paying a commit of its own. A lone appender
-                    // (one answered) never waits here.
-                    Err(mpsc::TryRecvError::Empty)
-                        if group.len() < answered && idle_rounds < MAX_IDLE_ROUNDS =>
-                    {
-                        idle_rounds += 1;
-                        std::thread::yield_now();
                     }
                     Err(_) => break,
                 }
             }
-            answered = group.len();
             while !group.is_empty() {
                 self.commit_group(&mut group);
             }

@@ -120,9 +120,24 @@ async fn two_processes_appending_to_one_file_never_win_the_same_version() {
     .unwrap()
     .unwrap();
     let ready = path.with_extension("child-ready");
-    tokio::task::spawn_blocking(move || wait_for(&ready))
-        .await
-        .unwrap();
+    let child = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready.exists() {
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                let output = child.wait_with_output().unwrap();
+                panic!(
+                    "the second process stopped before the start line:\n{}\n{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child
+    })
+    .await
+    .unwrap();
 
     // When both append to the same stream at once, each expecting the
     // version it read, and each to a stream of its own
