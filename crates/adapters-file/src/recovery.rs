@@ -5,6 +5,9 @@
 //! - segments must start where the previous one ended, with a valid header;
 //! - every record of every segment but the last must be whole and valid,
 //!   and each of those segments must end on a batch boundary;
+//! - in the last segment, zeros from the end of a whole batch to the end
+//!   of the file are preallocated free space, not damage: the log ends
+//!   there and the writer reuses them;
 //! - in the last segment, at the first record that is not whole and valid,
 //!   the bytes from there on are a *torn tail* if they hold nothing valid
 //!   beyond the one write that was in flight (no write-end record followed
@@ -345,6 +348,13 @@ fn scan_segment(
         scan.index.truncate(batch_head);
         return corrupt(scan, offset, reason);
     }
+    if offset == batch_end && zeros_to_end(&file, offset, file_len, path)? {
+        // The preallocated free space of the open segment: the log ends here.
+        scan.bytes += offset;
+        scan.index.commit();
+        scan.last_segment = Some((path.to_path_buf(), offset));
+        return Ok(true);
+    }
     // The last segment: a torn tail, or corruption?
     let bad_position = scan.index.head() + 1;
     if let Some(valid_after) = later_write_after(&mut file, offset, bad_position, path)? {
@@ -381,6 +391,23 @@ fn scan_segment(
     scan.bytes += batch_end;
     scan.torn = Some(torn);
     scan.last_segment = Some((path.to_path_buf(), batch_end));
+    Ok(true)
+}
+
+/// True when every byte of `path` from `from` to `end` is zero.
+fn zeros_to_end(file: &File, from: u64, end: u64, path: &Path) -> Result<bool, StoreError> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; (end - from).min(1 << 20) as usize];
+    let mut at = from;
+    while at < end {
+        let n = (end - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at)
+            .map_err(io_error(path, "read"))?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
     Ok(true)
 }
 

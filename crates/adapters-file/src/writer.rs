@@ -8,6 +8,13 @@
 //! [`Durability::Always`]) fsyncs once for the whole group before
 //! publishing the new head and answering. Appenders that arrive during an
 //! fsync form the next group: group commit.
+//!
+//! The open segment is *preallocated*: the writer extends it with zeros a
+//! few MiB ahead of the log's end, so a write lands in blocks that already
+//! exist inside the file's size, and the fsync that follows has only data to
+//! flush, not a size change or a block allocation to commit through the file
+//! system's journal. Recovery reads the zero-filled tail as free space; the
+//! writer trims it when the segment is closed (on roll and on close).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -36,6 +43,10 @@ const MAX_GROUP_REQUESTS: usize = 4096;
 const MAX_GROUP_BYTES: u64 = 16 << 20;
 /// A write buffer larger than this is released after use.
 const KEEP_BUFFER: usize = 32 << 20;
+/// How far ahead of the log's end the open segment is filled with zeros.
+const PREALLOCATE: u64 = 4 << 20;
+/// Zeros written per call when preallocating.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// One append, checked by the caller as far as it can be without the store.
 pub struct AppendRequest {
@@ -85,12 +96,19 @@ impl Writer {
         segment_size: u64,
     ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel();
+        // A preallocated zero tail left by a crash is reused as it is.
+        let allocated = file
+            .metadata()
+            .map_err(|e| StoreError::io(format!("stat {}", path.display()), e))?
+            .len()
+            .max(len);
         let state = WriterThread {
             shared,
             rx,
             path,
             file,
             len,
+            allocated,
             durability,
             segment_size,
             buf: Vec::new(),
@@ -142,7 +160,10 @@ struct WriterThread {
     rx: Receiver<AppendRequest>,
     path: PathBuf,
     file: File,
+    /// End of the log in the open segment: where the next write goes.
     len: u64,
+    /// Size of the open segment file: `len`, then zeros up to here.
+    allocated: u64,
     durability: Durability,
     segment_size: u64,
     buf: Vec<u8>,
@@ -173,11 +194,55 @@ impl WriterThread {
             }
             self.commit_group(group, bytes);
         }
-        if self.dirty
+        if self.failed.is_none()
+            && let Err(e) = self.trim()
+        {
+            tracing::error!("closing the open segment failed: {e}");
+        } else if self.dirty
             && let Err(e) = self.file.sync_data()
         {
             tracing::error!(segment = %self.path.display(), "fsync on close failed: {e}");
         }
+    }
+
+    /// Cuts the preallocated zeros off the open segment and fsyncs it, so
+    /// a closed segment ends with its last record.
+    fn trim(&mut self) -> Result<(), StoreError> {
+        if self.allocated > self.len {
+            self.file
+                .set_len(self.len)
+                .map_err(|e| StoreError::io(format!("truncate {}", self.path.display()), e))?;
+            self.allocated = self.len;
+            self.dirty = true;
+        }
+        if self.dirty {
+            self.file
+                .sync_data()
+                .map_err(|e| StoreError::io(format!("fsync {}", self.path.display()), e))?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the segment file is at least `end` bytes long, filling it
+    /// with zeros up to a chunk ahead (never past the segment size unless
+    /// `end` itself is).
+    fn preallocate(&mut self, end: u64) -> std::io::Result<()> {
+        if end <= self.allocated {
+            return Ok(());
+        }
+        let target = end.max(
+            end.next_multiple_of(PREALLOCATE)
+                .min(self.segment_size.max(self.len)),
+        );
+        let mut at = self.allocated;
+        while at < target {
+            let n = (target - at).min(ZEROS.len() as u64) as usize;
+            self.file.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        self.allocated = target;
+        Ok(())
     }
 
     /// The next request; under [`Durability::Interval`], fsyncs when due
@@ -250,7 +315,10 @@ impl WriterThread {
         }
 
         if !self.buf.is_empty() {
-            let mut written = self.file.write_all_at(&self.buf, self.len);
+            let end = self.len + self.buf.len() as u64;
+            let mut written = self
+                .preallocate(end)
+                .and_then(|()| self.file.write_all_at(&self.buf, self.len));
             if written.is_ok() && self.durability == Durability::Always {
                 written = self.file.sync_data();
             }
@@ -272,7 +340,9 @@ impl WriterThread {
                         .write()
                         .unwrap_or_else(PoisonError::into_inner)
                         .truncate(start_head);
+                    // Cut what may have been written (and the zeros after).
                     let _ = self.file.set_len(self.len);
+                    self.allocated = self.len;
                     self.failed = Some(reason.clone());
                     for (_, result) in &mut outcomes {
                         if result.is_ok() {
@@ -433,10 +503,8 @@ impl WriterThread {
     /// Closes the current segment (fsynced, so only the last segment can
     /// ever hold a torn write) and starts the next one.
     fn roll(&mut self) -> Result<(), StoreError> {
-        self.file
-            .sync_data()
-            .map_err(|e| StoreError::io(format!("fsync {}", self.path.display()), e))?;
-        self.dirty = false;
+        self.dirty = true;
+        self.trim()?;
         let dir = self.shared.dir.clone();
         let next = self
             .shared
@@ -460,6 +528,7 @@ impl WriterThread {
         self.path = path;
         self.file = file;
         self.len = SEGMENT_HEADER_LEN as u64;
+        self.allocated = self.len;
         Ok(())
     }
 }

@@ -347,3 +347,136 @@ fn a_second_writer_is_refused_while_readers_may_open() {
     drop(writer);
     FileStore::open(dir.path(), options()).unwrap();
 }
+
+/// Appends `zeros` zero bytes to `path`, as the writer's preallocation
+/// leaves them when the process dies.
+fn append_zeros(path: &Path, zeros: usize) {
+    let len = std::fs::metadata(path).unwrap().len();
+    truncate(path, len as usize + zeros);
+}
+
+#[test]
+fn a_preallocated_zero_tail_is_free_space_not_a_torn_tail() {
+    for zeros in [1, 3, 8, 200, 1 << 20] {
+        // Given a store whose last segment ends in zeros after whole batches
+        let dir = store_with(options(), &[1, 2, 1]);
+        let segment = segments(dir.path()).pop().unwrap();
+        let end = std::fs::metadata(&segment).unwrap().len();
+        append_zeros(&segment, zeros);
+        // Then verify finds nothing wrong and open cuts nothing
+        let report = verify(dir.path()).unwrap();
+        assert!(report.is_ok(), "{zeros} zeros: {report}");
+        assert!(report.torn_tail.is_none(), "{zeros} zeros: {report}");
+        assert_eq!(report.events, 4);
+        let store = FileStore::open(dir.path(), options()).unwrap();
+        assert!(
+            store.recovery_report().torn_tail.is_none(),
+            "{zeros} zeros: {}",
+            store.recovery_report()
+        );
+        assert_eq!(store.recovery_report().bytes, end);
+        assert_eq!(ns(&store.stores()), [0, 1, 2, 3]);
+        // And appending goes on in the free space, and closing trims the rest
+        runtime().block_on(async {
+            let outcome = store
+                .stores()
+                .events
+                .append(&stream(), ExpectedVersion::Exact(4), vec![event(4)])
+                .await
+                .unwrap();
+            assert_eq!(outcome.last_position, Some(5));
+        });
+        drop(store);
+        assert_eq!(record_offsets(&segment).len(), 5, "{zeros} zeros");
+        let store = FileStore::open(dir.path(), options()).unwrap();
+        assert!(store.recovery_report().is_clean());
+        assert_eq!(ns(&store.stores()), [0, 1, 2, 3, 4]);
+    }
+}
+
+#[test]
+fn an_open_store_preallocates_and_readers_see_only_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = FileOptions::new().durability(Durability::Always);
+    let store = FileStore::open(dir.path(), options.clone()).unwrap();
+    runtime().block_on(async {
+        for n in 0..3 {
+            store
+                .stores()
+                .events
+                .append(&stream(), ExpectedVersion::Any, vec![event(n)])
+                .await
+                .unwrap();
+        }
+    });
+    // While the writer has the segment open, it is longer than the log
+    let segment = segments(dir.path()).pop().unwrap();
+    assert!(std::fs::metadata(&segment).unwrap().len() >= 1 << 20);
+    // And verify and a reader take the zeros for free space
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok() && report.torn_tail.is_none(), "{report}");
+    assert_eq!(report.events, 3);
+    let reader = FileStore::open_read_only(dir.path()).unwrap();
+    assert!(reader.recovery_report().torn_tail.is_none());
+    assert_eq!(ns(&reader.stores()), [0, 1, 2]);
+    // And a closed segment ends with its last record
+    drop(reader);
+    drop(store);
+    assert_eq!(record_offsets(&segment).len(), 3);
+}
+
+#[test]
+fn zeros_followed_by_a_later_write_are_corruption() {
+    // Given five appends, each its own write
+    let pristine = store_with(options(), &[1, 1, 1, 1, 1]);
+    let name = segments(pristine.path()).pop().unwrap();
+    let offsets = record_offsets(&name);
+    for (from, to) in [(offsets[1], offsets[2]), (offsets[1], offsets[1] + 100)] {
+        // When a region from the second record on is zeroed, later writes intact
+        let dir = copy_dir(pristine.path());
+        let segment = dir.path().join(name.file_name().unwrap());
+        let mut bytes = std::fs::read(&segment).unwrap();
+        bytes[from..to].fill(0);
+        std::fs::write(&segment, &bytes).unwrap();
+        // Then verify and open report corruption at the zeros, cutting nothing
+        let report = verify(dir.path()).unwrap();
+        let corruption = report.corruption.expect("zeros before a later write");
+        assert_eq!(
+            (&corruption.file, corruption.offset),
+            (&segment, from as u64)
+        );
+        assert_corrupt_at(FileStore::open(dir.path(), options()), &segment, from);
+        assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing was cut");
+    }
+}
+
+#[test]
+fn zeros_after_an_unfinished_batch_are_a_torn_tail() {
+    // Given a last batch of three whose third record never reached the disk
+    let dir = store_with(options(), &[2, 3]);
+    let segment = segments(dir.path()).pop().unwrap();
+    let offsets = record_offsets(&segment);
+    truncate(&segment, offsets[4]);
+    append_zeros(&segment, 4096);
+    // Then the batch is cut whole, zeros and all
+    let store = FileStore::open(dir.path(), options()).unwrap();
+    let torn = store.recovery_report().torn_tail.clone().unwrap();
+    assert_eq!(torn.events_dropped, 2);
+    assert_eq!(torn.offset, offsets[2] as u64);
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        offsets[2] as u64
+    );
+    assert_eq!(ns(&store.stores()), [0, 1]);
+}
+
+#[test]
+fn zeros_at_the_end_of_a_closed_segment_are_corruption() {
+    // Segments are trimmed before the next one starts: zeros there are damage
+    let dir = store_with(options().segment_size(4096), &[1; 40]);
+    let first = segments(dir.path()).remove(0);
+    let len = std::fs::metadata(&first).unwrap().len() as usize;
+    append_zeros(&first, 512);
+    assert_corrupt_at(FileStore::open(dir.path(), options()), &first, len);
+    assert!(!verify(dir.path()).unwrap().is_ok());
+}
