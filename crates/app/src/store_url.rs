@@ -93,7 +93,10 @@ impl fmt::Display for StoreUrl {
 }
 
 impl StoreUrl {
-    /// Opens the stores this URL names.
+    /// Opens the stores this URL names. Blocks while the store opens (a file
+    /// store scans its log, and waits for another process's write lock up
+    /// to [`FILE_LOCK_WAIT`]); call it before serving, or from a blocking
+    /// thread.
     ///
     /// # Errors
     /// [`StoreUrlError::Open`] with the adapter's reason.
@@ -109,9 +112,28 @@ impl StoreUrl {
                     .map(|store| store.stores())
                     .map_err(open_error)
             }
-            Self::File(dir) => logbook_adapters_file::FileStore::open(dir, Default::default())
-                .map(|store| store.stores())
-                .map_err(open_error),
+            Self::File(dir) => open_file_store(dir).map_err(open_error),
+        }
+    }
+}
+
+/// How long opening a file store waits for another process to release it.
+pub const FILE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Opens a file store, waiting up to [`FILE_LOCK_WAIT`] while another
+/// process holds its write lock: short-lived commands (two `logbook`
+/// invocations at once) then take turns instead of failing.
+fn open_file_store(dir: &std::path::Path) -> Result<Stores, StoreError> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match logbook_adapters_file::FileStore::open(dir, Default::default()) {
+            Ok(store) => return Ok(store.stores()),
+            Err(StoreError::Locked { .. }) if started.elapsed() < FILE_LOCK_WAIT => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            Err(error) => return Err(error),
         }
     }
 }
