@@ -479,3 +479,53 @@ async fn a_deleted_aggregate_can_be_neither_loaded_nor_changed_and_its_events_st
     assert_eq!(log.len(), 3, "events stay for audit");
     assert!(accounts.delete("acc_001").await.is_err());
 }
+
+#[tokio::test]
+async fn seed_shaped_version_1_wallet_events_load_through_the_upcasters() {
+    use logbook_domain::user_wallet::UserWallet;
+    // Given events as the first seed wrote them: whole units, a redundant id
+    let stores = logbook_adapters_memory::stores();
+    let v1 = |event_type: &str, payload: &str| {
+        NewEvent::new(
+            event_type,
+            Payload::from_json(payload.as_bytes().to_vec()).unwrap(),
+        )
+        .with_schema_version(1)
+    };
+    let stream = Repository::<UserWallet>::stream_id("1").unwrap();
+    let seed = vec![
+        v1(
+            "UserCreated",
+            r#"{"id": 1, "username": "test_user", "balance": 100}"#,
+        ),
+        v1("UserBalanceChanged", r#"{"id": 1, "balance_change": 10}"#),
+        v1("UserBalanceChanged", r#"{"id": 1, "balance_change": 250}"#),
+        v1("UserBalanceChanged", r#"{"id": 1, "balance_change": -50}"#),
+    ];
+    stores
+        .events
+        .append(&stream, ExpectedVersion::NoStream, seed)
+        .await
+        .unwrap();
+    // When the wallet is loaded and used with today's code
+    let wallets = Repository::<UserWallet>::new(&stores);
+    let loaded = wallets.load("1").await.unwrap();
+    // Then the old events read as version 2, and new ones are written as version 2
+    assert_eq!((loaded.state.balance, loaded.version), (money("310.00"), 4));
+    let change = logbook_domain::user_wallet::UserWalletCommand::ChangeBalance {
+        balance_change: money("-10"),
+    };
+    wallets.execute("1", &change).await.unwrap();
+    let newest = stores
+        .events
+        .read_stream(&stream, ReadDirection::Backward, u64::MAX, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            newest[0].schema_version,
+            newest[0].payload.as_str().as_ref()
+        ),
+        (2, r#"{"balance_change":"-10.00"}"#)
+    );
+}
