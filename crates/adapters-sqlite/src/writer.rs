@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use logbook_domain::Position;
 use logbook_ports::StoreError;
@@ -26,6 +27,10 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{GroupFailure, store_error};
+
+/// The longest the writer waits for the callers of its last group to queue
+/// their next writes before it commits what it has.
+const MAX_GATHER: Duration = Duration::from_millis(1);
 
 /// Answers a job's caller once the transaction is over: with the work's
 /// own result, or with the group's failure when the commit did not happen.
@@ -206,23 +211,40 @@ struct Thread {
 impl Thread {
     fn run(&mut self, jobs: &mpsc::Receiver<Box<dyn Job>>) {
         let mut group = VecDeque::new();
+        // Callers answered by the last commit, and how long it took.
+        let mut answered = 0;
+        let mut last_commit = Duration::ZERO;
         // Block for the first job of a group, then take whatever else is
         // already waiting: those arrived while the last commit was syncing.
         while let Ok(first) = jobs.recv() {
             let mut events = first.weight();
             group.push_back(first);
+            // The callers just answered are likely to queue their next
+            // write at once, but on busy cores they run only after this
+            // thread has moved on. Wait for as many jobs as the last group
+            // answered, at most as long as that commit took (so a group that
+            // does not come back costs at most one commit's time): a few
+            // microseconds of waiting buys a group as large as the callers.
+            let deadline = Instant::now() + last_commit.min(MAX_GATHER);
             while events < self.max_group_events {
-                match jobs.try_recv() {
-                    Ok(job) => {
-                        events += job.weight();
-                        group.push_back(job);
+                let next = if group.len() < answered {
+                    match deadline.checked_duration_since(Instant::now()) {
+                        Some(left) => jobs.recv_timeout(left).ok(),
+                        None => jobs.try_recv().ok(),
                     }
-                    Err(_) => break,
-                }
+                } else {
+                    jobs.try_recv().ok()
+                };
+                let Some(job) = next else { break };
+                events += job.weight();
+                group.push_back(job);
             }
+            answered = group.len();
+            let started = Instant::now();
             while !group.is_empty() {
                 self.commit_group(&mut group);
             }
+            last_commit = started.elapsed();
         }
     }
 
@@ -246,10 +268,25 @@ impl Thread {
             }
             return;
         }
+        // A job alone in its transaction needs no savepoint: if it fails,
+        // rolling the transaction back undoes exactly its work. This spares
+        // a lone appender two statements and the savepoint's sub-journal.
+        let lone = group.len() == 1;
         let mut done = Vec::with_capacity(group.len());
         let mut head = None;
-        let mut lost = None;
+        let mut lost: Option<GroupFailure> = None;
+        let mut lone_failed = false;
         while let Some(job) = group.pop_front() {
+            if lone {
+                let ran = job.run(&self.conn);
+                if ran.ok {
+                    head = ran.head;
+                } else {
+                    lone_failed = true;
+                }
+                done.push(ran);
+                break;
+            }
             if let Err(error) = self.exec("SAVEPOINT job") {
                 lost = Some(GroupFailure::from_error(&error));
                 group.push_front(job);
@@ -279,18 +316,22 @@ impl Thread {
         }
         let outcome = match lost {
             Some(failure) => Err(failure),
+            // The lone job failed: nothing to commit; it answers with its
+            // own error once the transaction is rolled back below.
+            None if lone_failed => Ok(false),
             None => self
                 .exec("COMMIT")
+                .map(|()| true)
                 .map_err(|e| GroupFailure::from_error(&e)),
         };
-        if outcome.is_err() && !self.conn.is_autocommit() {
+        if !matches!(outcome, Ok(true)) && !self.conn.is_autocommit() {
             // Best effort: the connection must not stay inside a failed
             // transaction; if even this fails the next BEGIN reports it.
             let _ = self.exec("ROLLBACK");
         }
         match outcome {
-            Ok(()) => {
-                if let Some(head) = head {
+            Ok(committed) => {
+                if let Some(head) = head.filter(|_| committed) {
                     self.commits.send_replace(head);
                 }
                 for ran in done {
