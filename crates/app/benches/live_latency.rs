@@ -65,7 +65,7 @@ fn main() {
         let at = |q: f64| sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)];
         println!(
             "live_latency/{}: append called -> subscriber holds the event: p50 {:?}, p99 {:?}, max {:?} over {SAMPLES} events",
-            url.to_string().trim_end_matches(':'),
+            url.to_string().split(':').next().unwrap_or("store"),
             at(0.50),
             at(0.99),
             sorted[sorted.len() - 1]
