@@ -15,14 +15,22 @@
 //! flush, not a size change or a block allocation to commit through the file
 //! system's journal. Recovery reads the zero-filled tail as free space; the
 //! writer trims it when the segment is closed (on roll and on close).
+//!
+//! Under [`Durability::Interval`] and [`Durability::Never`] a second thread,
+//! the *flusher*, runs the `fdatasync`s that are not part of an
+//! acknowledgement: the periodic one of `Interval`, and one every
+//! [`FLUSH_EVERY`] bytes written, so the disk writes the log while the
+//! writer goes on appending and a segment roll (which must fsync the whole
+//! segment before the next one exists) finds little left to flush.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use logbook_domain::{NewEvent, StreamId};
 use logbook_ports::append::{self, RecordedSlot};
@@ -45,6 +53,10 @@ const MAX_GROUP_BYTES: u64 = 16 << 20;
 const KEEP_BUFFER: usize = 32 << 20;
 /// How far ahead of the log's end the open segment is filled with zeros.
 const PREALLOCATE: u64 = 4 << 20;
+/// Bytes written between two background fsyncs (`Interval`, `Never`).
+pub const FLUSH_EVERY: u64 = 8 << 20;
+/// How long the writer waits before asking again while the flusher is busy.
+const FLUSH_RETRY: Duration = Duration::from_millis(1);
 /// Zeros written per call when preallocating.
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
@@ -102,11 +114,11 @@ impl Writer {
             .map_err(|e| StoreError::io(format!("stat {}", path.display()), e))?
             .len()
             .max(len);
-        let state = WriterThread {
+        let mut state = WriterThread {
             shared,
             rx,
             path,
-            file,
+            file: Arc::new(file),
             len,
             allocated,
             durability,
@@ -114,8 +126,13 @@ impl Writer {
             buf: Vec::new(),
             dirty: false,
             last_sync: Instant::now(),
+            unflushed: 0,
+            flusher: None,
             failed: None,
         };
+        if durability != Durability::Always {
+            state.flusher = Some(Flusher::start()?);
+        }
         let thread = std::thread::Builder::new()
             .name("logbook-file-writer".into())
             .spawn(move || state.run())
@@ -155,11 +172,84 @@ pub fn stopped() -> StoreError {
     )
 }
 
+/// The background fsync thread: syncs the file it is handed, one at a
+/// time, and keeps the first failure for the writer to pick up.
+struct Flusher {
+    tx: Option<Sender<(Arc<File>, PathBuf)>>,
+    busy: Arc<AtomicBool>,
+    error: Arc<Mutex<Option<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start() -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel::<(Arc<File>, PathBuf)>();
+        let busy = Arc::new(AtomicBool::new(false));
+        let error = Arc::new(Mutex::new(None));
+        let thread = {
+            let (busy, error) = (Arc::clone(&busy), Arc::clone(&error));
+            std::thread::Builder::new()
+                .name("logbook-file-flusher".into())
+                .spawn(move || {
+                    for (file, path) in rx {
+                        if let Err(e) = file.sync_data() {
+                            tracing::error!(segment = %path.display(), "fsync failed: {e}");
+                            error
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get_or_insert(format!("fsync of {} failed: {e}", path.display()));
+                        }
+                        busy.store(false, Ordering::Release);
+                    }
+                })
+                .map_err(|e| StoreError::io("start the file store's flusher thread", e))?
+        };
+        Ok(Self {
+            tx: Some(tx),
+            busy,
+            error,
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts an fsync of `file` unless one is running; true if started.
+    fn start_sync(&self, file: &Arc<File>, path: &std::path::Path) -> bool {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let sent = self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.send((Arc::clone(file), path.to_path_buf())).is_ok());
+        if !sent {
+            self.busy.store(false, Ordering::Release);
+        }
+        sent
+    }
+
+    /// The first fsync failure, if any.
+    fn failure(&self) -> Option<String> {
+        self.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 struct WriterThread {
     shared: Arc<Shared>,
     rx: Receiver<AppendRequest>,
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     /// End of the log in the open segment: where the next write goes.
     len: u64,
     /// Size of the open segment file: `len`, then zeros up to here.
@@ -167,9 +257,13 @@ struct WriterThread {
     durability: Durability,
     segment_size: u64,
     buf: Vec<u8>,
-    /// Written since the last fsync.
+    /// Written since the last fsync (or the last one the flusher started).
     dirty: bool,
     last_sync: Instant,
+    /// Bytes written since the last fsync was started.
+    unflushed: u64,
+    /// The background fsync thread (`Interval`, `Never`).
+    flusher: Option<Flusher>,
     /// Set when a write or fsync failed: what is on disk is uncertain, so
     /// every later append fails until the store is reopened (and recovered).
     failed: Option<String>,
@@ -194,6 +288,8 @@ impl WriterThread {
             }
             self.commit_group(group, bytes);
         }
+        // Synced even if the flusher started a sync: it may not have ended.
+        self.dirty = true;
         if self.failed.is_none()
             && let Err(e) = self.trim()
         {
@@ -245,8 +341,8 @@ impl WriterThread {
         Ok(())
     }
 
-    /// The next request; under [`Durability::Interval`], fsyncs when due
-    /// while waiting.
+    /// The next request; under [`Durability::Interval`], starts the
+    /// background fsync when due while waiting.
     fn next_request(&mut self) -> Option<AppendRequest> {
         loop {
             if let Durability::Interval(interval) = self.durability
@@ -254,16 +350,17 @@ impl WriterThread {
             {
                 let due = self.last_sync + interval;
                 let now = Instant::now();
-                if now >= due {
-                    self.background_sync();
-                    continue;
-                }
-                match self.rx.recv_timeout(due - now) {
-                    Ok(request) => return Some(request),
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.background_sync();
+                let wait = if now >= due {
+                    if self.background_sync() {
                         continue;
                     }
+                    FLUSH_RETRY
+                } else {
+                    due - now
+                };
+                match self.rx.recv_timeout(wait) {
+                    Ok(request) => return Some(request),
+                    Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => return None,
                 }
             }
@@ -271,16 +368,40 @@ impl WriterThread {
         }
     }
 
-    fn background_sync(&mut self) {
-        if let Err(e) = self.file.sync_data() {
-            tracing::error!(segment = %self.path.display(), "fsync failed: {e}");
-            self.failed = Some(format!("fsync of {} failed: {e}", self.path.display()));
+    /// Hands an fsync of the open segment to the flusher, unless it is
+    /// still busy with the previous one. True if started.
+    fn background_sync(&mut self) -> bool {
+        let Some(flusher) = &self.flusher else {
+            return false;
+        };
+        if !flusher.start_sync(&self.file, &self.path) {
+            return false;
         }
         self.dirty = false;
+        self.unflushed = 0;
         self.last_sync = Instant::now();
+        true
+    }
+
+    /// After a write under `Interval` or `Never`: starts the background
+    /// fsync when it is due or enough bytes have piled up.
+    fn after_write(&mut self) {
+        let due = match self.durability {
+            Durability::Always => return,
+            Durability::Interval(interval) => self.last_sync + interval <= Instant::now(),
+            Durability::Never => false,
+        };
+        if due || self.unflushed >= FLUSH_EVERY {
+            self.background_sync();
+        }
     }
 
     fn commit_group(&mut self, group: Vec<AppendRequest>, bytes: u64) {
+        if self.failed.is_none()
+            && let Some(reason) = self.flusher.as_ref().and_then(Flusher::failure)
+        {
+            self.failed = Some(reason);
+        }
         if let Some(reason) = &self.failed {
             let reason = reason.clone();
             for request in group {
@@ -327,9 +448,12 @@ impl WriterThread {
                     self.len += self.buf.len() as u64;
                     if self.durability == Durability::Always {
                         self.last_sync = Instant::now();
-                    } else if !self.dirty {
-                        self.dirty = true;
-                        self.last_sync = Instant::now();
+                    } else {
+                        if !self.dirty {
+                            self.dirty = true;
+                            self.last_sync = Instant::now();
+                        }
+                        self.unflushed += self.buf.len() as u64;
                     }
                 }
                 Err(e) => {
@@ -354,6 +478,9 @@ impl WriterThread {
             self.buf.clear();
             if self.buf.capacity() > KEEP_BUFFER {
                 self.buf = Vec::new();
+            }
+            if self.failed.is_none() {
+                self.after_write();
             }
         }
 
@@ -526,8 +653,9 @@ impl WriterThread {
                 file: read,
             });
         self.path = path;
-        self.file = file;
+        self.file = Arc::new(file);
         self.len = SEGMENT_HEADER_LEN as u64;
+        self.unflushed = 0;
         self.allocated = self.len;
         Ok(())
     }
