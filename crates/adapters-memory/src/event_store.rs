@@ -222,7 +222,14 @@ impl MemoryEventStore {
     fn signal(&self, inner: RwLockWriteGuard<'_, Inner>) {
         let head = inner.len as Position;
         drop(inner);
-        self.commits.send_replace(head);
+        // Two committers may get here out of order: never move it back.
+        self.commits.send_if_modified(|signalled| {
+            let newer = head > *signalled;
+            if newer {
+                *signalled = head;
+            }
+            newer
+        });
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {

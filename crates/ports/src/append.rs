@@ -161,7 +161,9 @@ pub struct RecordedSlot {
 ///
 /// # Errors
 /// [`StoreError::WrongExpectedVersion`] (with the stream's `current`
-/// version) when it is not a retry.
+/// version) when it is not a retry and `expected` does not hold now;
+/// [`StoreError::DuplicateEventId`] when `expected` holds, so the batch
+/// merely reuses a recorded id.
 pub fn retry_outcome(
     stream: &StreamId,
     expected: ExpectedVersion,
@@ -185,6 +187,13 @@ pub fn retry_outcome(
             first_position: Some(first.position),
             last_position: Some(last.position),
             already_recorded: true,
+        })
+    } else if expected.is_satisfied_by(current) {
+        // The stream is where the caller expects, so this is no stale
+        // retry: it reuses an id that is already recorded.
+        Err(StoreError::DuplicateEventId {
+            event_id: events[0].id,
+            stream: stream.clone(),
         })
     } else {
         Err(conflict(stream, expected, current))

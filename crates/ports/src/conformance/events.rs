@@ -230,7 +230,13 @@ pub(super) async fn a_conflicting_batch_writes_none_of_its_events(fixture: Arc<d
         .unwrap();
     let batch = events(5);
     let ids: Vec<EventId> = batch.iter().map(|e| e.id).collect();
-    assert!(store.append(&s, Expected::Exact(0), batch).await.is_err());
+    assert!(
+        store
+            .append(&s, Expected::Exact(0), batch)
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
     let log = whole_log(&*store).await;
     assert_eq!(log.len(), 1);
     assert!(log.iter().all(|e| !ids.contains(&e.id)));
@@ -297,6 +303,44 @@ pub(super) async fn a_batch_reusing_another_streams_id_is_rejected_whole(
         matches!(err, StoreError::DuplicateEventId { .. }),
         "got {err:?}"
     );
+}
+
+pub(super) async fn reusing_a_recorded_id_in_the_same_stream_is_a_duplicate_not_a_conflict(
+    fixture: Arc<dyn Fixture>,
+) {
+    // Given a stream [X, Y]
+    let store = fixture.open().await.events;
+    let s = stream("A-1");
+    let recorded = events(2);
+    store
+        .append(&s, Expected::NoStream, recorded.clone())
+        .await
+        .unwrap();
+    // When [X, Z] is appended where the stream is (not a retry of [X, Y])
+    for expected in [Expected::Exact(2), Expected::Any, Expected::StreamExists] {
+        let batch = vec![recorded[0].clone(), event("Happened", 9)];
+        match store.append(&s, expected, batch).await {
+            Err(StoreError::DuplicateEventId { event_id, stream }) => {
+                assert_eq!((event_id, stream.as_str()), (recorded[0].id, "A-1"));
+            }
+            other => panic!("{expected}: expected DuplicateEventId, got {other:?}"),
+        }
+    }
+    assert_eq!(whole_log(&*store).await.len(), 2);
+}
+
+pub(super) async fn an_overlong_event_type_is_rejected(fixture: Arc<dyn Fixture>) {
+    let store = fixture.open().await.events;
+    let long = "T".repeat(crate::append::MAX_EVENT_TYPE_LEN + 1);
+    let err = store
+        .append(&stream("A-1"), Expected::Any, vec![event(&long, 1)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::InvalidEvent { index: 0, .. }),
+        "got {err:?}"
+    );
+    assert_eq!(store.head_position().await.unwrap(), None);
 }
 
 pub(super) async fn an_empty_event_type_is_rejected(fixture: Arc<dyn Fixture>) {
@@ -883,6 +927,10 @@ pub(super) async fn commits_are_signalled_with_the_new_head(fixture: Arc<dyn Fix
     let _ = store
         .append(&stream("A-1"), Expected::NoStream, events(1))
         .await;
+    assert!(
+        !signal.has_changed().unwrap(),
+        "a refused append signals nothing"
+    );
     store
         .append(&stream("B-1"), Expected::Any, events(1))
         .await

@@ -82,6 +82,8 @@ behaviours![
     events::a_conflicting_batch_writes_none_of_its_events,
     events::a_batch_repeating_an_id_is_rejected_whole,
     events::a_batch_reusing_another_streams_id_is_rejected_whole,
+    events::reusing_a_recorded_id_in_the_same_stream_is_a_duplicate_not_a_conflict,
+    events::an_overlong_event_type_is_rejected,
     events::an_empty_event_type_is_rejected,
     events::an_empty_batch_checks_the_version_and_writes_nothing,
     events::retrying_a_recorded_batch_with_exact_writes_nothing_twice,
