@@ -148,7 +148,7 @@ impl Plan {
             let offset = u64::from(target.offset);
             let record =
                 reader.read(&segment.file, segment.first_position, &segment.path, offset)?;
-            out.push(to_recorded(&record, &target, segment, offset)?);
+            out.push(to_recorded(&record, target, segment, offset)?);
         }
         Ok(out)
     }
@@ -156,7 +156,7 @@ impl Plan {
 
 fn to_recorded(
     record: &Record<'_>,
-    target: &Target,
+    target: Target,
     segment: &SegmentRef,
     offset: u64,
 ) -> Result<RecordedEvent, StoreError> {
@@ -178,10 +178,10 @@ fn to_recorded(
     };
     Ok(RecordedEvent {
         id: record.id,
-        stream: target.stream.clone(),
+        stream: target.stream,
         version: record.version,
         position: record.position,
-        event_type: Arc::clone(&target.event_type),
+        event_type: target.event_type,
         schema_version: record.schema_version,
         payload: Payload::from_stored(record.payload.to_vec()),
         metadata,

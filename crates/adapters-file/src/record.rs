@@ -201,6 +201,16 @@ pub fn frame_body_len(bytes: &[u8]) -> Result<usize, DecodeError> {
 /// [`DecodeError::Incomplete`] when `bytes` ends inside the frame,
 /// [`DecodeError::Invalid`] when the frame is damaged.
 pub fn decode(bytes: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
+    let frame_len = check_frame(bytes)?;
+    decode_body(&bytes[FRAME_HEADER_LEN..frame_len]).map(|record| (record, frame_len))
+}
+
+/// Checks the frame at the start of `bytes` (length and checksum, not the
+/// body's fields) and returns its length; [`decode`] does this first.
+///
+/// # Errors
+/// As [`decode`], for the length and the checksum.
+pub fn check_frame(bytes: &[u8]) -> Result<usize, DecodeError> {
     let body_len = frame_body_len(bytes)?;
     let frame_len = FRAME_HEADER_LEN + body_len;
     let Some(frame) = bytes.get(..frame_len) else {
@@ -216,7 +226,17 @@ pub fn decode(bytes: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
             "checksum mismatch: stored {stored:08x}, computed {crc:08x}"
         )));
     }
-    decode_body(&frame[FRAME_HEADER_LEN..]).map(|record| (record, frame_len))
+    Ok(frame_len)
+}
+
+/// Decodes a whole frame whose length and checksum [`check_frame`] has
+/// already verified (`frame` is exactly the frame); checks the body's
+/// fields as [`decode`] does.
+///
+/// # Errors
+/// [`DecodeError::Invalid`] for damaged fields.
+pub fn decode_checked(frame: &[u8]) -> Result<Record<'_>, DecodeError> {
+    decode_body(frame.get(FRAME_HEADER_LEN..).unwrap_or_default())
 }
 
 fn invalid(detail: impl Into<String>) -> DecodeError {

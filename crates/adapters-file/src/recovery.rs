@@ -229,9 +229,18 @@ fn scan_segment(
         file: read_file,
     });
 
-    // Records.
+    // Records. A read-ahead thread reads the segment and checks every
+    // frame's checksum while this thread decodes and indexes.
+    let chunks = ReadAhead::start(
+        segment::open_for_read(path)?,
+        path,
+        SEGMENT_HEADER_LEN as u64,
+        file_len,
+    )?;
     let mut buf: Vec<u8> = Vec::new();
     let mut buf_start = SEGMENT_HEADER_LEN as u64;
+    // Frames before this offset had their length and checksum checked.
+    let mut verified_end = buf_start;
     let mut pos = 0usize;
     let mut batch_end = SEGMENT_HEADER_LEN as u64;
     let mut batch_head = scan.index.head();
@@ -242,7 +251,15 @@ fn scan_segment(
         if offset == file_len {
             break None;
         }
-        let (record, len) = match record::decode(&buf[pos..]) {
+        let decoded = if offset < verified_end {
+            record::frame_body_len(&buf[pos..]).and_then(|body| {
+                let len = record::FRAME_HEADER_LEN + body;
+                record::decode_checked(&buf[pos..pos + len]).map(|record| (record, len))
+            })
+        } else {
+            record::decode(&buf[pos..])
+        };
+        let (record, len) = match decoded {
             Ok(ok) => ok,
             Err(DecodeError::Incomplete { needed, .. }) => {
                 if offset + needed as u64 > file_len {
@@ -254,14 +271,23 @@ fn scan_segment(
                         ),
                     ));
                 }
-                buf.drain(..pos);
+                let Some(chunk) = chunks.next()? else {
+                    return Err(StoreError::io(
+                        format!("scan {}", path.display()),
+                        std::io::Error::other("the read-ahead thread stopped early"),
+                    ));
+                };
+                if pos == buf.len() {
+                    buf = chunk.bytes;
+                } else {
+                    buf.drain(..pos);
+                    buf.extend_from_slice(&chunk.bytes);
+                }
                 buf_start = offset;
                 pos = 0;
-                let want = needed.max(SCAN_CHUNK).min((file_len - offset) as usize);
-                let have = buf.len();
-                buf.resize(want.max(have), 0);
-                file.read_exact(&mut buf[have..])
-                    .map_err(io_error(path, "read"))?;
+                if chunk.verified {
+                    verified_end = chunk.end;
+                }
                 continue;
             }
             Err(DecodeError::Invalid(detail)) => break Some((offset, detail)),
@@ -392,6 +418,127 @@ fn scan_segment(
     scan.torn = Some(torn);
     scan.last_segment = Some((path.to_path_buf(), batch_end));
     Ok(true)
+}
+
+/// Bytes of a segment read ahead by [`ReadAhead`].
+struct Chunk {
+    /// Offset just past the chunk.
+    end: u64,
+    /// The bytes.
+    bytes: Vec<u8>,
+    /// True when the bytes are whole frames with valid checksums; false for
+    /// the rest of the file after the first frame that is not.
+    verified: bool,
+}
+
+/// A thread that reads a segment in chunks and checks each frame's length
+/// and checksum, so the scan decodes and indexes on one core while the
+/// kernel's copying and the checksums run on another. It stops at the
+/// first frame that does not check out and hands over the rest of the file
+/// unchecked: the scan's own rules judge it.
+struct ReadAhead {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Chunk>>,
+    path: PathBuf,
+}
+
+impl ReadAhead {
+    fn start(file: File, path: &Path, start: u64, end: u64) -> Result<Self, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        std::thread::Builder::new()
+            .name("logbook-file-scan".into())
+            .spawn(move || {
+                if let Err(e) = read_ahead(&file, start, end, &tx) {
+                    let _ = tx.send(Err(e));
+                }
+            })
+            .map_err(|e| StoreError::io("start the file store's scan thread", e))?;
+        Ok(Self {
+            rx,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The next chunk; `None` when the file has been read.
+    fn next(&self) -> Result<Option<Chunk>, StoreError> {
+        match self.rx.recv() {
+            Ok(Ok(chunk)) => Ok(Some(chunk)),
+            Ok(Err(e)) => Err(io_error(&self.path, "read")(e)),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+fn read_ahead(
+    file: &File,
+    start: u64,
+    end: u64,
+    tx: &std::sync::mpsc::SyncSender<std::io::Result<Chunk>>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    // `pending` holds the bytes from `base` on not sent yet.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut base = start;
+    let mut read_to = start;
+    let mut need = SCAN_CHUNK;
+    while read_to < end {
+        let want = (need.max(SCAN_CHUNK) as u64).min(end - read_to) as usize;
+        let have = pending.len();
+        pending.resize(have + want, 0);
+        file.read_exact_at(&mut pending[have..], read_to)?;
+        read_to += want as u64;
+        let mut at = 0;
+        let mut bad = false;
+        need = SCAN_CHUNK;
+        while at < pending.len() {
+            match record::check_frame(&pending[at..]) {
+                Ok(len) => at += len,
+                Err(DecodeError::Incomplete { needed, .. }) => {
+                    bad = base + (at + needed) as u64 > end;
+                    need = needed - (pending.len() - at);
+                    break;
+                }
+                Err(DecodeError::Invalid(_)) => {
+                    bad = true;
+                    break;
+                }
+            }
+        }
+        if at > 0 {
+            let rest = pending.split_off(at);
+            base += at as u64;
+            let bytes = std::mem::replace(&mut pending, rest);
+            if tx
+                .send(Ok(Chunk {
+                    end: base,
+                    bytes,
+                    verified: true,
+                }))
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+        if bad {
+            // Hand over the rest of the file as it is.
+            let have = pending.len();
+            pending.resize(have + (end - read_to) as usize, 0);
+            file.read_exact_at(&mut pending[have..], read_to)?;
+            let _ = tx.send(Ok(Chunk {
+                end,
+                bytes: pending,
+                verified: false,
+            }));
+            return Ok(());
+        }
+    }
+    if !pending.is_empty() {
+        let _ = tx.send(Ok(Chunk {
+            end,
+            bytes: pending,
+            verified: false,
+        }));
+    }
+    Ok(())
 }
 
 /// True when every byte of `path` from `from` to `end` is zero.

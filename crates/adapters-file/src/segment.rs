@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use logbook_ports::StoreError;
 
 use crate::format::{self, SEGMENT_HEADER_LEN, TEMP_SUFFIX};
-use crate::record::{self, DecodeError, Record};
+use crate::record::{self, DecodeError, FRAME_HEADER_LEN, Record};
 
 /// Fsyncs a directory, so that names created, renamed or removed in it
 /// survive a crash.
@@ -153,9 +153,13 @@ impl RecordReader {
         let cached = self.segment == Some(first_position)
             && offset >= self.start
             && offset < self.start + self.buf.len() as u64;
+        // The checksum is computed once per record: a cached frame that
+        // checks out is decoded in place; anything else (incomplete,
+        // invalid: perhaps a stale window read before the record was
+        // written) is read again from the record's start.
         let needed = if cached {
             let at = (offset - self.start) as usize;
-            match record::decode(&self.buf[at..]) {
+            match record::check_frame(&self.buf[at..]) {
                 Ok(_) => None,
                 Err(DecodeError::Incomplete { needed, .. }) => Some(needed),
                 Err(DecodeError::Invalid(_)) => Some(0),
@@ -164,8 +168,6 @@ impl RecordReader {
             Some(0)
         };
         if let Some(needed) = needed {
-            // Refill from the record's start; re-read even when cached and
-            // invalid, so a stale window is never mistaken for damage.
             let len = self.window.max(needed);
             read_up_to(file, offset, &mut self.buf, len).map_err(|e| {
                 StoreError::io(format!("read {} at offset {offset}", path.display()), e)
@@ -174,8 +176,13 @@ impl RecordReader {
             self.start = offset;
         }
         let at = (offset - self.start) as usize;
-        match record::decode(&self.buf[at..]) {
-            Ok((record, _)) => Ok(record),
+        let bytes = &self.buf[at..];
+        let checked = match needed {
+            None => record::frame_body_len(bytes).map(|len| FRAME_HEADER_LEN + len),
+            Some(_) => record::check_frame(bytes),
+        };
+        match checked.and_then(|len| record::decode_checked(&bytes[..len])) {
+            Ok(record) => Ok(record),
             Err(e) => Err(StoreError::Corrupt {
                 location: format::location(path, offset),
                 detail: e.to_string(),

@@ -480,3 +480,53 @@ fn zeros_at_the_end_of_a_closed_segment_are_corruption() {
     assert_corrupt_at(FileStore::open(dir.path(), options()), &first, len);
     assert!(!verify(dir.path()).unwrap().is_ok());
 }
+
+#[test]
+fn the_scan_checks_records_across_read_chunks_and_large_frames() {
+    // Given a segment longer than one read-ahead chunk (8 MiB), with a
+    // frame larger than a chunk in the middle
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path(), options()).unwrap();
+    let big = NewEvent::new(
+        "Happened",
+        payload(json!({ "n": 1000, "pad": "b".repeat(9 << 20) })),
+    );
+    runtime().block_on(async {
+        let events = store.stores().events;
+        let batch = (0..1000).map(event).collect();
+        events
+            .append(&stream(), ExpectedVersion::Any, batch)
+            .await
+            .unwrap();
+        events
+            .append(&stream(), ExpectedVersion::Any, vec![big])
+            .await
+            .unwrap();
+        for round in 0..30u64 {
+            let batch = (0..1000).map(|i| event(1001 + round * 1000 + i)).collect();
+            events
+                .append(&stream(), ExpectedVersion::Any, batch)
+                .await
+                .unwrap();
+        }
+    });
+    drop(store);
+    let segment = segments(dir.path()).pop().unwrap();
+    let offsets = record_offsets(&segment);
+    assert!(std::fs::metadata(&segment).unwrap().len() > 12 << 20);
+    // Then it opens whole
+    let pristine = copy_dir(dir.path());
+    let store = FileStore::open(dir.path(), options()).unwrap();
+    assert_eq!(store.recovery_report().events, 31_001);
+    drop(store);
+    // And damage far past the first chunk is found at its record
+    let victim = offsets[28_000];
+    assert!(victim > 12 << 20);
+    let segment = pristine.path().join(segment.file_name().unwrap());
+    flip(&segment, victim + 100);
+    assert_corrupt_at(
+        FileStore::open(pristine.path(), options()),
+        &segment,
+        victim,
+    );
+}
