@@ -6,7 +6,7 @@
 use std::num::NonZeroU64;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use logbook::{Repository, RepositoryOptions};
+use logbook::{Repository, RepositoryOptions, StoreUrl};
 use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
 use logbook_domain::{Currency, Metadata, Money};
 use logbook_ports::Stores;
@@ -65,34 +65,45 @@ fn execute_one_command(c: &mut Criterion) {
     group.finish();
 }
 
+/// Loading an aggregate of 10,000 events: replaying every event (typed
+/// decoding included) and from a snapshot at the head, on the memory store
+/// and on a SQLite file.
 fn load_cold(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let mut group = c.benchmark_group("repository/load_10k_events");
-    let stores = logbook_adapters_memory::stores();
-    account_with_history(&rt, &stores, "acc", 10_000);
-    let no_snapshots = RepositoryOptions {
-        snapshot_every: None,
-        cache_capacity: 0,
-        ..RepositoryOptions::default()
-    };
-    group.bench_function("memory/replay_all", |b| {
-        let accounts = Repository::<BankAccount>::without_snapshots(
-            stores.events.clone(),
-            no_snapshots.clone(),
-        );
-        b.iter(|| rt.block_on(accounts.load("acc")).unwrap());
-    });
-    // One more command through a repository that snapshots every save leaves a snapshot at the head.
-    let snapshotting = RepositoryOptions {
-        snapshot_every: NonZeroU64::new(1),
-        cache_capacity: 0,
-        ..RepositoryOptions::default()
-    };
-    let accounts = Repository::<BankAccount>::with_options(&stores, snapshotting);
-    rt.block_on(accounts.execute("acc", &deposit())).unwrap();
-    group.bench_function("memory/from_snapshot", |b| {
-        b.iter(|| rt.block_on(accounts.load("acc")).unwrap());
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let backends = [
+        ("memory", StoreUrl::Memory),
+        ("sqlite", StoreUrl::Sqlite(dir.path().join("load.db"))),
+    ];
+    for (name, url) in backends {
+        let stores = url.open().unwrap();
+        account_with_history(&rt, &stores, "acc", 10_000);
+        let no_snapshots = RepositoryOptions {
+            snapshot_every: None,
+            cache_capacity: 0,
+            ..RepositoryOptions::default()
+        };
+        group.bench_function(format!("{name}/replay_all"), |b| {
+            let accounts = Repository::<BankAccount>::without_snapshots(
+                stores.events.clone(),
+                no_snapshots.clone(),
+            );
+            b.iter(|| rt.block_on(accounts.load("acc")).unwrap());
+        });
+        // One more command through a repository that snapshots every save
+        // leaves a snapshot at the head.
+        let snapshotting = RepositoryOptions {
+            snapshot_every: NonZeroU64::new(1),
+            cache_capacity: 0,
+            ..RepositoryOptions::default()
+        };
+        let accounts = Repository::<BankAccount>::with_options(&stores, snapshotting);
+        rt.block_on(accounts.execute("acc", &deposit())).unwrap();
+        group.bench_function(format!("{name}/from_snapshot"), |b| {
+            b.iter(|| rt.block_on(accounts.load("acc")).unwrap());
+        });
+    }
     group.finish();
 }
 

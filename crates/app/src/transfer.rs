@@ -3,11 +3,15 @@
 //! array that the first seed's `EventStore.persist` wrote for its ships.
 //!
 //! Imports check everything before writing anything: a malformed line, a gap
-//! in a stream's versions or a clash with events already in the target store
-//! is reported with its line and nothing is appended. Importing the same
-//! file twice appends nothing the second time (the event ids are recognised).
+//! in a stream's versions, an id used twice or a clash with events already
+//! in the target store is reported and nothing is appended. Events are
+//! written in the file's order, so the target's global log keeps the
+//! source's order. Importing the same file twice appends nothing the second
+//! time (the event ids are recognised). A deleted stream is deleted again in
+//! the target: its tombstone is the target's own (same stream and version,
+//! a new id and time).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -15,7 +19,8 @@ use logbook_domain::cargo_ship::{CargoShip, CargoShipEvent};
 use logbook_domain::{
     Aggregate, EventId, Metadata, NewEvent, Payload, RecordedEvent, StreamId, Version,
 };
-use logbook_ports::{EventFilter, EventStore, ExpectedVersion, ReadDirection, StoreError};
+use logbook_ports::append::{self, is_tombstone};
+use logbook_ports::{EventFilter, EventStore, ExpectedVersion, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Decoder;
@@ -122,72 +127,152 @@ pub async fn import(
     store: &dyn EventStore,
     events: Vec<RecordedEvent>,
 ) -> Result<ImportReport, TransferError> {
-    // Check first: contiguous versions per stream, in input order.
-    let mut next: HashMap<StreamId, Version> = HashMap::new();
-    for (i, event) in events.iter().enumerate() {
-        let expected = next.entry(event.stream.clone()).or_insert(1);
-        if event.version != *expected {
-            return Err(TransferError::Malformed {
-                what: "event",
-                number: i + 1,
-                reason: format!(
-                    "stream {} jumps to version {} where {} was expected",
-                    event.stream, event.version, expected
-                ),
-            });
-        }
-        *expected += 1;
-    }
-    // Then against the target: what it holds must be a prefix of the input.
-    let mut by_stream: BTreeMap<StreamId, Vec<RecordedEvent>> = BTreeMap::new();
-    for event in events {
-        by_stream
-            .entry(event.stream.clone())
-            .or_default()
-            .push(event);
-    }
-    let mut present: HashMap<StreamId, u64> = HashMap::new();
-    for (stream, incoming) in &by_stream {
-        let held = store
-            .read_stream(stream, ReadDirection::Forward, 1, incoming.len())
-            .await?;
-        if let Some(clash) = held.iter().zip(incoming).find(|(a, b)| a.id != b.id) {
-            return Err(TransferError::Clash {
-                stream: stream.clone(),
-                version: clash.0.version,
-            });
-        }
-        present.insert(stream.clone(), held.len() as u64);
-    }
+    check_input(&events)?;
+    let present = check_target(store, &events).await?;
     let mut report = ImportReport {
-        streams: by_stream.len() as u64,
+        streams: present.len() as u64,
         ..ImportReport::default()
     };
-    for (stream, incoming) in by_stream {
-        let skip = present[&stream];
-        report.already_present += skip;
-        let rest: Vec<NewEvent> = incoming
-            .into_iter()
-            .skip(skip as usize)
-            .map(to_new_event)
-            .collect();
-        let mut version = skip;
-        for chunk in rest.chunks(1_000) {
-            // Exact versions: the imported stream gets the versions it had.
-            let outcome = store
-                .append(
-                    &stream,
-                    ExpectedVersion::from_current(Some(version)),
-                    chunk.to_vec(),
-                )
-                .await?;
-            if !outcome.already_recorded {
-                report.imported += chunk.len() as u64;
-            }
-            version += chunk.len() as u64;
+    // Write in input order, so the target's global log keeps the source's
+    // order; consecutive events of one stream go in one batch.
+    let mut pending: Vec<RecordedEvent> = Vec::new();
+    for event in events {
+        if event.version <= present[&event.stream] {
+            report.already_present += 1;
+            continue;
+        }
+        let joins = pending
+            .last()
+            .is_some_and(|last| last.stream == event.stream)
+            && pending.len() < 1_000
+            && !is_tombstone(&event.event_type);
+        if !joins {
+            report.imported += flush(store, &mut pending).await?;
+        }
+        pending.push(event);
+    }
+    report.imported += flush(store, &mut pending).await?;
+    Ok(report)
+}
+
+/// Appends `pending` (events of one stream, or one tombstone) at the
+/// versions they had; returns how many were written.
+async fn flush(
+    store: &dyn EventStore,
+    pending: &mut Vec<RecordedEvent>,
+) -> Result<u64, TransferError> {
+    let Some(first) = pending.first() else {
+        return Ok(0);
+    };
+    let stream = first.stream.clone();
+    let expected = ExpectedVersion::from_current(Some(first.version - 1));
+    let batch: Vec<RecordedEvent> = std::mem::take(pending);
+    let count = batch.len() as u64;
+    if is_tombstone(&batch[0].event_type) {
+        store.delete_stream(&stream, expected).await?;
+        return Ok(1);
+    }
+    let outcome = store
+        .append(
+            &stream,
+            expected,
+            batch.into_iter().map(to_new_event).collect(),
+        )
+        .await?;
+    Ok(if outcome.already_recorded { 0 } else { count })
+}
+
+/// What can be checked in the input alone: each stream's versions
+/// contiguous from 1 in input order, nothing after a tombstone, every id
+/// once, every event type acceptable.
+fn check_input(events: &[RecordedEvent]) -> Result<(), TransferError> {
+    let mut next: HashMap<&StreamId, (Version, bool)> = HashMap::new();
+    let mut ids = HashSet::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let bad = |reason: String| TransferError::Malformed {
+            what: "event",
+            number: i + 1,
+            reason,
+        };
+        let (expected, deleted) = next.entry(&event.stream).or_insert((1, false));
+        if *deleted {
+            return Err(bad(format!(
+                "stream {} has an event after its deletion",
+                event.stream
+            )));
+        }
+        if event.version != *expected {
+            return Err(bad(format!(
+                "stream {} jumps to version {} where {} was expected",
+                event.stream, event.version, expected
+            )));
+        }
+        *expected += 1;
+        *deleted = is_tombstone(&event.event_type);
+        if !ids.insert(event.id) {
+            return Err(bad(format!("event id {} appears twice", event.id)));
+        }
+        if !*deleted {
+            append::validate_batch(std::slice::from_ref(&to_new_event(event.clone())))
+                .map_err(|e| bad(e.to_string()))?;
         }
     }
-    Ok(report)
+    Ok(())
+}
+
+/// What the target already holds must be, stream by stream, a prefix of
+/// the input, and no other id of the input may be recorded anywhere. Returns
+/// how many events of each input stream are already present.
+async fn check_target(
+    store: &dyn EventStore,
+    events: &[RecordedEvent],
+) -> Result<HashMap<StreamId, Version>, TransferError> {
+    // The target's ids, by stream, in order (deleted streams included,
+    // which only the global log still shows).
+    let mut held: HashMap<StreamId, Vec<(EventId, bool)>> = HashMap::new();
+    let mut owner: HashMap<EventId, StreamId> = HashMap::new();
+    let mut from = 1;
+    loop {
+        let page = store.read_all(from, PAGE, &EventFilter::all()).await?;
+        let Some(last) = page.last() else { break };
+        from = last.position + 1;
+        for event in page {
+            owner.insert(event.id, event.stream.clone());
+            let tombstone = is_tombstone(&event.event_type);
+            held.entry(event.stream)
+                .or_default()
+                .push((event.id, tombstone));
+        }
+    }
+    let mut present: HashMap<StreamId, Version> = HashMap::new();
+    for event in events {
+        let count = present.entry(event.stream.clone()).or_insert(0);
+        let ids = held.get(&event.stream).map_or(&[][..], Vec::as_slice);
+        match ids.get((event.version - 1) as usize) {
+            // A deletion is recorded anew on import (the store makes its
+            // tombstone), so one tombstone matches another at that place.
+            Some((id, tombstone))
+                if *id == event.id || (*tombstone && is_tombstone(&event.event_type)) =>
+            {
+                *count = event.version;
+            }
+            Some(_) => {
+                return Err(TransferError::Clash {
+                    stream: event.stream.clone(),
+                    version: event.version,
+                });
+            }
+            None => {
+                if let Some(stream) = owner.get(&event.id) {
+                    return Err(TransferError::Store(StoreError::DuplicateEventId {
+                        event_id: event.id,
+                        stream: stream.clone(),
+                    }));
+                }
+            }
+        }
+    }
+    Ok(present)
 }
 
 fn to_new_event(event: RecordedEvent) -> NewEvent {
@@ -268,17 +353,18 @@ fn parse_seed_time(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("timestamp {text:?} is not ISO 8601 ({e})"))
 }
 
-/// Writes every cargo ship event as the seed's JSON array; returns the
-/// number of events.
+/// Writes every cargo ship event as the seed's JSON array, leaving out
+/// deleted ships (the format cannot express a deletion).
 ///
 /// # Errors
 /// Store and write failures.
 pub async fn export_seed_json(
     store: &dyn EventStore,
     out: &mut dyn Write,
-) -> Result<u64, TransferError> {
+) -> Result<SeedExport, TransferError> {
     let filter = EventFilter::stream_prefix(format!("{}-", CargoShip::TYPE));
     let mut entries = Vec::new();
+    let mut deleted = HashSet::new();
     let mut from = 1;
     loop {
         let page = store.read_all(from, PAGE, &filter).await?;
@@ -286,6 +372,10 @@ pub async fn export_seed_json(
         from = last.position + 1;
         for event in page {
             let entity_id = event.stream.as_str()[CargoShip::TYPE.len() + 1..].to_owned();
+            if is_tombstone(&event.event_type) {
+                deleted.insert(entity_id);
+                continue;
+            }
             entries.push(SeedEvent {
                 event_id: event.id,
                 timestamp: event
@@ -302,8 +392,23 @@ pub async fn export_seed_json(
             });
         }
     }
+    // The seed's format cannot say "deleted": a deleted ship is left out
+    // rather than brought back to life by whoever reads the file.
+    entries.retain(|entry| !deleted.contains(&entry.entity_id));
     serde_json::to_writer_pretty(&mut *out, &entries).map_err(std::io::Error::from)?;
     out.write_all(b"\n")?;
     out.flush()?;
-    Ok(entries.len() as u64)
+    Ok(SeedExport {
+        events: entries.len() as u64,
+        deleted_ships_left_out: deleted.len(),
+    })
+}
+
+/// What [`export_seed_json`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedExport {
+    /// Events written.
+    pub events: u64,
+    /// Deleted ships, whose events were left out.
+    pub deleted_ships_left_out: usize,
 }

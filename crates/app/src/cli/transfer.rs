@@ -53,7 +53,16 @@ pub async fn export(stores: &Stores, args: ExportArgs) -> anyhow::Result<()> {
     };
     let count = match args.format {
         Format::Jsonl => transfer::export_json_lines(&*stores.events, &mut out).await?,
-        Format::SeedJson => transfer::export_seed_json(&*stores.events, &mut out).await?,
+        Format::SeedJson => {
+            let written = transfer::export_seed_json(&*stores.events, &mut out).await?;
+            if written.deleted_ships_left_out > 0 {
+                eprintln!(
+                    "note: {} deleted ships left out (the seed format cannot express a deletion)",
+                    written.deleted_ships_left_out
+                );
+            }
+            written.events
+        }
     };
     drop(out);
     eprintln!("exported {count} events");
