@@ -7,6 +7,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+/// Every direct dependency the pure domain may have.
+const DOMAIN_MAY_USE: &[&str] = &["serde", "serde_json", "uuid", "chrono", "thiserror"];
+
 /// What a crate must never reach through its normal (non-dev, non-build)
 /// dependencies, directly or not.
 fn forbidden(package: &str) -> Option<&'static [&'static str]> {
@@ -46,7 +49,7 @@ fn forbidden(package: &str) -> Option<&'static [&'static str]> {
 pub fn check() -> Result<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1"])
+        .args(["metadata", "--format-version", "1", "--all-features"])
         .output()
         .context("cannot run cargo metadata")?;
     if !output.status.success() {
@@ -68,6 +71,21 @@ pub fn check() -> Result<String> {
         checked += 1;
         for path in graph.paths_to(member, |n| banned.contains(&n) && n != name) {
             violations.push(path.join(" -> "));
+        }
+    }
+    // The domain's own dependencies are an allow-list, not a deny-list.
+    for member in graph.workspace_members() {
+        if graph.name(member) != "logbook-domain" {
+            continue;
+        }
+        for dep in graph.normal_deps.get(member.as_str()).into_iter().flatten() {
+            let name = graph.name(dep);
+            if !DOMAIN_MAY_USE.contains(&name) {
+                violations.push(format!(
+                    "logbook-domain -> {name} (the domain may use only {})",
+                    DOMAIN_MAY_USE.join(", ")
+                ));
+            }
         }
     }
     if !violations.is_empty() {

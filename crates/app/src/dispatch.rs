@@ -4,7 +4,9 @@
 //! systems) see every event after a restart without replaying history.
 //!
 //! Delivery is at least once: a batch is published, then its checkpoint is
-//! saved; a crash in between delivers that batch again, so handlers must be
+//! saved; a crash in between delivers that batch again. A handler that fails
+//! stops the run at that event, and the next run starts there, delivering it
+//! (and what followed it) to every handler again. So handlers must be
 //! idempotent by position (as the seeds' version-guarded projection was).
 
 use std::sync::Arc;
@@ -19,7 +21,8 @@ use crate::subscription::Subscription;
 pub struct DispatchReport {
     /// Events published.
     pub events: u64,
-    /// Failed handler calls (other handlers still got those events).
+    /// Failed handler calls (other handlers still got those events; the
+    /// checkpoint stops before the first of them).
     pub failures: Vec<DeliveryFailure>,
     /// The checkpoint afterwards.
     pub checkpoint: Option<Position>,
@@ -101,10 +104,20 @@ impl Dispatcher {
             for failure in &published.failures {
                 tracing::warn!(dispatcher = %self.name, handler = %failure.handler, position = failure.position, error = %failure.error, "handler failed");
             }
-            self.checkpoints().save(&self.name, last.position).await?;
             report.events += batch.len() as u64;
+            // Never past a failed delivery: the next run starts again at the
+            // first event a handler failed on (the others see it again too:
+            // delivery is at least once).
+            let failed = published.failures.iter().map(|f| f.position).min();
             report.failures.extend(published.failures);
-            report.checkpoint = Some(last.position);
+            let through = failed.map_or(last.position, |p| p - 1);
+            if through >= batch[0].position {
+                self.checkpoints().save(&self.name, through).await?;
+                report.checkpoint = Some(through);
+            }
+            if failed.is_some() {
+                return Ok(report);
+            }
         }
     }
 }

@@ -46,6 +46,14 @@ impl Default for RepositoryOptions {
     }
 }
 
+impl RepositoryOptions {
+    /// A page of at least one event (a zero page would never advance).
+    fn checked(mut self) -> Self {
+        self.page_size = self.page_size.max(1);
+        self
+    }
+}
+
 /// An aggregate's state at a version of its stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded<A> {
@@ -126,6 +134,7 @@ impl<A: Aggregate> Repository<A> {
 
     /// A repository over `stores` with `options`.
     pub fn with_options(stores: &Stores, options: RepositoryOptions) -> Self {
+        let options = options.checked();
         Self {
             events: Arc::clone(&stores.events),
             snapshots: Some(Arc::clone(&stores.snapshots)),
@@ -139,6 +148,7 @@ impl<A: Aggregate> Repository<A> {
 
     /// A repository over an event store alone (no snapshots).
     pub fn without_snapshots(events: Arc<dyn EventStore>, options: RepositoryOptions) -> Self {
+        let options = options.checked();
         Self {
             events,
             snapshots: None,
@@ -419,6 +429,16 @@ impl<A: Aggregate> Repository<A> {
         };
         if snapshot.schema_version != A::SNAPSHOT_VERSION {
             return None;
+        }
+        // A snapshot past the stream's end (the store lost unsynced events
+        // in a crash) describes a state that never happened: replay instead.
+        match self.events.stream_version(stream).await {
+            Ok(Some(current)) if current >= snapshot.version => {}
+            Ok(current) => {
+                tracing::warn!(%stream, snapshot = snapshot.version, stream_version = ?current, "snapshot is ahead of its stream; replaying events instead");
+                return None;
+            }
+            Err(_) => return None,
         }
         match snapshot.state.to_value::<A>() {
             Ok(state) => Some(Loaded {

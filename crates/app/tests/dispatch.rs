@@ -11,19 +11,34 @@ use logbook_adapters_memory::MemoryEventBus;
 use logbook_domain::{NewEvent, Payload, RecordedEvent, StreamId};
 use logbook_ports::{BoxError, EventBus, EventHandler, ExpectedVersion, Stores};
 
-struct Seen(Mutex<Vec<u64>>, bool);
+struct Seen {
+    name: &'static str,
+    seen: Mutex<Vec<u64>>,
+    /// Fails on this position while set.
+    fail_on: Mutex<Option<u64>>,
+}
+
+impl Seen {
+    fn new(name: &'static str, fail_on: Option<u64>) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            seen: Mutex::new(Vec::new()),
+            fail_on: Mutex::new(fail_on),
+        })
+    }
+}
 
 #[async_trait]
 impl EventHandler for Seen {
     fn name(&self) -> &str {
-        if self.1 { "always-fails" } else { "seen" }
+        self.name
     }
 
     async fn handle(&self, event: &RecordedEvent) -> Result<(), BoxError> {
-        if self.1 {
+        if *self.fail_on.lock().unwrap() == Some(event.position) {
             return Err("down".into());
         }
-        self.0.lock().unwrap().push(event.position);
+        self.seen.lock().unwrap().push(event.position);
         Ok(())
     }
 }
@@ -40,35 +55,52 @@ async fn append(stores: &Stores, n: usize) {
 }
 
 #[tokio::test]
-async fn a_restarted_dispatcher_delivers_only_what_it_had_not() {
+async fn a_restarted_dispatcher_delivers_what_it_had_not_and_never_skips_a_failure() {
     for (url, stores, _dir) in support::every_store() {
-        let seen = Arc::new(Seen(Mutex::new(Vec::new()), false));
+        let healthy = Seen::new("healthy", None);
+        let flaky = Seen::new("flaky", Some(2));
         let bus = Arc::new(MemoryEventBus::new());
-        bus.register(None, seen.clone());
-        bus.register(
-            Some("Happened"),
-            Arc::new(Seen(Mutex::new(Vec::new()), true)),
-        );
+        bus.register(None, healthy.clone());
+        bus.register(Some("Happened"), flaky.clone());
         append(&stores, 3).await;
+        // The flaky handler fails on position 2: the run stops before it.
         let first = Dispatcher::new("mailer", &stores, bus.clone())
             .catch_up()
             .await
             .unwrap();
         assert_eq!(
-            (first.events, first.checkpoint, first.failures.len()),
-            (3, Some(3), 3),
+            (first.checkpoint, first.failures.len()),
+            (Some(1), 1),
             "{url}"
         );
+        assert_eq!(first.failures[0].position, 2, "{url}");
+        assert_eq!(
+            stores.checkpoints.load("mailer").await.unwrap(),
+            Some(1),
+            "{url}"
+        );
+        // Once it recovers, the next run starts at the failed event.
+        *flaky.fail_on.lock().unwrap() = None;
         append(&stores, 2).await;
         let second = Dispatcher::new("mailer", &stores, bus)
             .catch_up()
             .await
             .unwrap();
-        assert_eq!((second.events, second.checkpoint), (2, Some(5)), "{url}");
         assert_eq!(
-            *seen.0.lock().unwrap(),
-            [1, 2, 3, 4, 5],
-            "{url}: each event once, the failing handler notwithstanding"
+            (second.events, second.checkpoint, second.failures.len()),
+            (4, Some(5), 0),
+            "{url}"
+        );
+        // It got 3 in the first batch already: at least once, nothing missed.
+        assert_eq!(
+            *flaky.seen.lock().unwrap(),
+            [1, 3, 2, 3, 4, 5],
+            "{url}: the flaky handler missed nothing"
+        );
+        assert_eq!(
+            *healthy.seen.lock().unwrap(),
+            [1, 2, 3, 2, 3, 4, 5],
+            "{url}: at least once for the others"
         );
         assert_eq!(
             stores.checkpoints.load("mailer").await.unwrap(),

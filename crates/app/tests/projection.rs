@@ -342,3 +342,74 @@ async fn a_rebuild_reports_progress_and_replaces_the_model_in_one_step() {
         21
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_never_saves_over_a_rebuild_and_a_checkpoint_past_the_log_is_refused() {
+    let stores = logbook_adapters_memory::stores();
+    bank_activity(&stores, "a1", 2).await;
+    let summaries = Projector::<AccountSummaries>::new(&stores);
+    summaries.catch_up().await.unwrap();
+    // Given a damaged live model that a follower loads
+    let mut state = summaries.state().await.unwrap();
+    state
+        .model
+        .accounts
+        .get_mut("a1")
+        .unwrap()
+        .transaction_count = 99;
+    let tampered = logbook_ports::Snapshot {
+        stream: Projector::<AccountSummaries>::document_id(),
+        version: state.checkpoint.unwrap(),
+        schema_version: 1,
+        state: Payload::from_serialize(&state).unwrap(),
+        taken_at: chrono::Utc::now(),
+    };
+    stores.snapshots.save(tampered).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let follower = {
+        let stores = stores.clone();
+        tokio::spawn(async move {
+            Projector::<AccountSummaries>::new(&stores)
+                .follow(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // When a rebuild repairs it and more events arrive for the follower
+    summaries.rebuild(|_| {}).await.unwrap();
+    bank_activity(&stores, "a2", 1).await;
+    let head = stores.events.head_position().await.unwrap();
+    for _ in 0..200 {
+        if summaries.state().await.unwrap().checkpoint == head {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    stop.send(()).unwrap();
+    follower.await.unwrap().unwrap();
+    // Then the follower went on from the rebuilt model instead of undoing it
+    assert_eq!(summaries.state().await.unwrap().checkpoint, head);
+    assert!(
+        summaries.verify().await.unwrap().is_empty(),
+        "{:?}",
+        summaries.verify().await
+    );
+
+    // And a checkpoint past the end of the log is refused, not trusted
+    let mut ahead = summaries.state().await.unwrap();
+    ahead.checkpoint = Some(1_000);
+    let document = logbook_ports::Snapshot {
+        stream: Projector::<AccountSummaries>::document_id(),
+        version: 1_000,
+        schema_version: 1,
+        state: Payload::from_serialize(&ahead).unwrap(),
+        taken_at: chrono::Utc::now(),
+    };
+    stores.snapshots.save(document).await.unwrap();
+    match summaries.catch_up().await {
+        Err(ProjectionError::AheadOfLog { checkpoint, .. }) => assert_eq!(checkpoint, 1_000),
+        other => panic!("expected AheadOfLog, got {other:?}"),
+    }
+}

@@ -529,3 +529,40 @@ async fn seed_shaped_version_1_wallet_events_load_through_the_upcasters() {
         (2, r#"{"balance_change":"-10.00"}"#)
     );
 }
+
+#[tokio::test]
+async fn a_snapshot_ahead_of_its_stream_is_not_trusted() {
+    // Given a snapshot at version 5 of a stream that has only 2 events (as
+    // after a crash that lost unsynced appends but kept the snapshot)
+    let stores = logbook_adapters_memory::stores();
+    let accounts = Repository::<BankAccount>::new(&stores);
+    accounts
+        .execute_all("acc_001", &[open("10"), deposit("5")], &Metadata::default())
+        .await
+        .unwrap();
+    let phantom = BankAccount {
+        balance: money("999"),
+        ..accounts.load("acc_001").await.unwrap().state
+    };
+    let snapshot = Snapshot {
+        stream: stream("acc_001"),
+        version: 5,
+        schema_version: 1,
+        state: Payload::from_serialize(&phantom).unwrap(),
+        taken_at: chrono::Utc::now(),
+    };
+    stores.snapshots.save(snapshot).await.unwrap();
+    // When a fresh repository loads and uses it
+    let fresh = Repository::<BankAccount>::new(&stores);
+    let loaded = fresh.load("acc_001").await.unwrap();
+    // Then the events win, and commands work
+    assert_eq!((loaded.state.balance, loaded.version), (money("15"), 2));
+    assert_eq!(
+        fresh
+            .execute("acc_001", &deposit("1"))
+            .await
+            .unwrap()
+            .version,
+        3
+    );
+}

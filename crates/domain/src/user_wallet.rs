@@ -106,6 +106,10 @@ fn amounts_as_decimal_strings(mut payload: Value, field: &str) -> Result<Value, 
                 if (units * 100.0 - cents).abs() > 1e-6 {
                     return Err(format!("amount {n} has more than two decimals"));
                 }
+                // `as` would saturate silently; an amount this large is an error.
+                if !(i64::MIN as f64..i64::MAX as f64).contains(&cents) {
+                    return Err(format!("amount {n} is too large"));
+                }
                 Money::from_cents(cents as i64).to_string()
             };
             Value::String(text)

@@ -60,8 +60,7 @@ enum Command {
     /// Check a store: events, streams, segments, the first corruption (exit 1).
     Verify,
     /// List, show, rebuild and verify the read models.
-    #[command(subcommand)]
-    Projection(projection::ProjectionCommand),
+    Projection(projection::ProjectionArgs),
 }
 
 /// Arguments of every `show` subcommand.
@@ -119,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exec(args) => exec::run(&open()?, args).await,
         Command::Log(args) => log::log(&open()?, args).await,
         Command::Follow(args) => log::follow(&open()?, args).await,
-        Command::Projection(command) => projection::run(&open()?, command).await,
+        Command::Projection(args) => projection::run(&open()?, args).await,
         Command::Export(args) => transfer::export(&open()?, args).await,
         Command::Import(args) => transfer::import(&open()?, args).await,
     }

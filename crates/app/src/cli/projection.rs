@@ -18,6 +18,24 @@ pub const NAMES: [&str; 3] = [
     ShipsByPort::NAME,
 ];
 
+/// `logbook projection [--on-poison POLICY] <COMMAND>`.
+#[derive(Debug, clap::Args)]
+pub struct ProjectionArgs {
+    /// What to do with an event a read model cannot apply: stop before it
+    /// (and report it), or park it for `projection retry` and go on.
+    #[arg(long, value_enum, default_value = "stop", global = true)]
+    on_poison: OnPoison,
+    #[command(subcommand)]
+    command: ProjectionCommand,
+}
+
+/// The poison policies offered on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OnPoison {
+    Stop,
+    Park,
+}
+
 /// Subcommands of `logbook projection`.
 #[derive(Debug, Subcommand)]
 pub enum ProjectionCommand {
@@ -55,25 +73,29 @@ pub enum ProjectionCommand {
     },
 }
 
-pub async fn run(stores: &Stores, command: ProjectionCommand) -> anyhow::Result<()> {
+pub async fn run(stores: &Stores, args: ProjectionArgs) -> anyhow::Result<()> {
     use ProjectionCommand as P;
-    match command {
+    let policy = match args.on_poison {
+        OnPoison::Stop => PoisonPolicy::Stop,
+        OnPoison::Park => PoisonPolicy::Park,
+    };
+    match args.command {
         P::List => {
             println!(
                 "{:<18} {:>10} {:>10} {:>8} {:>7}",
                 "name", "checkpoint", "head", "lag", "parked"
             );
             for name in NAMES {
-                dispatch(stores, name, Action::StatusLine).await?;
+                dispatch(stores, name, Action::StatusLine, policy).await?;
             }
             Ok(())
         }
-        P::Status { name } => dispatch(stores, &name, Action::Status).await,
-        P::Show { name } => dispatch(stores, &name, Action::Show).await,
-        P::Rebuild { name } => dispatch(stores, &name, Action::Rebuild).await,
-        P::Verify { name } => dispatch(stores, &name, Action::Verify).await,
-        P::Parked { name } => dispatch(stores, &name, Action::Parked).await,
-        P::Retry { name } => dispatch(stores, &name, Action::Retry).await,
+        P::Status { name } => dispatch(stores, &name, Action::Status, policy).await,
+        P::Show { name } => dispatch(stores, &name, Action::Show, policy).await,
+        P::Rebuild { name } => dispatch(stores, &name, Action::Rebuild, policy).await,
+        P::Verify { name } => dispatch(stores, &name, Action::Verify, policy).await,
+        P::Parked { name } => dispatch(stores, &name, Action::Parked, policy).await,
+        P::Retry { name } => dispatch(stores, &name, Action::Retry, policy).await,
     }
 }
 
@@ -88,19 +110,27 @@ enum Action {
     Retry,
 }
 
-async fn dispatch(stores: &Stores, name: &str, action: Action) -> anyhow::Result<()> {
+async fn dispatch(
+    stores: &Stores,
+    name: &str,
+    action: Action,
+    policy: PoisonPolicy,
+) -> anyhow::Result<()> {
     match name {
-        AccountSummaries::NAME => act::<AccountSummaries>(stores, action).await,
-        AccountBalances::NAME => act::<AccountBalances>(stores, action).await,
-        ShipsByPort::NAME => act::<ShipsByPort>(stores, action).await,
+        AccountSummaries::NAME => act::<AccountSummaries>(stores, action, policy).await,
+        AccountBalances::NAME => act::<AccountBalances>(stores, action, policy).await,
+        ShipsByPort::NAME => act::<ShipsByPort>(stores, action, policy).await,
         _ => bail!("unknown projection {name:?}; known: {}", NAMES.join(", ")),
     }
 }
 
-async fn act<R: ReadModel>(stores: &Stores, action: Action) -> anyhow::Result<()> {
-    // The command line parks poison events rather than failing a read.
+async fn act<R: ReadModel>(
+    stores: &Stores,
+    action: Action,
+    policy: PoisonPolicy,
+) -> anyhow::Result<()> {
     let options = ProjectorOptions {
-        policy: PoisonPolicy::Park,
+        policy,
         ..ProjectorOptions::default()
     };
     let projector = Projector::<R>::with_options(stores, options);

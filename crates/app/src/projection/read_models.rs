@@ -186,7 +186,8 @@ impl ShipsByPort {
             if let Some(port) = &ship.port {
                 let totals = ports.entry(port).or_default();
                 for (item, n) in &ship.cargo {
-                    *totals.entry(item).or_default() += n;
+                    let total = totals.entry(item).or_default();
+                    *total = total.saturating_add(*n);
                 }
             }
         }

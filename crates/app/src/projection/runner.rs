@@ -70,6 +70,11 @@ pub struct ParkedEvent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: ReadModel")]
 pub struct ProjectionState<R> {
+    /// Saves so far: a save expects the stored document to be the one it
+    /// loaded (same generation), so two writers cannot silently undo each
+    /// other.
+    #[serde(default)]
+    pub generation: u64,
     /// Position of the last event applied or skipped (`None`: nothing yet).
     pub checkpoint: Option<Position>,
     /// The model.
@@ -139,6 +144,24 @@ pub enum ProjectionError {
         /// What the read model said.
         error: String,
     },
+    /// Another runner (a rebuild, a retry of parked events) saved the
+    /// projection since this one loaded it; this one's work was not saved.
+    #[error("projection {name} was changed by another runner meanwhile; run again")]
+    Superseded {
+        /// The projection.
+        name: &'static str,
+    },
+    /// The checkpoint is past the end of the log: the store lost events it
+    /// had acknowledged (a power cut without fsync), or the log was replaced.
+    #[error("projection {name} is at position {checkpoint} but the log ends at {head}; rebuild it")]
+    AheadOfLog {
+        /// The projection.
+        name: &'static str,
+        /// Its checkpoint.
+        checkpoint: Position,
+        /// The log's head.
+        head: Position,
+    },
     /// The saved projection document does not decode (a model whose shape
     /// changed: rebuild it).
     #[error("projection {name}'s saved state does not decode ({detail}); rebuild it")]
@@ -177,7 +200,9 @@ impl<R: ReadModel> Projector<R> {
     }
 
     /// A projector over `stores` with `options`.
-    pub fn with_options(stores: &Stores, options: ProjectorOptions) -> Self {
+    pub fn with_options(stores: &Stores, mut options: ProjectorOptions) -> Self {
+        // A zero batch would never advance.
+        options.batch = options.batch.max(1);
         Self {
             events: Arc::clone(&stores.events),
             documents: Arc::clone(&stores.snapshots),
@@ -234,7 +259,7 @@ impl<R: ReadModel> Projector<R> {
     /// [`PoisonPolicy::Stop`] (or after its retries): everything before it
     /// is saved, it is not.
     pub async fn catch_up(&self) -> Result<CatchUp, ProjectionError> {
-        let mut state = self.state().await?;
+        let mut state = self.checked_state().await?;
         let mut subscription = self.subscription(state.checkpoint);
         self.fold(&mut state, &mut subscription, Save::EachBatch, |_| {})
             .await
@@ -249,7 +274,7 @@ impl<R: ReadModel> Projector<R> {
         &self,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<CatchUp, ProjectionError> {
-        let mut state = self.state().await?;
+        let mut state = self.checked_state().await?;
         let mut subscription = self.subscription(state.checkpoint);
         let mut total = CatchUp {
             applied: 0,
@@ -258,9 +283,19 @@ impl<R: ReadModel> Projector<R> {
         };
         tokio::pin!(stop);
         loop {
-            let done = self
+            let done = match self
                 .fold(&mut state, &mut subscription, Save::EachBatch, |_| {})
-                .await?;
+                .await
+            {
+                Ok(done) => done,
+                // A rebuild or a retry replaced the document: go on from it.
+                Err(ProjectionError::Superseded { .. }) => {
+                    state = self.checked_state().await?;
+                    subscription = self.subscription(state.checkpoint);
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             total.applied += done.applied;
             total.parked += done.parked;
             total.checkpoint = done.checkpoint;
@@ -304,9 +339,12 @@ impl<R: ReadModel> Projector<R> {
             total.checkpoint = fresh.checkpoint;
             // A live runner may have saved past us meanwhile: catch up to it
             // before replacing, so the save is not refused as older.
-            let live = self.state().await.map(|s| s.checkpoint).unwrap_or(None);
-            if live <= fresh.checkpoint {
-                self.save(&fresh).await?;
+            let live = self.state().await?;
+            if live.checkpoint <= fresh.checkpoint {
+                // Replace the live document on purpose: a runner still
+                // holding the old one is told it was superseded.
+                fresh.generation = live.generation;
+                self.save(&mut fresh).await?;
                 return Ok(total);
             }
         }
@@ -378,7 +416,7 @@ impl<R: ReadModel> Projector<R> {
             }
         }
         state.parked = still;
-        self.save(&state).await?;
+        self.save(&mut state).await?;
         Ok((applied, state.parked.len()))
     }
 
@@ -479,21 +517,51 @@ impl<R: ReadModel> Projector<R> {
         result
     }
 
-    async fn save(&self, state: &ProjectionState<R>) -> Result<(), ProjectionError> {
-        let document = Payload::from_serialize(state).map_err(|e| ProjectionError::Unreadable {
-            name: R::NAME,
-            detail: e.to_string(),
-        })?;
-        self.documents
-            .save(Snapshot {
-                stream: Self::document_id(),
-                version: state.checkpoint.unwrap_or(0),
-                schema_version: DOCUMENT_VERSION,
-                state: document,
-                taken_at: timestamp_now(),
-            })
-            .await?;
-        Ok(())
+    /// The saved state, refused when its checkpoint is past the log's end.
+    async fn checked_state(&self) -> Result<ProjectionState<R>, ProjectionError> {
+        let state = self.state().await?;
+        let head = self.events.head_position().await?.unwrap_or(0);
+        match state.checkpoint {
+            Some(checkpoint) if checkpoint > head => Err(ProjectionError::AheadOfLog {
+                name: R::NAME,
+                checkpoint,
+                head,
+            }),
+            _ => Ok(state),
+        }
+    }
+
+    /// Saves `state` if the stored document is still the generation it was
+    /// loaded as. The check and the write are two steps, so two runners
+    /// saving at the very same moment can still race; everything else (a
+    /// rebuild or a retry meeting a follower) is caught.
+    async fn save(&self, state: &mut ProjectionState<R>) -> Result<(), ProjectionError> {
+        let stored = self.state().await?;
+        if stored.generation != state.generation {
+            return Err(ProjectionError::Superseded { name: R::NAME });
+        }
+        state.generation += 1;
+        let saved = match Payload::from_serialize(&*state) {
+            Ok(document) => self
+                .documents
+                .save(Snapshot {
+                    stream: Self::document_id(),
+                    version: state.checkpoint.unwrap_or(0),
+                    schema_version: DOCUMENT_VERSION,
+                    state: document,
+                    taken_at: timestamp_now(),
+                })
+                .await
+                .map_err(ProjectionError::from),
+            Err(e) => Err(ProjectionError::Unreadable {
+                name: R::NAME,
+                detail: e.to_string(),
+            }),
+        };
+        if saved.is_err() {
+            state.generation -= 1;
+        }
+        saved
     }
 }
 
