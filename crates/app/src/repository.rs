@@ -319,7 +319,9 @@ impl<A: Aggregate> Repository<A> {
             .await
     }
 
-    /// The state of `id` as of `at`: every event recorded at or before it.
+    /// The state of `id` as of `at`: its events in stream order, up to the
+    /// first one recorded after `at` (times only grow within a stream unless
+    /// it was imported with other times).
     ///
     /// # Errors
     /// Store and decoding failures.

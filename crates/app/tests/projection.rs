@@ -311,10 +311,44 @@ async fn verify_reports_where_the_live_model_differs_from_a_fresh_fold() {
     );
 }
 
+/// Counts the saves that reach the snapshot store.
+struct CountingSaves(
+    std::sync::Arc<dyn logbook_ports::SnapshotStore>,
+    std::sync::atomic::AtomicUsize,
+);
+
+#[async_trait::async_trait]
+impl logbook_ports::SnapshotStore for CountingSaves {
+    async fn save(
+        &self,
+        snapshot: logbook_ports::Snapshot,
+    ) -> Result<(), logbook_ports::StoreError> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.save(snapshot).await
+    }
+    async fn load(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<logbook_ports::Snapshot>, logbook_ports::StoreError> {
+        self.0.load(stream).await
+    }
+    async fn delete(&self, stream: &StreamId) -> Result<(), logbook_ports::StoreError> {
+        self.0.delete(stream).await
+    }
+}
+
 #[tokio::test]
-async fn a_rebuild_reports_progress_and_replaces_the_model_in_one_step() {
-    let stores = logbook_adapters_memory::stores();
-    bank_activity(&stores, "a1", 20).await;
+async fn a_rebuild_reports_progress_and_replaces_the_model_in_one_save() {
+    let inner = logbook_adapters_memory::stores();
+    bank_activity(&inner, "a1", 20).await;
+    let counting = std::sync::Arc::new(CountingSaves(
+        inner.snapshots.clone(),
+        std::sync::atomic::AtomicUsize::new(0),
+    ));
+    let stores = Stores {
+        snapshots: counting.clone(),
+        ..inner.clone()
+    };
     let summaries = Projector::<AccountSummaries>::with_options(
         &stores,
         ProjectorOptions {
@@ -323,16 +357,11 @@ async fn a_rebuild_reports_progress_and_replaces_the_model_in_one_step() {
         },
     );
     let mut reports = Vec::new();
-    let before = summaries.state().await.unwrap();
-    summaries
-        .rebuild(|p| {
-            reports.push(p);
-        })
-        .await
-        .unwrap();
+    summaries.rebuild(|p| reports.push(p)).await.unwrap();
     assert_eq!(
-        before.checkpoint, None,
-        "nothing was saved before the rebuild finished"
+        counting.1.load(Ordering::SeqCst),
+        1,
+        "five batches folded, one save at the end"
     );
     assert_eq!(reports.len(), 5, "one report per batch of 5: {reports:?}");
     assert!(reports.windows(2).all(|w| w[0].position < w[1].position));

@@ -1,5 +1,7 @@
 //! The repository through its public API, on the in-memory store.
 
+mod support;
+
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
@@ -565,4 +567,64 @@ async fn a_snapshot_ahead_of_its_stream_is_not_trusted() {
             .version,
         3
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_behaves_alike_on_every_store() {
+    for (url, stores, _dir) in support::every_store() {
+        let accounts = Repository::<BankAccount>::with_options(&stores, every(3));
+        let mut commands = vec![open("100")];
+        commands.extend((0..3).map(|_| deposit("10")));
+        accounts
+            .execute_all("acc_001", &commands, &Metadata::default())
+            .await
+            .unwrap();
+        accounts.execute("acc_001", &withdraw("30")).await.unwrap();
+        let err = accounts
+            .execute("acc_001", &withdraw("1000"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RepositoryError::Rejected(_)), "{url}: {err}");
+        // The crossing save left a snapshot; a fresh repository loads from it.
+        assert_eq!(
+            stores
+                .snapshots
+                .load(&stream("acc_001"))
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            4,
+            "{url}"
+        );
+        let fresh = Repository::<BankAccount>::new(&stores);
+        let loaded = fresh.load("acc_001").await.unwrap();
+        assert_eq!(
+            (loaded.state.balance, loaded.version),
+            (money("100"), 5),
+            "{url}"
+        );
+        assert_eq!(
+            fresh
+                .load_at_version("acc_001", 2)
+                .await
+                .unwrap()
+                .state
+                .balance,
+            money("110"),
+            "{url}"
+        );
+        assert_eq!(fresh.history("acc_001").await.unwrap().len(), 5, "{url}");
+        assert_eq!(fresh.delete("acc_001").await.unwrap(), 6, "{url}");
+        assert!(fresh.load("acc_001").await.is_err(), "{url}");
+        assert!(
+            stores
+                .snapshots
+                .load(&stream("acc_001"))
+                .await
+                .unwrap()
+                .is_none(),
+            "{url}"
+        );
+    }
 }

@@ -103,9 +103,11 @@ async fn replay(
         bail!("user {id} does not exist");
     }
     let until = until.unwrap_or_else(Utc::now);
+    // As the repository's time travel: stream order, up to the first event
+    // recorded after `until`.
     let events: Vec<_> = history
         .into_iter()
-        .filter(|e| e.recorded_at <= until)
+        .take_while(|e| e.recorded_at <= until)
         .collect();
     if json {
         let lines: Vec<serde_json::Value> = events
