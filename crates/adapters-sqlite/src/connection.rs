@@ -16,8 +16,15 @@ use crate::schema;
 const STATEMENT_CACHE: usize = 64;
 
 /// Memory-mapped I/O for reads, so a long scan of the log does not copy
-/// every page through SQLite's cache.
-const MMAP_SIZE: i64 = 256 << 20;
+/// every page through SQLite's cache: 1 GiB of address space (a store of
+/// a million events is about 450 MiB), not of memory.
+const MMAP_SIZE: i64 = 1 << 30;
+
+/// Each reader's page cache, in KiB (negative for SQLite): 16 MiB, so a
+/// stream read again (an aggregate loaded again) finds its index and table
+/// pages cached, including those still in the write-ahead log, which the
+/// memory map does not cover.
+const READER_CACHE_KIB: i64 = -16384;
 
 /// Pages of write-ahead log after which a commit checkpoints it into the
 /// database (SQLite's default is 1,000): about 32 MiB at 4 KiB pages.
@@ -121,5 +128,6 @@ pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connec
     };
     set("query_only", &true)?;
     set("mmap_size", &MMAP_SIZE)?;
+    set("cache_size", &READER_CACHE_KIB)?;
     Ok(conn)
 }

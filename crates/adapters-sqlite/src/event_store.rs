@@ -225,7 +225,7 @@ fn duplicate(path: &Path, event_id: logbook_domain::EventId, owner: &str) -> Sto
 /// The stream and version holding event `id`, if it is recorded.
 fn find_id(conn: &Connection, path: &Path, id: &Uuid) -> Result<Option<(String, u64)>, StoreError> {
     let text = IdText::new(&logbook_domain::EventId(*id));
-    conn.prepare_cached("SELECT stream, version FROM events WHERE event_id = ?1")
+    conn.prepare_cached("SELECT stream, version FROM events WHERE event_id = +?1")
         .and_then(|mut s| {
             s.query_row([text.as_sql()], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
@@ -248,7 +248,7 @@ fn slots(
     let mut statement = conn
         .prepare_cached(
             "SELECT event_id, version, position FROM events \
-             WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3",
+             WHERE stream = +?1 AND version >= +?2 ORDER BY version LIMIT +?3",
         )
         .map_err(error)?;
     let mut rows = statement
@@ -276,15 +276,22 @@ fn slots(
 }
 
 /// The SQL of a stream read: `?1` stream, `?2` from, `?3` limit.
+///
+/// Every bound value the planner could look at is written `+?n` (the
+/// limit, and values compared with an indexed column): SQLite plans a bare
+/// `LIMIT ?n` or `stream = ?n` with the bound value and so re-prepares the
+/// statement each time it is bound again, which cost more than reading a
+/// small page; the unary plus hides the value from the planner and changes
+/// neither the result nor the index used.
 fn read_stream_sql(direction: ReadDirection) -> String {
     match direction {
         ReadDirection::Forward => format!(
             "SELECT {EVENT_COLUMNS} FROM events \
-             WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
+             WHERE stream = +?1 AND version >= +?2 ORDER BY version LIMIT +?3"
         ),
         ReadDirection::Backward => format!(
             "SELECT {EVENT_COLUMNS} FROM events \
-             WHERE stream = ?1 AND version <= ?2 ORDER BY version DESC LIMIT ?3"
+             WHERE stream = +?1 AND version <= +?2 ORDER BY version DESC LIMIT +?3"
         ),
     }
 }
@@ -337,7 +344,7 @@ fn read_all_sql(filter: &EventFilter) -> (String, Vec<Value>) {
     let sql = match types.len() {
         0 => format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position >= ?1{prefix} \
-             ORDER BY position LIMIT ?2"
+             ORDER BY position LIMIT +?2"
         ),
         n if n <= MAX_MERGED_TYPES => {
             // One index search per type, merged in position order by SQLite
@@ -347,13 +354,13 @@ fn read_all_sql(filter: &EventFilter) -> (String, Vec<Value>) {
                 .map(|i| {
                     format!(
                         "SELECT {EVENT_COLUMNS} FROM events \
-                         WHERE event_type = ?{} AND position >= ?1{prefix}",
+                         WHERE event_type = +?{} AND position >= +?1{prefix}",
                         first + i
                     )
                 })
                 .collect();
             params.extend(types.iter().map(|t| Value::Text((*t).to_owned())));
-            format!("{} ORDER BY 1 LIMIT ?2", arms.join(" UNION ALL "))
+            format!("{} ORDER BY 1 LIMIT +?2", arms.join(" UNION ALL "))
         }
         n => {
             let first = params.len() + 3;
@@ -363,7 +370,7 @@ fn read_all_sql(filter: &EventFilter) -> (String, Vec<Value>) {
             // sorting every event of so many types.
             format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE position >= ?1{prefix} \
-                 AND +event_type IN ({}) ORDER BY position LIMIT ?2",
+                 AND +event_type IN ({}) ORDER BY position LIMIT +?2",
                 list.join(", ")
             )
         }
@@ -548,7 +555,7 @@ mod tests {
             ),
             (
                 "event id lookup",
-                "SELECT stream, version FROM events WHERE event_id = ?1".to_owned(),
+                "SELECT stream, version FROM events WHERE event_id = +?1".to_owned(),
             ),
         ];
         for (name, sql) in &cases {
@@ -570,6 +577,69 @@ mod tests {
         assert!(plans[5].contains("USING INTEGER PRIMARY KEY (rowid>?)"));
         assert!(plans[6].contains("USING PRIMARY KEY (stream=?)"));
         assert!(plans[8].contains("USING INDEX events_by_id (event_id=?)"));
+    }
+
+    #[test]
+    fn statements_run_again_are_not_prepared_again() {
+        // Given a store with two streams
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reprepare.db");
+        let conn = crate::connection::open_writer(&path, &crate::SqliteOptions::default()).unwrap();
+        let events = |n: usize| -> Vec<NewEvent> {
+            (0..n)
+                .map(|_| {
+                    NewEvent::new(
+                        "Deposited",
+                        logbook_domain::Payload::from_stored(b"{}".to_vec()),
+                    )
+                })
+                .collect()
+        };
+        let streams = [
+            StreamId::new("Account-1").unwrap(),
+            StreamId::new("Account-2").unwrap(),
+        ];
+        // When appends and reads run several times with other parameters
+        for round in 0..3u64 {
+            for stream in &streams {
+                let batch = events(2);
+                let metadata = encode_metadata(&batch).unwrap();
+                append_in(
+                    &conn,
+                    &path,
+                    stream,
+                    ExpectedVersion::Any,
+                    &batch,
+                    &metadata,
+                )
+                .unwrap();
+                for direction in [ReadDirection::Forward, ReadDirection::Backward] {
+                    read_stream_in(&conn, &path, stream.clone(), direction, round + 1, 2).unwrap();
+                }
+            }
+            for filter in [EventFilter::all(), EventFilter::event_types(["A", "B"])] {
+                read_all_in(&conn, &path, round + 1, 3 + round as usize, &filter).unwrap();
+            }
+        }
+        // Then SQLite never had to prepare a cached statement again
+        let mut sqls = vec![
+            read_stream_sql(ReadDirection::Forward),
+            read_stream_sql(ReadDirection::Backward),
+            read_all_sql(&EventFilter::all()).0,
+            read_all_sql(&EventFilter::event_types(["A", "B"])).0,
+        ];
+        sqls.push("SELECT stream, version FROM events WHERE event_id = +?1".to_owned());
+        sqls.push(
+            "SELECT s.version, (SELECT e.event_type FROM events e \
+             WHERE e.stream = s.stream AND e.version = s.version) \
+             FROM streams s WHERE s.stream = ?1"
+                .to_owned(),
+        );
+        for sql in &sqls {
+            let statement = conn.prepare_cached(sql).unwrap();
+            let again = statement.get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(again, 0, "prepared again {again} times: {sql}");
+        }
     }
 
     #[test]
