@@ -128,23 +128,28 @@ pub fn check_sizes(
 pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
     let body_len = record.body_len();
     let len = u32::try_from(body_len).expect("body length checked by check_sizes");
+    let short = |n: usize| u16::try_from(n).expect("checked by check_sizes");
+    let long = |n: usize| u32::try_from(n).expect("checked by check_sizes");
+    // The frame header and the fixed fields, built on the stack and copied
+    // once; the checksum goes in last.
+    let mut fixed = [0u8; FRAME_HEADER_LEN + BODY_FIXED_LEN];
+    let mut put = |at: usize, bytes: &[u8]| fixed[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &len.to_le_bytes());
+    let b = FRAME_HEADER_LEN;
+    put(b, &[record.flags]);
+    put(b + 1, &record.position.to_le_bytes());
+    put(b + 9, &record.version.to_le_bytes());
+    put(b + 17, record.id.as_uuid().as_bytes());
+    put(b + 33, &record.recorded_at_micros.to_le_bytes());
+    put(b + 41, &record.schema_version.to_le_bytes());
+    put(b + 45, &record.write_index.to_le_bytes());
+    put(b + 49, &short(record.stream.len()).to_le_bytes());
+    put(b + 51, &short(record.event_type.len()).to_le_bytes());
+    put(b + 53, &long(record.metadata.len()).to_le_bytes());
+    put(b + 57, &long(record.payload.len()).to_le_bytes());
     let start = out.len();
     out.reserve(FRAME_HEADER_LEN + body_len);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.push(record.flags);
-    out.extend_from_slice(&record.position.to_le_bytes());
-    out.extend_from_slice(&record.version.to_le_bytes());
-    out.extend_from_slice(record.id.as_uuid().as_bytes());
-    out.extend_from_slice(&record.recorded_at_micros.to_le_bytes());
-    out.extend_from_slice(&record.schema_version.to_le_bytes());
-    out.extend_from_slice(&record.write_index.to_le_bytes());
-    let short = |n: usize| u16::try_from(n).expect("checked by check_sizes");
-    out.extend_from_slice(&short(record.stream.len()).to_le_bytes());
-    out.extend_from_slice(&short(record.event_type.len()).to_le_bytes());
-    let long = |n: usize| u32::try_from(n).expect("checked by check_sizes");
-    out.extend_from_slice(&long(record.metadata.len()).to_le_bytes());
-    out.extend_from_slice(&long(record.payload.len()).to_le_bytes());
+    out.extend_from_slice(&fixed);
     out.extend_from_slice(record.stream.as_bytes());
     out.extend_from_slice(record.event_type.as_bytes());
     out.extend_from_slice(record.metadata);

@@ -155,7 +155,7 @@ pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
     for (i, (first, path)) in segments.into_iter().enumerate() {
         scan.segments += 1;
         let last = i + 1 == count;
-        if !scan_segment(&mut scan, &path, first, last, mode)? {
+        if !scan_segment(&mut scan, &path, first, last)? {
             break;
         }
         seen += sizes[i];
@@ -167,6 +167,39 @@ pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
             scan.index
                 .reserve(((total - seen) / per_event) as usize + 1024);
         }
+    }
+    // Every event id, checked for duplicates: the first one found in log
+    // order is corruption at its record, and comes before any found by the
+    // scan (the index holds only records before that).
+    if let Err((position, earlier)) = scan.index.build_ids() {
+        let entry = *scan.index.entry(position);
+        let segment = &scan.index.segments[scan
+            .index
+            .segments
+            .partition_point(|s| s.first_position <= position)
+            - 1];
+        scan.corruption = Some(Corruption {
+            file: segment.path.to_path_buf(),
+            offset: u64::from(entry.offset),
+            detail: format!("event id {} is also at position {earlier}", entry.id),
+        });
+        scan.index.truncate(position - 1);
+        scan.torn = None;
+        scan.last_segment = None;
+        return Ok(scan);
+    }
+    if let (Some(torn), Mode::Repair, None) = (&scan.torn, mode, &scan.corruption) {
+        tracing::warn!(
+            segment = %torn.segment.display(),
+            offset = torn.offset,
+            bytes_cut = torn.bytes_cut,
+            "{torn}"
+        );
+        let writable = segment::open_for_append(&torn.segment)?;
+        writable
+            .set_len(torn.offset)
+            .and_then(|()| writable.sync_all())
+            .map_err(io_error(&torn.segment, "truncate"))?;
     }
     Ok(scan)
 }
@@ -183,7 +216,6 @@ fn scan_segment(
     path: &Path,
     name_position: u64,
     last: bool,
-    mode: Mode,
 ) -> Result<bool, StoreError> {
     let corrupt = |scan: &mut Scan, offset: u64, detail: String| {
         scan.corruption = Some(Corruption {
@@ -339,18 +371,13 @@ fn scan_segment(
         let Ok(entry_offset) = u32::try_from(offset) else {
             return corrupt(scan, offset, "segment is larger than 4 GiB".into());
         };
-        if let Err(earlier) = scan.index.push_new(Entry {
+        // Ids are indexed, and checked for duplicates, after the scan.
+        scan.index.push_unindexed(Entry {
             id: record.id,
             offset: entry_offset,
             stream,
             event_type,
-        }) {
-            return corrupt(
-                scan,
-                offset,
-                format!("event id {} is also at position {earlier}", record.id),
-            );
-        }
+        });
         pos += len;
         if record.ends_batch() {
             batch_end = offset + len as u64;
@@ -401,19 +428,7 @@ fn scan_segment(
         events_dropped,
         reason,
     };
-    if mode == Mode::Repair {
-        tracing::warn!(
-            segment = %torn.segment.display(),
-            offset = torn.offset,
-            bytes_cut = torn.bytes_cut,
-            "{torn}"
-        );
-        let writable = segment::open_for_append(path)?;
-        writable
-            .set_len(batch_end)
-            .and_then(|()| writable.sync_all())
-            .map_err(io_error(path, "truncate"))?;
-    }
+    // Cut (in repair mode) once the whole log is known to be sound.
     scan.bytes += batch_end;
     scan.torn = Some(torn);
     scan.last_segment = Some((path.to_path_buf(), batch_end));

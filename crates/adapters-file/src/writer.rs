@@ -424,6 +424,8 @@ impl WriterThread {
 
         let mut outcomes: Vec<(Reply, Result<AppendOutcome, StoreError>)> =
             Vec::with_capacity(group.len());
+        // The batches, freed after the appenders are answered, not before.
+        let mut spent = Vec::with_capacity(group.len());
         let start_head;
         {
             let shared = Arc::clone(&self.shared);
@@ -432,6 +434,7 @@ impl WriterThread {
             for request in group {
                 let result = self.apply(&mut index, &request, start_head + 1);
                 outcomes.push((request.reply, result));
+                spent.push((request.events, request.metadata));
             }
         }
 
@@ -499,6 +502,7 @@ impl WriterThread {
         for (reply, result) in outcomes {
             let _ = reply.send(result);
         }
+        drop(spent);
     }
 
     /// Checks one request against the index and, if it is accepted and not

@@ -530,3 +530,41 @@ fn the_scan_checks_records_across_read_chunks_and_large_frames() {
         victim,
     );
 }
+
+#[test]
+fn a_duplicate_event_id_on_disk_fails_open_at_its_record_and_cuts_nothing() {
+    // Given five single-event appends, the third record rewritten (with a
+    // valid checksum) to carry the first record's id, and a torn last record
+    let dir = store_with(options(), &[1, 1, 1, 1, 1]);
+    let segment = segments(dir.path()).pop().unwrap();
+    let offsets = record_offsets(&segment);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let first_id = record::decode(&bytes[offsets[0]..]).unwrap().0.id;
+    let (third, len) = record::decode(&bytes[offsets[2]..]).unwrap();
+    let mut forged = Vec::new();
+    record::encode(
+        &record::Record {
+            id: first_id,
+            ..third
+        },
+        &mut forged,
+    );
+    assert_eq!(forged.len(), len);
+    bytes.splice(offsets[2]..offsets[2] + len, forged);
+    let torn_at = offsets[4] + 10;
+    bytes.truncate(torn_at);
+    std::fs::write(&segment, &bytes).unwrap();
+    // Then verify and open report the duplicate at the third record
+    let report = verify(dir.path()).unwrap();
+    let corruption = report.corruption.expect("a duplicate id is corruption");
+    assert_eq!(
+        corruption.offset, offsets[2] as u64,
+        "{}",
+        corruption.detail
+    );
+    assert!(corruption.detail.contains("also at position 1"));
+    assert_eq!(report.events, 2);
+    assert_corrupt_at(FileStore::open(dir.path(), options()), &segment, offsets[2]);
+    // And the torn tail after it was not cut
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), torn_at as u64);
+}
