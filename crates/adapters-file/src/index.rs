@@ -321,10 +321,12 @@ impl Index {
         }
         let mut first_duplicate: Option<(Position, Position)> = None;
         for (hash, position) in grouped {
-            let id = entries[(position - 1) as usize].id;
+            // The ids are read only on a hash match: reading every one would
+            // be a cache miss per insert again.
+            let id = |p: u32| entries[(p - 1) as usize].id;
             match self.ids.entry(
                 hash,
-                |&p| entries[(p - 1) as usize].id == id,
+                |&p| id(p) == id(position),
                 |&p| hasher.hash_one(entries[(p - 1) as usize].id),
             ) {
                 hashbrown::hash_table::Entry::Vacant(slot) => {

@@ -489,7 +489,18 @@ fn read_ahead(
     end: u64,
     tx: &std::sync::mpsc::SyncSender<std::io::Result<Chunk>>,
 ) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
+    use std::io::{Seek, SeekFrom};
+    // Reads `len` bytes at the cursor onto `buf`'s end (without zeroing
+    // the room first, as `read_exact` into a resized buffer would).
+    let read_onto = |file: &File, buf: &mut Vec<u8>, len: usize| -> std::io::Result<()> {
+        buf.reserve(len);
+        let got = file.take(len as u64).read_to_end(buf)?;
+        if got < len {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    };
+    (&*file).seek(SeekFrom::Start(start))?;
     // `pending` holds the bytes from `base` on not sent yet.
     let mut pending: Vec<u8> = Vec::new();
     let mut base = start;
@@ -497,9 +508,7 @@ fn read_ahead(
     let mut need = SCAN_CHUNK;
     while read_to < end {
         let want = (need.max(SCAN_CHUNK) as u64).min(end - read_to) as usize;
-        let have = pending.len();
-        pending.resize(have + want, 0);
-        file.read_exact_at(&mut pending[have..], read_to)?;
+        read_onto(file, &mut pending, want)?;
         read_to += want as u64;
         let mut at = 0;
         let mut bad = false;
@@ -535,9 +544,7 @@ fn read_ahead(
         }
         if bad {
             // Hand over the rest of the file as it is.
-            let have = pending.len();
-            pending.resize(have + (end - read_to) as usize, 0);
-            file.read_exact_at(&mut pending[have..], read_to)?;
+            read_onto(file, &mut pending, (end - read_to) as usize)?;
             let _ = tx.send(Ok(Chunk {
                 end,
                 bytes: pending,
