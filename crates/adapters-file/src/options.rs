@@ -15,12 +15,16 @@ pub enum Durability {
     /// (group commit), so one fsync serves many appends. A power loss loses
     /// nothing acknowledged.
     Always,
-    /// Acknowledge after the write; fsync at most this long after it. A
-    /// power loss may lose the appends of the last interval.
+    /// Acknowledge after the write; fsync (on a background thread, while
+    /// appends go on) at most this long after it. A power loss may lose the
+    /// appends of the last interval.
     Interval(Duration),
-    /// Acknowledge after the write; never fsync appends (segments are still
-    /// synced when they roll and when the store closes). A power loss may
-    /// lose whatever the operating system had not written back yet.
+    /// Acknowledge after the write; never fsync for an append (segments are
+    /// still synced when they roll and when the store closes, and a
+    /// background thread syncs every 8 MiB written so a roll never waits
+    /// for a whole segment; no acknowledgement waits for those). A power
+    /// loss may lose whatever the operating system had not written back
+    /// yet.
     Never,
 }
 
