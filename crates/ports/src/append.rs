@@ -264,23 +264,39 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_that_only_starts_like_a_recorded_one_conflicts() {
+    fn a_batch_that_only_starts_like_a_recorded_one_is_no_retry() {
         let stream = StreamId::new("s").unwrap();
         let batch = vec![event(), event()];
         let mut recorded = slots(&batch, 1);
         recorded[1].id = EventId::new();
+        // Where the caller expects the stream to be elsewhere: a conflict.
+        let err = retry_outcome(
+            &stream,
+            ExpectedVersion::NoStream,
+            &batch,
+            &recorded,
+            Some(2),
+        )
+        .unwrap_err();
+        assert!(err.is_conflict(), "{err:?}");
+        // Where the expectation holds now: the batch reuses a recorded id.
         let err =
             retry_outcome(&stream, ExpectedVersion::Any, &batch, &recorded, Some(2)).unwrap_err();
-        assert!(err.is_conflict());
         assert!(
-            retry_outcome(
-                &stream,
-                ExpectedVersion::Any,
-                &batch,
-                &recorded[..1],
-                Some(1)
-            )
-            .is_err()
+            matches!(err, StoreError::DuplicateEventId { .. }),
+            "{err:?}"
+        );
+        let err = retry_outcome(
+            &stream,
+            ExpectedVersion::Any,
+            &batch,
+            &recorded[..1],
+            Some(1),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, StoreError::DuplicateEventId { .. }),
+            "{err:?}"
         );
     }
 
