@@ -176,23 +176,28 @@ pub fn retry_outcome(
             .iter()
             .zip(recorded)
             .all(|(new, old)| new.id == old.id);
-    let (Some(first), Some(last)) = (recorded.first(), recorded.get(events.len().wrapping_sub(1)))
-    else {
-        return Err(conflict(stream, expected, current));
+    let retry = match (recorded.first(), recorded.get(events.len().wrapping_sub(1))) {
+        (Some(first), Some(last))
+            if same_ids && expected.is_satisfied_by(Some(first.version - 1)) =>
+        {
+            Some((first, last))
+        }
+        _ => None,
     };
-    let before = Some(first.version - 1);
-    if same_ids && expected.is_satisfied_by(before) {
+    if let Some((first, last)) = retry {
         Ok(AppendOutcome {
             stream_version: Some(last.version),
             first_position: Some(first.position),
             last_position: Some(last.position),
             already_recorded: true,
         })
-    } else if expected.is_satisfied_by(current) {
+    } else if let Some(first) = events.first()
+        && expected.is_satisfied_by(current)
+    {
         // The stream is where the caller expects, so this is no stale
         // retry: it reuses an id that is already recorded.
         Err(StoreError::DuplicateEventId {
-            event_id: events[0].id,
+            event_id: first.id,
             stream: stream.clone(),
         })
     } else {
