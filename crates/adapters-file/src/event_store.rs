@@ -272,19 +272,8 @@ impl EventStore for FileEventStore {
                 };
                 let positions = index.visible_positions(number);
                 append::check_not_deleted(&stream, index.ends_deleted(positions))?;
-                let len = positions.len() as u64;
-                let selected: &mut dyn Iterator<Item = &u32> = match direction {
-                    ReadDirection::Forward => {
-                        let start = from.max(1).min(len + 1) - 1;
-                        &mut positions[start as usize..].iter()
-                    }
-                    ReadDirection::Backward => {
-                        let end = from.min(len);
-                        &mut positions[..end as usize].iter().rev()
-                    }
-                };
                 let mut plan = Plan::new(&index);
-                for &position in selected.take(limit) {
+                for &position in direction.select(positions, from, limit) {
                     plan.add(&index, u64::from(position));
                 }
                 plan

@@ -404,19 +404,9 @@ impl EventStore for MemoryEventStore {
         let Some(positions) = inner.stream_of(stream) else {
             return Ok(Vec::new());
         };
-        let len = positions.len() as u64;
-        let selected: &mut dyn Iterator<Item = &u32> = match direction {
-            ReadDirection::Forward => {
-                let start = from.max(1).min(len + 1) - 1;
-                &mut positions[start as usize..].iter()
-            }
-            ReadDirection::Backward => {
-                let end = from.min(len);
-                &mut positions[..end as usize].iter().rev()
-            }
-        };
-        selected
-            .take(limit)
+        direction
+            .select(positions, from, limit)
+            .into_iter()
             .map(|&p| inner.record(Position::from(p)))
             .collect()
     }

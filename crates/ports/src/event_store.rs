@@ -66,6 +66,25 @@ pub enum ReadDirection {
     Backward,
 }
 
+impl ReadDirection {
+    /// The entries a stream read returns, for a stream held as a slice in
+    /// version order (entry `i` is version `i + 1`): from version `from` in
+    /// this direction, at most `limit` of them.
+    pub fn select<T>(self, versions: &[T], from: Version, limit: usize) -> Vec<&T> {
+        let len = versions.len() as u64;
+        match self {
+            Self::Forward => {
+                let start = from.max(1).min(len + 1) - 1;
+                versions[start as usize..].iter().take(limit).collect()
+            }
+            Self::Backward => {
+                let end = from.min(len);
+                versions[..end as usize].iter().rev().take(limit).collect()
+            }
+        }
+    }
+}
+
 /// The result of a successful append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendOutcome {
@@ -267,6 +286,20 @@ mod tests {
         assert!(!E::Exact(2).is_satisfied_by(Some(3)));
         assert_eq!(E::from_current(None), E::NoStream);
         assert_eq!(E::from_current(Some(4)), E::Exact(4));
+    }
+
+    #[test]
+    fn a_read_selects_its_window_of_versions() {
+        let versions = [1, 2, 3, 4, 5];
+        assert_eq!(ReadDirection::Forward.select(&versions, 2, 2), [&2, &3]);
+        assert_eq!(ReadDirection::Forward.select(&versions, 0, 9).len(), 5);
+        assert!(ReadDirection::Forward.select(&versions, 6, 9).is_empty());
+        assert_eq!(
+            ReadDirection::Backward.select(&versions, u64::MAX, 2),
+            [&5, &4]
+        );
+        assert_eq!(ReadDirection::Backward.select(&versions, 2, 9), [&2, &1]);
+        assert!(ReadDirection::Backward.select(&versions, 0, 9).is_empty());
     }
 
     #[test]
