@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use logbook_domain::Position;
 use logbook_ports::{CheckpointStore, StoreError};
 
-use crate::format::{self, CHECKPOINTS_FILE, CHECKPOINTS_MAGIC, HeaderError};
+use crate::format::{self, CHECKPOINTS_FILE, CHECKPOINTS_MAGIC};
 use crate::segment;
 use crate::store::Core;
 
@@ -82,18 +82,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoints, StoreError> {
         location: format::location(path, 0),
         detail,
     };
-    let body = match format::open_sealed(CHECKPOINTS_MAGIC, bytes) {
-        Ok(body) => body,
-        Err(HeaderError::Version(found)) => {
-            return Err(StoreError::IncompatibleFormat {
-                location: path.display().to_string(),
-                found,
-                supported: format::FORMAT_VERSION,
-            });
-        }
-        Err(HeaderError::Short) => return Err(corrupt("checkpoints file is truncated".into())),
-        Err(HeaderError::Invalid(detail)) => return Err(corrupt(detail)),
-    };
+    let body = format::unseal(CHECKPOINTS_MAGIC, path, bytes, "checkpoints file")?;
     let mut rest = body;
     let mut take = |n: usize| -> Result<&[u8], StoreError> {
         let (head, tail) = rest

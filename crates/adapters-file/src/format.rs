@@ -176,6 +176,38 @@ pub fn file_name_for(key: &str) -> String {
     name
 }
 
+/// As [`open_sealed`], with the failure mapped for the file at `path`
+/// (`what` names it in messages: "snapshot file", "checkpoints file").
+///
+/// # Errors
+/// [`StoreError::IncompatibleFormat`] for a newer format version,
+/// [`StoreError::Corrupt`] naming the file otherwise.
+///
+/// [`StoreError::IncompatibleFormat`]: logbook_ports::StoreError::IncompatibleFormat
+/// [`StoreError::Corrupt`]: logbook_ports::StoreError::Corrupt
+pub fn unseal<'a>(
+    magic: FileMagic,
+    path: &Path,
+    bytes: &'a [u8],
+    what: &str,
+) -> Result<&'a [u8], logbook_ports::StoreError> {
+    use logbook_ports::StoreError;
+    let corrupt = |detail: String| StoreError::Corrupt {
+        location: location(path, 0),
+        detail,
+    };
+    match open_sealed(magic, bytes) {
+        Ok(body) => Ok(body),
+        Err(HeaderError::Version(found)) => Err(StoreError::IncompatibleFormat {
+            location: path.display().to_string(),
+            found,
+            supported: FORMAT_VERSION,
+        }),
+        Err(HeaderError::Short) => Err(corrupt(format!("{what} is truncated"))),
+        Err(HeaderError::Invalid(detail)) => Err(corrupt(detail)),
+    }
+}
+
 /// Display form of a path for error locations.
 pub fn location(path: &Path, offset: u64) -> String {
     format!("{} at offset {offset}", path.display())

@@ -10,7 +10,7 @@ use chrono::DateTime;
 use logbook_domain::{Payload, StreamId};
 use logbook_ports::{Snapshot, SnapshotStore, StoreError};
 
-use crate::format::{self, HeaderError, SNAPSHOT_MAGIC, SNAPSHOTS_DIR};
+use crate::format::{self, SNAPSHOT_MAGIC, SNAPSHOTS_DIR};
 use crate::segment;
 use crate::store::Core;
 
@@ -79,18 +79,7 @@ pub fn decode(
         location: format::location(path, 0),
         detail,
     };
-    let body = match format::open_sealed(SNAPSHOT_MAGIC, bytes) {
-        Ok(body) => body,
-        Err(HeaderError::Version(found)) => {
-            return Err(StoreError::IncompatibleFormat {
-                location: path.display().to_string(),
-                found,
-                supported: format::FORMAT_VERSION,
-            });
-        }
-        Err(HeaderError::Short) => return Err(corrupt("snapshot file is truncated".into())),
-        Err(HeaderError::Invalid(detail)) => return Err(corrupt(detail)),
-    };
+    let body = format::unseal(SNAPSHOT_MAGIC, path, bytes, "snapshot file")?;
     let fixed = body
         .get(..SNAPSHOT_FIXED_LEN)
         .ok_or_else(|| corrupt("snapshot body is too short".into()))?;
