@@ -25,14 +25,16 @@ pub async fn run(stores: &Stores, args: EventsArgs) -> anyhow::Result<()> {
         bail!("stream {stream} has no events");
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&events)?);
+        say!("{}", serde_json::to_string_pretty(&events)?);
     } else {
-        println!(
+        say!(
             "{:>4}  {:<18} {:<27}  payload",
-            "ver", "type", "recorded at"
+            "ver",
+            "type",
+            "recorded at"
         );
         for event in &events {
-            println!("{}", output::event_line(event));
+            say!("{}", output::event_line(event));
         }
     }
     Ok(())

@@ -13,6 +13,16 @@
 //! ports and the domain, never on an adapter crate directly, and nothing
 //! but a binary depends on it.
 
+/// `println!` through [`output::line`]: quiet on a closed pipe.
+macro_rules! say {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 mod account;
 mod aggregate;
 mod demo;
@@ -127,6 +137,13 @@ impl Logbook {
         match runtime.block_on(self.dispatch(&global.store, command)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
+                // Output into a closed pipe is no failure: the reader left.
+                if let Some(io) = error
+                    .chain()
+                    .find_map(|cause| cause.downcast_ref::<std::io::Error>())
+                {
+                    output::exit_if_reader_left(io);
+                }
                 eprintln!("error: {}", one_line(&error));
                 ExitCode::FAILURE
             }
@@ -253,7 +270,7 @@ pub struct ShowArgs {
     #[arg(long, value_name = "N", conflicts_with = "at")]
     at_version: Option<u64>,
     /// State as of this time (RFC 3339, e.g. 2026-11-23T10:00:00Z).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = crate::output::parse_time)]
     at: Option<chrono::DateTime<chrono::Utc>>,
     /// Print one JSON object.
     #[arg(long)]
@@ -284,8 +301,16 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_on_stderr())
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
         .init();
+}
+
+/// Colour only for a person at a terminal, and never when `NO_COLOR` is set
+/// to anything (<https://no-color.org>).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -81,9 +81,13 @@ pub async fn run(
     };
     let (name, action) = match args.command {
         P::List => {
-            println!(
+            say!(
                 "{:<18} {:>10} {:>10} {:>8} {:>7}",
-                "name", "checkpoint", "head", "lag", "parked"
+                "name",
+                "checkpoint",
+                "head",
+                "lag",
+                "parked"
             );
             for projection in projections.iter() {
                 act(stores, &**projection, Action::StatusLine, options()).await?;
@@ -122,7 +126,7 @@ async fn act(
         Action::StatusLine => {
             let s = projection.status(stores, options).await?;
             let show = |p: Option<u64>| p.map_or_else(|| "-".to_owned(), |p| p.to_string());
-            println!(
+            say!(
                 "{:<18} {:>10} {:>10} {:>8} {:>7}",
                 s.name,
                 show(s.checkpoint),
@@ -133,18 +137,18 @@ async fn act(
         }
         Action::Status => {
             let s = projection.status(stores, options).await?;
-            println!("projection: {}", s.name);
-            println!(
+            say!("projection: {}", s.name);
+            say!(
                 "checkpoint: {}",
                 s.checkpoint
                     .map_or_else(|| "none".to_owned(), |p| p.to_string())
             );
-            println!(
+            say!(
                 "head:       {}",
                 s.head.map_or_else(|| "none".to_owned(), |p| p.to_string())
             );
-            println!("lag:        {}", s.lag);
-            println!("parked:     {}", s.parked);
+            say!("lag:        {}", s.lag);
+            say!("parked:     {}", s.parked);
         }
         Action::Show => {
             let (done, model) = projection.show(stores, options).await?;
@@ -154,7 +158,7 @@ async fn act(
                     done.parked
                 );
             }
-            println!("{}", serde_json::to_string_pretty(&model)?);
+            say!("{}", serde_json::to_string_pretty(&model)?);
         }
         Action::Rebuild => {
             let mut report = Reporter::new();
@@ -162,7 +166,7 @@ async fn act(
                 .rebuild(stores, options, &mut |p| report.progress(p))
                 .await?;
             report.finish();
-            println!(
+            say!(
                 "rebuilt {name}: {} events applied, {} parked, checkpoint {}",
                 done.applied,
                 done.parked,
@@ -173,30 +177,34 @@ async fn act(
             let differences = projection.verify(stores, options).await?;
             if !differences.is_empty() {
                 for difference in &differences {
-                    println!("{difference}");
+                    say!("{difference}");
                 }
                 bail!(
                     "projection {name} differs from a fresh fold in {} places",
                     differences.len()
                 );
             }
-            println!("projection {name} matches a fresh fold of the log");
+            say!("projection {name} matches a fresh fold of the log");
         }
         Action::Parked => {
             let parked = projection.parked(stores, options).await?;
             if parked.is_empty() {
-                println!("no parked events");
+                say!("no parked events");
             }
             for p in &parked {
-                println!(
+                say!(
                     "{:>8}  {}  {}  {}  {}",
-                    p.position, p.event_id, p.stream, p.event_type, p.error
+                    p.position,
+                    p.event_id,
+                    p.stream,
+                    p.event_type,
+                    p.error
                 );
             }
         }
         Action::Retry => {
             let (applied, still) = projection.retry_parked(stores, options).await?;
-            println!("{applied} parked events applied, {still} still parked");
+            say!("{applied} parked events applied, {still} still parked");
         }
     }
     Ok(())

@@ -91,9 +91,11 @@ pub async fn import(stores: &Stores, args: ImportArgs) -> anyhow::Result<()> {
         bail!("the input holds no events");
     }
     let report = transfer::import(&*stores.events, events).await?;
-    println!(
+    say!(
         "imported {} events into {} streams ({} were already present)",
-        report.imported, report.streams, report.already_present
+        report.imported,
+        report.streams,
+        report.already_present
     );
     Ok(())
 }

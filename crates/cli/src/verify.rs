@@ -10,18 +10,18 @@ use logbook::verify::verify_store;
 pub async fn run(url: &StoreUrl) -> anyhow::Result<()> {
     let verification = verify_store(url).await?;
     if let Some(byte_level) = &verification.byte_level {
-        println!("{byte_level}");
+        say!("{byte_level}");
     }
     if let Some(corruption) = &verification.corruption {
         bail!("store {url} is corrupt: {corruption}");
     }
     if let Some(walk) = &verification.walk {
-        println!("{walk}");
+        say!("{walk}");
     }
     match verification.problem() {
         Some(problem) => bail!("store {url} breaks the log's rules: {problem}"),
         None => {
-            println!("store {url} verified");
+            say!("store {url} verified");
             Ok(())
         }
     }
