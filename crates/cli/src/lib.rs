@@ -186,7 +186,7 @@ impl Logbook {
                     projection::run(&open()?, &self.projections, args).await
                 }
                 Command::Export(args) => transfer::export(&open()?, args).await,
-                Command::Import(args) => transfer::import(&open()?, args).await,
+                Command::Import(args) => transfer::import(&open()?, &self.aggregates, args).await,
             },
             Parsed::Seed(command) => match command {
                 SeedCommand::Demo => demo::run(&open()?, url).await,

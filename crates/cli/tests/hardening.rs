@@ -197,3 +197,47 @@ fn warnings_carry_no_colour_when_stderr_is_not_a_terminal() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("99.00"));
     }
 }
+
+#[test]
+fn an_import_checks_known_events_against_their_decoders_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = sqlite_url(dir.path());
+    ok(logbook(&source, &["account", "open", "a1", "--owner", "o"]));
+    ok(logbook(&source, &["account", "deposit", "a1", "5.00"]));
+    let export = dir.path().join("events.jsonl");
+    ok(logbook(
+        &source,
+        &["export", "--output", export.to_str().unwrap()],
+    ));
+    let text = std::fs::read_to_string(&export).unwrap();
+    // Given an export whose deposit no reader can decode, and an event of a
+    // stream no registered aggregate claims.
+    let foreign = r#"{"id":"0190f5a0-0000-7000-8000-000000000001","stream":"Cart-c9","version":1,"position":3,"event_type":"ItemAdded","schema_version":1,"payload":{"sku":"x"},"metadata":{},"recorded_at":"2026-12-01T00:00:00Z"}"#;
+    let damaged = dir.path().join("damaged.jsonl");
+    std::fs::write(
+        &damaged,
+        format!(
+            "{}\n{foreign}\n",
+            text.replace(r#""amount":"5.00""#, r#""amount":"abc""#)
+        ),
+    )
+    .unwrap();
+    for target in [
+        file_url(dir.path()),
+        format!("sqlite:{}", dir.path().join("t.db").display()),
+    ] {
+        // When it is imported, then it is refused naming line, type and field,
+        // and nothing is written.
+        refused(
+            logbook(&target, &["import", damaged.to_str().unwrap()]),
+            "line 2: MoneyDeposited in BankAccount-a1 does not decode (field `amount`)",
+        );
+        assert_eq!(ok(logbook(&target, &["log"])), "", "{target}");
+        // And a sound export imports, keeping the foreign event and saying so.
+        let sound = dir.path().join("sound.jsonl");
+        std::fs::write(&sound, format!("{text}{foreign}\n")).unwrap();
+        let out = logbook(&target, &["import", sound.to_str().unwrap()]);
+        assert!(stderr(&out).contains("1 events of streams no registered aggregate claims"));
+        assert!(ok(out).contains("imported 3 events"));
+    }
+}
