@@ -174,18 +174,21 @@ impl Logbook {
         // Opened by the commands that need it: `verify` must not open a store
         // for writing (that takes the lock and repairs what it should report).
         let open = || -> anyhow::Result<Stores> { Ok(url.open()?) };
+        // Commands that only read open for reading: a file store without its
+        // write lock, so they never block a writer.
+        let read = || -> anyhow::Result<Stores> { Ok(url.open_read_only()?) };
         match command {
             Parsed::Common(command) => match command {
                 Command::Verify => verify::run(url).await,
                 Command::Exec(args) => exec::run(&open()?, &self.aggregates, args).await,
-                Command::Show(args) => show::run(&open()?, &self.aggregates, args).await,
-                Command::Events(args) => events::run(&open()?, args).await,
-                Command::Log(args) => log::log(&open()?, args).await,
+                Command::Show(args) => show::run(&read()?, &self.aggregates, args).await,
+                Command::Events(args) => events::run(&read()?, args).await,
+                Command::Log(args) => log::log(&read()?, args).await,
                 Command::Follow(args) => log::follow(&open()?, args).await,
                 Command::Projection(args) => {
                     projection::run(&open()?, &self.projections, args).await
                 }
-                Command::Export(args) => transfer::export(&open()?, args).await,
+                Command::Export(args) => transfer::export(&read()?, args).await,
                 Command::Import(args) => transfer::import(&open()?, &self.aggregates, args).await,
             },
             Parsed::Seed(command) => match command {
