@@ -70,7 +70,7 @@ pub enum TransferError {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     /// Events appended.
     pub imported: u64,

@@ -123,6 +123,7 @@ impl Logbook {
             Err(error) => error.exit(),
         };
         init_tracing();
+        output::set_json(global.json);
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -218,6 +219,10 @@ struct GlobalArgs {
     /// Where events live: memory:, sqlite:PATH or file:DIR.
     #[arg(long, global = true, env = "LOGBOOK_STORE", default_value = DEFAULT_STORE_URL, value_name = "URL")]
     store: StoreUrl,
+
+    /// Print JSON instead of lines for a person (every command but `demo`).
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 enum Parsed {
@@ -275,9 +280,6 @@ pub struct ShowArgs {
     /// State as of this time (RFC 3339, e.g. 2026-11-23T10:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = crate::output::parse_time)]
     at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
 }
 
 /// The error and its causes on one line, each cause said once (many errors

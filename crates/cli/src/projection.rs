@@ -80,6 +80,14 @@ pub async fn run(
         ..ProjectorOptions::default()
     };
     let (name, action) = match args.command {
+        P::List if crate::output::json() => {
+            let mut statuses = Vec::new();
+            for projection in projections.iter() {
+                statuses.push(projection.status(stores, options()).await?);
+            }
+            crate::output::json_line(&statuses);
+            return Ok(());
+        }
         P::List => {
             say!(
                 "{:<18} {:>10} {:>10} {:>8} {:>7}",
@@ -122,6 +130,7 @@ async fn act(
     options: ProjectorOptions,
 ) -> anyhow::Result<()> {
     let name = projection.name();
+    let json = crate::output::json();
     match action {
         Action::StatusLine => {
             let s = projection.status(stores, options).await?;
@@ -134,6 +143,9 @@ async fn act(
                 s.lag,
                 s.parked
             );
+        }
+        Action::Status if json => {
+            crate::output::json_line(&projection.status(stores, options).await?);
         }
         Action::Status => {
             let s = projection.status(stores, options).await?;
@@ -158,7 +170,11 @@ async fn act(
                     done.parked
                 );
             }
-            say!("{}", serde_json::to_string_pretty(&model)?);
+            if json {
+                crate::output::json_line(&model);
+            } else {
+                say!("{}", serde_json::to_string_pretty(&model)?);
+            }
         }
         Action::Rebuild => {
             let mut report = Reporter::new();
@@ -166,6 +182,13 @@ async fn act(
                 .rebuild(stores, options, &mut |p| report.progress(p))
                 .await?;
             report.finish();
+            if json {
+                crate::output::json_line(&serde_json::json!({
+                    "name": name,
+                    "rebuilt": done,
+                }));
+                return Ok(());
+            }
             say!(
                 "rebuilt {name}: {} events applied, {} parked, checkpoint {}",
                 done.applied,
@@ -175,19 +198,34 @@ async fn act(
         }
         Action::Verify => {
             let differences = projection.verify(stores, options).await?;
+            if json {
+                crate::output::json_line(&serde_json::json!({
+                    "name": name,
+                    "matches": differences.is_empty(),
+                    "differences": differences,
+                }));
+            }
             if !differences.is_empty() {
-                for difference in &differences {
-                    say!("{difference}");
+                if !json {
+                    for difference in &differences {
+                        say!("{difference}");
+                    }
                 }
                 bail!(
                     "projection {name} differs from a fresh fold in {} places",
                     differences.len()
                 );
             }
-            say!("projection {name} matches a fresh fold of the log");
+            if !json {
+                say!("projection {name} matches a fresh fold of the log");
+            }
         }
         Action::Parked => {
             let parked = projection.parked(stores, options).await?;
+            if json {
+                crate::output::json_line(&parked);
+                return Ok(());
+            }
             if parked.is_empty() {
                 say!("no parked events");
             }
@@ -204,7 +242,15 @@ async fn act(
         }
         Action::Retry => {
             let (applied, still) = projection.retry_parked(stores, options).await?;
-            say!("{applied} parked events applied, {still} still parked");
+            if json {
+                crate::output::json_line(&serde_json::json!({
+                    "name": name,
+                    "applied": applied,
+                    "still_parked": still,
+                }));
+            } else {
+                say!("{applied} parked events applied, {still} still parked");
+            }
         }
     }
     Ok(())

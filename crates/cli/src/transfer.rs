@@ -66,7 +66,11 @@ pub async fn export(stores: &Stores, args: ExportArgs) -> anyhow::Result<()> {
         }
     };
     drop(out);
-    eprintln!("exported {count} events");
+    if crate::output::json() && args.output.is_some() {
+        crate::output::json_line(&serde_json::json!({ "exported": count }));
+    } else {
+        eprintln!("exported {count} events");
+    }
     Ok(())
 }
 
@@ -110,6 +114,10 @@ pub async fn import(
         }
         other => other?,
     };
+    if crate::output::json() {
+        crate::output::json_line(&report);
+        return Ok(());
+    }
     say!(
         "imported {} events into {} streams ({} were already present)",
         report.imported,
