@@ -21,6 +21,7 @@ pub mod error;
 pub mod event_store;
 pub mod interner;
 pub mod metadata;
+pub mod read;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use event_store::{
 pub use logbook_domain::{
     EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, Version,
 };
+pub use read::{GlobalPages, StreamPages, read_stream_to_end};
 pub use snapshot::{Snapshot, SnapshotStore};
 
 /// The three stores of one storage location, as the application uses them.
