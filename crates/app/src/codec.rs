@@ -351,6 +351,66 @@ mod tests {
         assert_eq!(decode::<BankAccountEvent>(&recorded(&new)).unwrap(), event);
     }
 
+    /// An event whose hand-written serde form is not `{"<type>": payload}`.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    enum Misshapen {
+        TwoKeys,
+        Bare,
+    }
+
+    impl serde::Serialize for Misshapen {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            match self {
+                Self::TwoKeys => {
+                    let mut map = serializer.serialize_map(Some(2))?;
+                    map.serialize_entry("TwoKeys", &1)?;
+                    map.serialize_entry("Other", &2)?;
+                    map.end()
+                }
+                Self::Bare => serializer.serialize_str("Bare"),
+            }
+        }
+    }
+
+    impl DomainEvent for Misshapen {
+        fn event_type(&self) -> &'static str {
+            match self {
+                Self::TwoKeys => "TwoKeys",
+                Self::Bare => "Bare",
+            }
+        }
+    }
+
+    #[test]
+    fn an_event_not_serialized_as_its_type_alone_is_a_shape_error() {
+        // Given events whose serde form has a second key, or no object at all
+        for event in [Misshapen::TwoKeys, Misshapen::Bare] {
+            // When encoded
+            let err = encode(&event, &Metadata::default()).unwrap_err();
+            // Then the shape error names the type
+            assert!(
+                matches!(err, CodecError::Shape { event_type, .. } if event_type == event.event_type()),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payload_with_bytes_after_its_document_is_a_decode_error() {
+        // Given a stored deposit with trailing bytes after its payload
+        let mut new = encode(&BankAccountEvent::AccountClosed {}, &Metadata::default()).unwrap();
+        new.payload = Payload::from_stored(b"{} {}".to_vec());
+        // When decoded, then it is refused, naming where it is
+        let err = decode::<BankAccountEvent>(&recorded(&new))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AccountClosed") && err.contains("position 9"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn an_unknown_type_is_an_error_naming_where_it_is() {
         let mut new = encode(&BankAccountEvent::AccountClosed {}, &Metadata::default()).unwrap();
