@@ -1,31 +1,35 @@
-//! The [`CheckpointStore`] port: how far each projection has read the
-//! global log.
+//! The [`CheckpointStore`] port: how far each named subscriber that keeps
+//! no state of its own (a dispatcher delivering to handlers with side
+//! effects) has read the global log. Read models keep their checkpoint
+//! inside their document, in the [`ProjectionStore`](crate::ProjectionStore),
+//! so model and position are saved in one step.
 
 use async_trait::async_trait;
 use logbook_domain::Position;
 
 use crate::error::StoreError;
 
-/// Remembers, per projection name, the position of the last event applied.
+/// Remembers, per subscriber name, the position of the last event it
+/// handled.
 #[async_trait]
 pub trait CheckpointStore: Send + Sync {
-    /// The last position applied by `projection`, or `None` if it has
+    /// The last position applied by `subscriber`, or `None` if it has
     /// applied nothing (or was reset).
     ///
     /// # Errors
     /// Backend failures.
-    async fn load(&self, projection: &str) -> Result<Option<Position>, StoreError>;
+    async fn load(&self, subscriber: &str) -> Result<Option<Position>, StoreError>;
 
-    /// Records that `projection` has applied everything up to `position`.
+    /// Records that `subscriber` has applied everything up to `position`.
     ///
     /// # Errors
     /// Backend failures.
-    async fn save(&self, projection: &str, position: Position) -> Result<(), StoreError>;
+    async fn save(&self, subscriber: &str, position: Position) -> Result<(), StoreError>;
 
-    /// Forgets `projection`'s position, so it starts again from the
+    /// Forgets `subscriber`'s position, so it starts again from the
     /// beginning.
     ///
     /// # Errors
     /// Backend failures.
-    async fn reset(&self, projection: &str) -> Result<(), StoreError>;
+    async fn reset(&self, subscriber: &str) -> Result<(), StoreError>;
 }
