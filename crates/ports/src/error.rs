@@ -46,7 +46,9 @@ pub enum StoreError {
     /// A projection document was saved expecting a generation that is no
     /// longer the stored one: another saver got there first. Nothing was
     /// written; reload the document and go on from it.
-    #[error("projection {name} was saved by another runner: expected generation {expected}, stored is {actual}")]
+    #[error(
+        "projection {name} was saved by another runner: expected generation {expected}, stored is {actual}"
+    )]
     ProjectionConflict {
         /// The projection.
         name: String,

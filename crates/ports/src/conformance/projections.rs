@@ -101,7 +101,10 @@ pub(super) async fn each_save_moves_the_generation_on_and_a_stale_one_is_refused
     }
     // And nothing was written
     let loaded = store.load("p").await.unwrap().unwrap();
-    assert_eq!((loaded.generation, loaded.checkpoint, n(&loaded)), (2, Some(2), 2));
+    assert_eq!(
+        (loaded.generation, loaded.checkpoint, n(&loaded)),
+        (2, Some(2), 2)
+    );
     // And a first save expecting a document that does not exist is refused too
     assert!(matches!(
         store
@@ -157,9 +160,7 @@ pub(super) async fn two_savers_racing_on_one_generation_exactly_one_wins(
     }
 }
 
-pub(super) async fn an_advancing_save_never_moves_the_checkpoint_back(
-    fixture: Arc<dyn Fixture>,
-) {
+pub(super) async fn an_advancing_save_never_moves_the_checkpoint_back(fixture: Arc<dyn Fixture>) {
     let store = fixture.open().await.projections;
     // Given a document at checkpoint 10
     store
@@ -182,7 +183,10 @@ pub(super) async fn an_advancing_save_never_moves_the_checkpoint_back(
         }
     }
     let loaded = store.load("p").await.unwrap().unwrap();
-    assert_eq!((loaded.generation, loaded.checkpoint, n(&loaded)), (1, Some(10), 1));
+    assert_eq!(
+        (loaded.generation, loaded.checkpoint, n(&loaded)),
+        (1, Some(10), 1)
+    );
     // And staying at the same checkpoint (a retry of parked events) is a save
     assert_eq!(
         store
@@ -217,27 +221,48 @@ pub(super) async fn a_replacing_save_may_move_the_checkpoint_back_but_checks_the
         2
     );
     let loaded = store.load("p").await.unwrap().unwrap();
-    assert_eq!((loaded.generation, loaded.checkpoint, n(&loaded)), (2, Some(4), 3));
+    assert_eq!(
+        (loaded.generation, loaded.checkpoint, n(&loaded)),
+        (2, Some(4), 3)
+    );
 }
 
 pub(super) async fn projection_documents_are_per_name(fixture: Arc<dyn Fixture>) {
     let store = fixture.open().await.projections;
     store
-        .save("account-summary", &document(0, Some(5), 1), ProjectionSave::Advance)
+        .save(
+            "account-summary",
+            &document(0, Some(5), 1),
+            ProjectionSave::Advance,
+        )
         .await
         .unwrap();
     store
-        .save("ships-by-port", &document(0, Some(3), 2), ProjectionSave::Advance)
+        .save(
+            "ships-by-port",
+            &document(0, Some(3), 2),
+            ProjectionSave::Advance,
+        )
         .await
         .unwrap();
     store
-        .save("ships-by-port", &document(1, Some(8), 3), ProjectionSave::Advance)
+        .save(
+            "ships-by-port",
+            &document(1, Some(8), 3),
+            ProjectionSave::Advance,
+        )
         .await
         .unwrap();
     let summary = store.load("account-summary").await.unwrap().unwrap();
     let ships = store.load("ships-by-port").await.unwrap().unwrap();
-    assert_eq!((summary.generation, summary.checkpoint, n(&summary)), (1, Some(5), 1));
-    assert_eq!((ships.generation, ships.checkpoint, n(&ships)), (2, Some(8), 3));
+    assert_eq!(
+        (summary.generation, summary.checkpoint, n(&summary)),
+        (1, Some(5), 1)
+    );
+    assert_eq!(
+        (ships.generation, ships.checkpoint, n(&ships)),
+        (2, Some(8), 3)
+    );
 }
 
 pub(super) async fn projection_documents_survive_reopening(fixture: Arc<dyn Fixture>) {
@@ -254,7 +279,10 @@ pub(super) async fn projection_documents_survive_reopening(fixture: Arc<dyn Fixt
     }
     let store = fixture.open().await.projections;
     let loaded = store.load("p").await.unwrap().unwrap();
-    assert_eq!((loaded.generation, loaded.checkpoint, n(&loaded)), (2, Some(42), 2));
+    assert_eq!(
+        (loaded.generation, loaded.checkpoint, n(&loaded)),
+        (2, Some(42), 2)
+    );
     // And the generation check goes on across the reopen
     assert!(matches!(
         store
