@@ -17,19 +17,22 @@ pub trait CheckpointStore: Send + Sync {
     /// applied nothing (or was reset).
     ///
     /// # Errors
-    /// Backend failures.
+    /// MUST return [`StoreError::Corrupt`] when the stored position cannot
+    /// be read back; backend failures otherwise.
     async fn load(&self, subscriber: &str) -> Result<Option<Position>, StoreError>;
 
     /// Records that `subscriber` has applied everything up to `position`.
     ///
     /// # Errors
-    /// Backend failures.
+    /// MUST return an error, and keep the previous position, when the
+    /// position could not be stored durably (backend failures).
     async fn save(&self, subscriber: &str, position: Position) -> Result<(), StoreError>;
 
     /// Forgets `subscriber`'s position, so it starts again from the
     /// beginning.
     ///
     /// # Errors
-    /// Backend failures.
+    /// MUST return an error, and keep the position, when it could not be
+    /// forgotten durably (backend failures).
     async fn reset(&self, subscriber: &str) -> Result<(), StoreError>;
 }
