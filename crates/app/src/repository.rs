@@ -14,7 +14,7 @@ use logbook_domain::{
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{
     EventBus, EventStore, ExpectedVersion, ReadDirection, Snapshot, SnapshotStore, StoreError,
-    Stores,
+    Stores, StreamPages,
 };
 
 use crate::codec::{self, CodecError, Decoder};
@@ -111,6 +111,12 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
         /// Attempts made.
         attempts: u32,
     },
+}
+
+/// The time-travel rule: a stream as of `at` is its events in stream order
+/// up to the first one recorded after `at`.
+fn recorded_by(at: DateTime<Utc>) -> impl Fn(&RecordedEvent) -> bool {
+    move |event| event.recorded_at <= at
 }
 
 /// Loads and saves aggregates of type `A` through any [`EventStore`].
@@ -331,8 +337,23 @@ impl<A: Aggregate> Repository<A> {
             state: A::default(),
             version: 0,
         };
-        self.fold_forward(&stream, start, |e| e.recorded_at <= at)
-            .await
+        self.fold_forward(&stream, start, recorded_by(at)).await
+    }
+
+    /// The recorded events of `id` as of `at`, oldest first: the events
+    /// [`Repository::load_at_time`] folds.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn history_until(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<RecordedEvent>, A> {
+        let mut events = self.history(id).await?;
+        let kept = events.iter().take_while(|e| recorded_by(at)(e)).count();
+        events.truncate(kept);
+        Ok(events)
     }
 
     /// The recorded events of `id`, oldest first.
@@ -341,24 +362,15 @@ impl<A: Aggregate> Repository<A> {
     /// Store failures.
     pub async fn history(&self, id: &str) -> Result<Vec<RecordedEvent>, A> {
         let stream = Self::stream_id(id)?;
-        let mut events = Vec::new();
-        loop {
-            let from = events.last().map_or(1, |e: &RecordedEvent| e.version + 1);
-            let page = self
-                .events
-                .read_stream(
-                    &stream,
-                    ReadDirection::Forward,
-                    from,
-                    self.options.page_size,
-                )
-                .await?;
-            let done = page.len() < self.options.page_size;
-            events.extend(page);
-            if done {
-                return Ok(events);
-            }
-        }
+        Ok(StreamPages::new(
+            &*self.events,
+            &stream,
+            ReadDirection::Forward,
+            1,
+            self.options.page_size,
+        )
+        .collect()
+        .await?)
     }
 
     async fn load_stream(&self, stream: &StreamId) -> Result<Loaded<A>, A> {
@@ -391,17 +403,14 @@ impl<A: Aggregate> Repository<A> {
         mut base: Loaded<A>,
         keep: impl Fn(&RecordedEvent) -> bool,
     ) -> Result<Loaded<A>, A> {
-        loop {
-            let page = self
-                .events
-                .read_stream(
-                    stream,
-                    ReadDirection::Forward,
-                    base.version + 1,
-                    self.options.page_size,
-                )
-                .await?;
-            let full = page.len() == self.options.page_size;
+        let mut pages = StreamPages::new(
+            &*self.events,
+            stream,
+            ReadDirection::Forward,
+            base.version + 1,
+            self.options.page_size,
+        );
+        while let Some(page) = pages.next_page().await? {
             for recorded in &page {
                 if !keep(recorded) {
                     return Ok(base);
@@ -410,10 +419,8 @@ impl<A: Aggregate> Repository<A> {
                 base.state.apply(&event);
                 base.version = recorded.version;
             }
-            if !full {
-                return Ok(base);
-            }
         }
+        Ok(base)
     }
 
     /// The stored snapshot, if there is a usable one. A snapshot of another

@@ -20,6 +20,7 @@ pub mod conformance;
 pub mod error;
 pub mod event_store;
 pub mod projection;
+pub mod read;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use logbook_domain::{
     EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, Version,
 };
 pub use projection::{ParkedEvent, ProjectionDocument, ProjectionSave, ProjectionStore};
+pub use read::{GlobalPages, StreamPages, read_stream_to_end};
 pub use snapshot::{Snapshot, SnapshotStore};
 
 /// The stores of one storage location, as the application uses them.
