@@ -521,3 +521,39 @@ async fn two_runners_catching_up_at_once_lose_nothing_and_count_nothing_twice() 
         assert!(summaries.verify().await.unwrap().is_empty(), "{url}");
     }
 }
+
+#[tokio::test]
+async fn a_model_that_no_longer_decodes_is_refused_and_a_rebuild_replaces_it() {
+    for (url, stores, _dir) in support::every_store() {
+        // Given a saved document whose model has a shape the read model does
+        // not know (its struct changed since)
+        bank_activity(&stores, "a1", 2).await;
+        let old_shape = ProjectionDocument {
+            generation: 0,
+            checkpoint: Some(2),
+            model: Payload::from_json(br#"{"accounts": 7}"#.to_vec()).unwrap(),
+            parked: Vec::new(),
+            saved_at: chrono::Utc::now(),
+        };
+        stores
+            .projections
+            .save(AccountSummaries::NAME, &old_shape, ProjectionSave::Advance)
+            .await
+            .unwrap();
+        let summaries = Projector::<AccountSummaries>::new(&stores);
+        // When it catches up, it refuses the document instead of folding onto it
+        assert!(
+            matches!(
+                summaries.catch_up().await,
+                Err(ProjectionError::Unreadable { .. })
+            ),
+            "{url}"
+        );
+        // And a rebuild, as the error advises, replaces it with the fold of the log
+        summaries.rebuild(|_| {}).await.unwrap();
+        let state = summaries.state().await.unwrap();
+        assert_eq!(state.generation, 2, "{url}");
+        assert_eq!(state.model.accounts["a1"].transaction_count, 3, "{url}");
+        assert!(summaries.verify().await.unwrap().is_empty(), "{url}");
+    }
+}
