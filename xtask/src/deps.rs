@@ -72,7 +72,49 @@ pub fn check() -> Result<String> {
     }
     let metadata: Value =
         serde_json::from_slice(&output.stdout).context("cargo metadata is not JSON")?;
-    check_metadata(&metadata)
+    let summary = check_metadata(&metadata)?;
+    check_lean_library()?;
+    Ok(format!(
+        "{summary}; the library without default features has no backend or front-end crate"
+    ))
+}
+
+/// A memory-only dependent (`logbook` with `default-features = false`)
+/// builds none of the durable adapters' backends nor any front-end crate.
+fn check_lean_library() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "logbook",
+            "--no-default-features",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .context("cannot run cargo tree")?;
+    if !output.status.success() {
+        bail!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let found: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| BACKENDS.contains(name) || FRONT_END_ONLY.contains(name))
+        .collect();
+    if !found.is_empty() {
+        bail!(
+            "logbook without default features still builds {}",
+            found.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// The rule over parsed `cargo metadata` output.
