@@ -11,7 +11,7 @@ use std::sync::{Arc, PoisonError};
 use async_trait::async_trait;
 use chrono::DateTime;
 use logbook_domain::Payload;
-use logbook_ports::projection::decide_save;
+use logbook_ports::projection::{decide_save, decode_parked, encode_parked};
 use logbook_ports::{ProjectionDocument, ProjectionSave, ProjectionStore, StoreError};
 
 use crate::format::{self, PROJECTION_MAGIC, PROJECTIONS_DIR};
@@ -55,13 +55,7 @@ pub fn encode(
     generation: u64,
     document: &ProjectionDocument,
 ) -> Result<Vec<u8>, StoreError> {
-    let parked = serde_json::to_vec(&document.parked).map_err(|e| {
-        StoreError::backend(
-            "file",
-            format!("encoding projection {name}'s parked events"),
-            e,
-        )
-    })?;
+    let parked = encode_parked(&document.parked);
     let model = document.model.as_bytes();
     let mut body = Vec::with_capacity(FIXED_LEN + name.len() + 4 + parked.len() + model.len());
     body.extend_from_slice(&generation.to_le_bytes());
@@ -124,7 +118,7 @@ pub fn decode(
         return Ok(None);
     }
     let parked_len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-    let parked = serde_json::from_slice(take(parked_len)?)
+    let parked = decode_parked(take(parked_len)?)
         .map_err(|e| corrupt(format!("parked events do not decode: {e}")))?;
     Ok(Some(ProjectionDocument {
         generation,

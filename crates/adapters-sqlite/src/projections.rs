@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use logbook_domain::Payload;
-use logbook_ports::projection::decide_save;
+use logbook_ports::projection::{decide_save, decode_parked, encode_parked};
 use logbook_ports::{ProjectionDocument, ProjectionSave, ProjectionStore, StoreError};
 use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, params};
@@ -84,7 +84,7 @@ impl ProjectionStore for SqliteProjectionStore {
                         .map(|c| unsigned(c).ok_or_else(|| bad("negative checkpoint")))
                         .transpose()?,
                     model: Payload::from_stored(model.ok_or_else(|| bad("model is not text"))?),
-                    parked: serde_json::from_slice(&parked)
+                    parked: decode_parked(&parked)
                         .map_err(|e| bad(&format!("parked events do not decode: {e}")))?,
                     saved_at: from_micros(saved_at).ok_or_else(|| bad("saved_at out of range"))?,
                 }))
@@ -100,13 +100,7 @@ impl ProjectionStore for SqliteProjectionStore {
     ) -> Result<u64, StoreError> {
         let name = name.to_owned();
         let path = self.shared.path.clone();
-        let parked = serde_json::to_vec(&document.parked).map_err(|e| {
-            StoreError::backend(
-                "sqlite",
-                format!("encoding projection {name}'s parked events"),
-                e,
-            )
-        })?;
+        let parked = encode_parked(&document.parked);
         let document = document.clone();
         self.shared
             .writer

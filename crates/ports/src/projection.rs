@@ -50,6 +50,21 @@ pub struct ParkedEvent {
     pub error: String,
 }
 
+/// Parked events as every store keeps them: a JSON array (readable with
+/// SQL's JSON functions where the store allows).
+pub fn encode_parked(parked: &[ParkedEvent]) -> Vec<u8> {
+    serde_json::to_vec(parked).expect("parked events are plain data and always serialize")
+}
+
+/// Parked events back from [`encode_parked`]'s form.
+///
+/// # Errors
+/// Bytes that are not such an array (damaged data): the store reports it
+/// as [`StoreError::Corrupt`] with where it read them.
+pub fn decode_parked(bytes: &[u8]) -> Result<Vec<ParkedEvent>, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
 /// How a save may move the checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProjectionSave {
