@@ -8,10 +8,10 @@
 use std::num::NonZeroU64;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use logbook::{Repository, RepositoryOptions, StoreUrl};
-use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
-use logbook_domain::{Currency, Metadata, Money};
-use logbook_ports::Stores;
+use logbook::{Repository, RepositoryOptions, StoreUrl, codec};
+use logbook_domain::bank_account::{BankAccount, BankAccountCommand, BankAccountEvent};
+use logbook_domain::{Currency, EventId, Metadata, Money, StreamId};
+use logbook_ports::{ExpectedVersion, Stores};
 use tokio::runtime::Runtime;
 
 const HISTORIES: [u64; 3] = [100, 1_000, 10_000];
@@ -94,6 +94,47 @@ fn many_small_aggregates(c: &mut Criterion) {
                     accounts.execute(&id, &open).await.unwrap();
                     for _ in 0..9 {
                         accounts.execute(&id, &deposit()).await.unwrap();
+                    }
+                }
+            });
+        });
+    });
+    // The raw baseline in the same run: the same 10 appends per stream,
+    // one event each, straight to the store with events encoded beforehand
+    // (no loading, deciding, encoding or caching).
+    let raw = logbook_adapters_memory::stores();
+    let opened = codec::encode(
+        &BankAccountEvent::AccountOpened {
+            owner: "bench".into(),
+            initial_balance: Money::ZERO,
+            currency: Currency::default(),
+        },
+        &Metadata::default(),
+    )
+    .unwrap();
+    let deposited = codec::encode(
+        &BankAccountEvent::MoneyDeposited {
+            amount: Money::from_cents(100),
+            description: "bench".into(),
+        },
+        &Metadata::default(),
+    )
+    .unwrap();
+    let mut next = 0u64;
+    group.bench_function("memory/raw_store_appends", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for _ in 0..SMALL_AGGREGATES {
+                    next += 1;
+                    let stream =
+                        StreamId::for_aggregate("BankAccount", &format!("acc-{next}")).unwrap();
+                    for version in 0..10 {
+                        let event = if version == 0 { &opened } else { &deposited };
+                        let event = event.clone().with_id(EventId::new());
+                        raw.events
+                            .append(&stream, ExpectedVersion::Exact(version), vec![event])
+                            .await
+                            .unwrap();
                     }
                 }
             });
