@@ -12,6 +12,7 @@
 //! crate; it depends on the domain through the ports, and on adapters only
 //! to construct them in [`store_url`].
 
+pub mod catalog;
 pub mod codec;
 pub mod dispatch;
 pub mod projection;
@@ -22,6 +23,7 @@ pub mod subscription;
 pub mod transfer;
 pub mod verify;
 
+pub use catalog::{StreamCatalog, StreamPage, StreamQuery, StreamSummary};
 pub use codec::CodecError;
 pub use logbook_domain as domain;
 pub use logbook_ports as ports;

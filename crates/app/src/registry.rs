@@ -72,6 +72,27 @@ pub struct ExecOutcome {
     pub state: serde_json::Value,
 }
 
+/// Which state of an aggregate [`NamedCommands::state`] folds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateAt {
+    /// All its events.
+    Now,
+    /// Its events up to this stream version.
+    Version(u64),
+    /// Its events recorded up to this time.
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+/// An aggregate's state, as JSON, and the version it was folded to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateState {
+    /// Version of the last event folded in (0: the aggregate has no events
+    /// at that point).
+    pub version: u64,
+    /// The state, as JSON.
+    pub state: serde_json::Value,
+}
+
 /// One aggregate's commands, by name.
 #[async_trait]
 pub trait NamedCommands: Send + Sync {
@@ -92,6 +113,14 @@ pub trait NamedCommands: Send + Sync {
         command: &str,
         arguments: serde_json::Value,
     ) -> Result<ExecOutcome, ExecError>;
+
+    /// The state of aggregate `id` now, at a version or at a time.
+    ///
+    /// # Errors
+    /// [`ExecError::Failed`] for an id that makes no stream id, a store or
+    /// decoding failure.
+    async fn state(&self, stores: &Stores, id: &str, at: StateAt)
+    -> Result<AggregateState, ExecError>;
 }
 
 /// The commands of aggregate `A`, whose command enum is serde-tagged by a
@@ -175,6 +204,30 @@ where
                 .map(logbook_domain::DomainEvent::event_type)
                 .collect(),
             state: serde_json::to_value(&done.state).unwrap_or_default(),
+        })
+    }
+
+    async fn state(
+        &self,
+        stores: &Stores,
+        id: &str,
+        at: StateAt,
+    ) -> Result<AggregateState, ExecError> {
+        let repository = Repository::<A>::new(stores);
+        let loaded = match at {
+            StateAt::Now => repository.load(id).await,
+            StateAt::Version(version) => repository.load_at_version(id, version).await,
+            StateAt::Time(time) => repository.load_at_time(id, time).await,
+        }
+        .map_err(|error| ExecError::Failed {
+            aggregate: A::TYPE,
+            id: id.to_owned(),
+            rejected: false,
+            reason: error.to_string(),
+        })?;
+        Ok(AggregateState {
+            version: loaded.version,
+            state: serde_json::to_value(&loaded.state).unwrap_or_default(),
         })
     }
 }
