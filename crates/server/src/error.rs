@@ -104,12 +104,32 @@ impl From<ExecError> for ApiError {
         match error {
             ExecError::UnknownAggregate { .. } => Self::not_found("unknown_aggregate", message),
             ExecError::UnknownCommand { .. } => Self::not_found("unknown_command", message),
-            ExecError::InvalidArguments { .. } => Self::bad_request("invalid_arguments", message),
-            ExecError::Failed { rejected: true, .. } => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "command_rejected", message)
+            ExecError::InvalidArguments { problem, .. } => {
+                Self::bad_request("invalid_arguments", message)
+                    .with_details(json!({ "field": problem.field }))
             }
-            ExecError::Failed { .. } => {
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "command_failed", message)
+            ExecError::InvalidId { .. } => Self::bad_request("invalid_id", message)
+                .with_details(json!({ "field": "id" })),
+            ExecError::Refused { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "command_refused", message)
+            }
+            ExecError::Conflict {
+                stream, attempts, ..
+            } => Self::new(StatusCode::CONFLICT, "too_many_conflicts", message).with_details(
+                json!({ "stream": stream.as_str(), "attempts": attempts }),
+            ),
+            ExecError::NotFound { .. } => Self::not_found("aggregate_not_found", message),
+            ExecError::VersionNotReached { current, .. } => {
+                Self::not_found("version_not_reached", message)
+                    .with_details(json!({ "current_version": current }))
+            }
+            ExecError::Store { source, .. } => {
+                let mut mapped = Self::from(source);
+                mapped.message = message;
+                mapped
+            }
+            ExecError::Codec { .. } => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "undecodable_event", message)
             }
         }
     }

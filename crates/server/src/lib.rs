@@ -25,7 +25,6 @@ mod auth;
 mod console;
 mod error;
 mod metrics;
-mod projections;
 mod sse;
 
 use std::future::Future;
@@ -35,13 +34,13 @@ use std::time::Duration;
 
 use axum::Router;
 use logbook::StreamCatalog;
-use logbook::registry::CommandRegistry;
+use logbook::projection::ProjectionRegistry;
+use logbook::registry::AggregateRegistry;
 use logbook_ports::Stores;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use auth::{Access, Tokens};
-pub use projections::{ProjectionRegistry, Projections, RegisteredProjection};
 
 /// The OpenAPI document of `/api/v1`, as served at `/api/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -52,7 +51,7 @@ pub struct ServerOptions {
     /// What the dashboard shows as the store (its URL).
     pub store_label: String,
     /// The commands by name (`POST /api/v1/aggregates/...`).
-    pub commands: CommandRegistry,
+    pub commands: AggregateRegistry,
     /// The projections (`/api/v1/projections`).
     pub projections: ProjectionRegistry,
     /// Tokens checked on every request (none: the API is open, which
@@ -85,7 +84,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             store_label: "memory:".into(),
-            commands: CommandRegistry::with_seed_domains(),
+            commands: AggregateRegistry::with_seed_domains(),
             projections: ProjectionRegistry::with_seed_read_models(),
             tokens: Tokens::default(),
             max_body_bytes: 1024 * 1024,

@@ -8,15 +8,16 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use logbook::projection::ProjectionError;
-use logbook::registry::StateAt;
+use logbook::projection::{
+    PoisonPolicy, ProjectionError, ProjectorOptions, RegisteredProjection,
+};
+use logbook::registry::At;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Shared;
 use super::streams::{json_body, query};
 use crate::error::ApiError;
-use crate::projections::RegisteredProjection;
 
 /// `GET /api/v1/info`: what the dashboard shows.
 pub async fn info(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
@@ -46,8 +47,8 @@ pub async fn openapi() -> Response {
 pub async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
     let head = state.stores.events.head_position().await?;
     let mut lags = Vec::new();
-    for projection in state.options.projections.all() {
-        if let Ok(status) = projection.status(&state.stores).await {
+    for projection in state.options.projections.iter() {
+        if let Ok(status) = projection.status(&state.stores, options()).await {
             lags.push((projection.name(), status.lag));
         }
     }
@@ -91,36 +92,29 @@ pub async fn aggregate_state(
                 "give a version or a time, not both",
             ));
         }
-        (Some(version), None) => StateAt::Version(version),
-        (None, Some(at)) => StateAt::Time(
+        (Some(version), None) => At::Version(version),
+        (None, Some(at)) => At::Time(
             chrono::DateTime::parse_from_rfc3339(&at)
                 .map_err(|error| {
                     ApiError::bad_request(
                         "invalid_query",
-                        format!("at must be an RFC 3339 time ({error})"),
+                        format!("at must be an RFC 3339 time with an offset ({error})"),
                     )
                     .with_details(json!({ "field": "at" }))
                 })?
                 .to_utc(),
         ),
-        (None, None) => StateAt::Now,
+        (None, None) => At::Latest,
     };
-    let commands = state.options.commands.get(&aggregate)?;
-    let name = commands.aggregate();
-    let loaded = commands.state(&state.stores, &id, at).await?;
-    if loaded.version == 0 {
-        return Err(ApiError::not_found(
-            "aggregate_not_found",
-            match at {
-                StateAt::Now => format!("{name} {id} has no events"),
-                _ => format!("{name} {id} had no events yet at that point"),
-            },
-        ));
-    }
+    let loaded = state
+        .options
+        .commands
+        .state(&state.stores, &aggregate, &id, at)
+        .await?;
     Ok(Json(json!({
-        "aggregate": name,
-        "id": id,
-        "stream": format!("{name}-{id}"),
+        "aggregate": loaded.aggregate,
+        "id": loaded.id,
+        "stream": format!("{}-{}", loaded.aggregate, loaded.id),
         "version": loaded.version,
         "state": loaded.state,
     })))
@@ -174,15 +168,20 @@ fn projection<'a>(
     state: &'a Shared,
     name: &str,
 ) -> Result<&'a std::sync::Arc<dyn RegisteredProjection>, ApiError> {
-    state.options.projections.get(name).ok_or_else(|| {
-        ApiError::not_found(
-            "unknown_projection",
-            format!(
-                "unknown projection {name:?}; known: {}",
-                state.options.projections.names().join(", ")
-            ),
-        )
-    })
+    state
+        .options
+        .projections
+        .get(name)
+        .map_err(|error| ApiError::not_found("unknown_projection", error.to_string()))
+}
+
+/// The server's projectors park an event they cannot apply, so a poison
+/// event shows up in the console instead of stopping the read model.
+fn options() -> ProjectorOptions {
+    ProjectorOptions {
+        policy: PoisonPolicy::Park,
+        ..ProjectorOptions::default()
+    }
 }
 
 fn status_json(status: &logbook::projection::Status) -> Value {
@@ -198,9 +197,9 @@ fn status_json(status: &logbook::projection::Status) -> Value {
 /// `GET /api/v1/projections`.
 pub async fn list_projections(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
     let mut list = Vec::new();
-    for projection in state.options.projections.all() {
+    for projection in state.options.projections.iter() {
         let status = projection
-            .status(&state.stores)
+            .status(&state.stores, options())
             .await
             .map_err(projection_error)?;
         list.push(status_json(&status));
@@ -215,19 +214,25 @@ pub async fn show_projection(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let projection = projection(&state, &name)?;
-    let mut shown = projection
-        .show(&state.stores)
+    let (_, model) = projection
+        .show(&state.stores, options())
+        .await
+        .map_err(projection_error)?;
+    let parked = projection
+        .parked(&state.stores, options())
         .await
         .map_err(projection_error)?;
     let status = projection
-        .status(&state.stores)
+        .status(&state.stores, options())
         .await
         .map_err(projection_error)?;
-    if let Value::Object(map) = &mut shown {
-        map.insert("status".into(), status_json(&status));
-        map.insert("name".into(), projection.name().into());
-    }
-    Ok(Json(shown))
+    Ok(Json(json!({
+        "name": projection.name(),
+        "status": status_json(&status),
+        "checkpoint": status.checkpoint,
+        "model": model,
+        "parked": parked,
+    })))
 }
 
 /// `POST /api/v1/projections/{name}/rebuild`.
@@ -236,7 +241,7 @@ pub async fn rebuild_projection(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let done = projection(&state, &name)?
-        .rebuild(&state.stores)
+        .rebuild(&state.stores, options(), &mut |_| {})
         .await
         .map_err(projection_error)?;
     Ok(Json(json!({
@@ -253,7 +258,7 @@ pub async fn verify_projection(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let differences = projection(&state, &name)?
-        .verify(&state.stores)
+        .verify(&state.stores, options())
         .await
         .map_err(projection_error)?;
     Ok(Json(json!({
@@ -270,7 +275,7 @@ pub async fn retry_projection(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (applied, still_parked) = projection(&state, &name)?
-        .retry_parked(&state.stores)
+        .retry_parked(&state.stores, options())
         .await
         .map_err(projection_error)?;
     Ok(Json(json!({

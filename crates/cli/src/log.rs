@@ -61,9 +61,9 @@ pub struct FollowArgs {
 
 fn print(event: &RecordedEvent, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(event)?);
+        say!("{}", serde_json::to_string(event)?);
     } else {
-        println!(
+        say!(
             "{:>8}  {:<28} {:>4}  {:<18} {}  {}",
             event.position,
             event.stream,

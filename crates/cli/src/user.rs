@@ -55,7 +55,7 @@ pub enum UserCommand {
         /// User id.
         id: String,
         /// Only events recorded at or before this time (RFC 3339, e.g. 2026-11-23T10:00:00Z).
-        #[arg(long, value_name = "TIME")]
+        #[arg(long, value_name = "TIME", value_parser = crate::output::parse_time)]
         until: Option<DateTime<Utc>>,
         /// Print a JSON array.
         #[arg(long)]
@@ -95,20 +95,14 @@ async fn replay(
     until: Option<DateTime<Utc>>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let history = Repository::<UserWallet>::new(stores)
-        .history(id)
+    let repository = Repository::<UserWallet>::new(stores);
+    let events = repository
+        .history_until(id, until.unwrap_or_else(Utc::now))
         .await
-        .with_context(|| format!("user {id}"))?;
-    if history.is_empty() {
+        .with_context(|| format!("user {}", id.escape_debug()))?;
+    if events.is_empty() && repository.history(id).await?.is_empty() {
         bail!("user {id} does not exist");
     }
-    let until = until.unwrap_or_else(Utc::now);
-    // As the repository's time travel: stream order, up to the first event
-    // recorded after `until`.
-    let events: Vec<_> = history
-        .into_iter()
-        .take_while(|e| e.recorded_at <= until)
-        .collect();
     if json {
         let lines: Vec<serde_json::Value> = events
             .iter()
@@ -122,10 +116,10 @@ async fn replay(
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&lines)?);
+        say!("{}", serde_json::to_string_pretty(&lines)?);
     } else {
         for e in &events {
-            println!(
+            say!(
                 "{}  {:<18} {}  {}",
                 output::time(e.recorded_at),
                 e.event_type,

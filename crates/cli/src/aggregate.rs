@@ -2,8 +2,9 @@
 //! domain command and report the new state in one line, or show the state
 //! (now or at a past version) as aligned fields or JSON.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use logbook::Repository;
+use logbook::registry::{At, ExecError, RegisteredAggregate, Registration};
 use logbook_domain::Aggregate;
 use logbook_ports::Stores;
 
@@ -27,7 +28,7 @@ pub async fn execute<A: Presented>(
 ) -> anyhow::Result<()> {
     execute_quietly::<A>(stores, id, command)
         .await
-        .map(|summary| println!("{summary}"))
+        .map(|summary| say!("{summary}"))
 }
 
 /// Creates aggregate `id` with `command` and prints only the id, for scripts
@@ -39,7 +40,7 @@ pub async fn create<A: Presented>(
 ) -> anyhow::Result<()> {
     execute_quietly::<A>(stores, id, command)
         .await
-        .map(|_| println!("{id}"))
+        .map(|_| say!("{id}"))
 }
 
 async fn execute_quietly<A: Presented>(
@@ -51,7 +52,7 @@ async fn execute_quietly<A: Presented>(
     let done = repository
         .execute(id, &command)
         .await
-        .with_context(|| format!("{} {id}", A::NOUN))?;
+        .with_context(|| format!("{} {}", A::NOUN, id.escape_debug()))?;
     let fields: Vec<String> = done
         .state
         .fields()
@@ -67,34 +68,52 @@ async fn execute_quietly<A: Presented>(
 }
 
 /// Prints the state of `args.id`: now, just after a version, or as of a time.
-pub async fn show<A: Presented>(stores: &Stores, args: &ShowArgs) -> anyhow::Result<()> {
+/// The registry's rules decide what exists when (a version past the stream's
+/// end is an error naming the stream's version).
+pub async fn show<A>(stores: &Stores, args: &ShowArgs) -> anyhow::Result<()>
+where
+    A: Presented,
+    A::Command: serde::de::DeserializeOwned + serde::Serialize,
+{
     let (id, json) = (args.id.as_str(), args.json);
-    let repository = Repository::<A>::new(stores);
-    let loaded = match (args.at_version, args.at) {
-        (Some(version), _) => repository.load_at_version(id, version).await,
-        (None, Some(at)) => repository.load_at_time(id, at).await,
-        (None, None) => repository.load(id).await,
-    }
-    .with_context(|| format!("{} {id}", A::NOUN))?;
-    if loaded.version == 0 {
-        match (args.at_version, args.at) {
-            (None, None) => bail!("{} {id} does not exist", A::NOUN),
-            _ => bail!("{} {id} did not exist yet at that point", A::NOUN),
-        }
-    }
+    let at = match (args.at_version, args.at) {
+        (Some(version), _) => At::Version(version),
+        (None, Some(time)) => At::Time(time),
+        (None, None) => At::Latest,
+    };
+    let shown = Registration::<A>::default()
+        .state(stores, id, at)
+        .await
+        .map_err(|error| match error {
+            // "BankAccount acc_001 does not exist" in the aggregate's own
+            // noun: "account acc_001 does not exist".
+            ExecError::NotFound {
+                at_a_past_point, ..
+            } => anyhow::anyhow!(
+                "{} {id} {}",
+                A::NOUN,
+                if at_a_past_point {
+                    "did not exist yet at that point"
+                } else {
+                    "does not exist"
+                }
+            ),
+            other => other.into(),
+        })?;
+    let state: A = serde_json::from_value(shown.state)?;
     let mut fields = vec![(A::NOUN, serde_json::Value::from(id))];
-    fields.extend(loaded.state.fields());
-    fields.push(("version", loaded.version.into()));
+    fields.extend(state.fields());
+    fields.push(("version", shown.version.into()));
     if json {
         let object: serde_json::Map<String, serde_json::Value> = fields
             .into_iter()
             .map(|(name, value)| (name.to_owned(), value))
             .collect();
-        println!("{}", serde_json::Value::Object(object));
+        say!("{}", serde_json::Value::Object(object));
     } else {
         let width = fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0) + 1;
         for (name, value) in fields {
-            println!("{:<width$} {}", format!("{name}:"), plain(&value));
+            say!("{:<width$} {}", format!("{name}:"), plain(&value));
         }
     }
     Ok(())
@@ -113,8 +132,8 @@ pub async fn delete<A: Presented>(stores: &Stores, id: &str) -> anyhow::Result<(
     let version = Repository::<A>::new(stores)
         .delete(id)
         .await
-        .with_context(|| format!("{} {id}", A::NOUN))?;
-    println!(
+        .with_context(|| format!("{} {}", A::NOUN, id.escape_debug()))?;
+    say!(
         "{} {id} deleted (tombstone at version {version}; its events stay in the global log)",
         A::NOUN
     );
