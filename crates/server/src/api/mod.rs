@@ -124,6 +124,14 @@ async fn observe(State(state): State<Shared>, request: Request, next: Next) -> R
         version = tracing::field::Empty,
         position = tracing::field::Empty,
     );
+    if let Some(origin) = &state.options.cors_origin
+        && method == Method::OPTIONS
+    {
+        // A preflight: answered here, before tokens (browsers send none).
+        let mut response = axum::http::StatusCode::NO_CONTENT.into_response();
+        cors(&mut response, origin);
+        return response;
+    }
     let started = Instant::now();
     let timeout = state.options.request_timeout;
     let response = match tokio::time::timeout(timeout, next.run(request).instrument(span.clone()))
@@ -142,9 +150,15 @@ async fn observe(State(state): State<Shared>, request: Request, next: Next) -> R
     state
         .metrics
         .request(method.as_str(), &route, status, took);
-    if let Some(origin) = &state.options.cors_origin
-        && let Ok(value) = HeaderValue::from_str(origin)
-    {
+    if let Some(origin) = &state.options.cors_origin {
+        cors(&mut response, origin);
+    }
+    response
+}
+
+/// The CORS headers for the configured origin.
+fn cors(response: &mut Response, origin: &str) {
+    if let Ok(value) = HeaderValue::from_str(origin) {
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
         headers.insert(
@@ -156,5 +170,4 @@ async fn observe(State(state): State<Shared>, request: Request, next: Next) -> R
             HeaderValue::from_static("GET, POST, DELETE"),
         );
     }
-    response.into_response()
 }
