@@ -312,7 +312,11 @@ fn one_line(error: &anyhow::Error) -> String {
 /// info, with times, as text or JSON. RUST_LOG can ask for more
 /// (`RUST_LOG=logbook=debug`).
 fn init_tracing(serving: Option<serve::LogFormat>) {
-    let default = if serving.is_some() { "warn,logbook=info" } else { "warn" };
+    let default = if serving.is_some() {
+        "warn,logbook=info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

@@ -27,10 +27,20 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:2113", value_name = "ADDR")]
     listen: SocketAddr,
     /// A read-write token every request must carry (`Authorization: Bearer`).
-    #[arg(long, env = "LOGBOOK_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LOGBOOK_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     /// A read-only token: reads, subscriptions and metrics, no changes.
-    #[arg(long, env = "LOGBOOK_READ_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LOGBOOK_READ_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     read_token: Option<String>,
     /// Let pages of this origin call the API (CORS); none by default.
     #[arg(long, value_name = "ORIGIN")]

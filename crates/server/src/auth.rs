@@ -115,7 +115,9 @@ pub(crate) fn percent_decode(value: &str) -> String {
 }
 
 fn hex(byte: u8) -> Option<u8> {
-    char::from(byte).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    char::from(byte)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// Paths served without a token: the console's static files.
@@ -124,7 +126,11 @@ fn is_public(path: &str) -> bool {
 }
 
 /// The middleware: refuses a request without the access it needs.
-pub async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub async fn authorize(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let tokens = &state.options.tokens;
     if tokens.is_empty() || is_public(request.uri().path()) {
         return next.run(request).await;

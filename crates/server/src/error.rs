@@ -108,16 +108,16 @@ impl From<ExecError> for ApiError {
                 Self::bad_request("invalid_arguments", message)
                     .with_details(json!({ "field": problem.field }))
             }
-            ExecError::InvalidId { .. } => Self::bad_request("invalid_id", message)
-                .with_details(json!({ "field": "id" })),
+            ExecError::InvalidId { .. } => {
+                Self::bad_request("invalid_id", message).with_details(json!({ "field": "id" }))
+            }
             ExecError::Refused { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "command_refused", message)
             }
             ExecError::Conflict {
                 stream, attempts, ..
-            } => Self::new(StatusCode::CONFLICT, "too_many_conflicts", message).with_details(
-                json!({ "stream": stream.as_str(), "attempts": attempts }),
-            ),
+            } => Self::new(StatusCode::CONFLICT, "too_many_conflicts", message)
+                .with_details(json!({ "stream": stream.as_str(), "attempts": attempts })),
             ExecError::NotFound { .. } => Self::not_found("aggregate_not_found", message),
             ExecError::VersionNotReached { current, .. } => {
                 Self::not_found("version_not_reached", message)
@@ -128,9 +128,11 @@ impl From<ExecError> for ApiError {
                 mapped.message = message;
                 mapped
             }
-            ExecError::Codec { .. } => {
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "undecodable_event", message)
-            }
+            ExecError::Codec { .. } => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "undecodable_event",
+                message,
+            ),
         }
     }
 }

@@ -99,7 +99,10 @@ impl Metrics {
     pub fn render(&self, head: Option<u64>, lags: &[(&str, u64)]) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         };
         counter(
             &mut out,
@@ -140,7 +143,11 @@ impl Metrics {
             "# HELP logbook_projection_lag Positions between a projection's checkpoint and the head.\n# TYPE logbook_projection_lag gauge"
         );
         for (name, lag) in lags {
-            let _ = writeln!(out, "logbook_projection_lag{{projection=\"{}\"}} {lag}", escape(name));
+            let _ = writeln!(
+                out,
+                "logbook_projection_lag{{projection=\"{}\"}} {lag}",
+                escape(name)
+            );
         }
         let _ = writeln!(
             out,
@@ -196,7 +203,12 @@ mod tests {
         let metrics = Metrics::default();
         metrics.appended(3);
         metrics.conflict();
-        metrics.request("POST", "/api/v1/streams/{stream}", 201, Duration::from_millis(3));
+        metrics.request(
+            "POST",
+            "/api/v1/streams/{stream}",
+            201,
+            Duration::from_millis(3),
+        );
         let text = metrics.render(Some(3), &[("ships-by-port", 2)]);
         assert!(text.contains("logbook_appends_total 1\n"), "{text}");
         assert!(text.contains("logbook_events_appended_total 3\n"));

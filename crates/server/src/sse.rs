@@ -72,7 +72,11 @@ pub async fn subscribe_log(
     q: Result<Query<SubscribeQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = streams::query(q)?;
-    let filter = streams::filter_of(q.types.as_deref(), q.category.as_deref(), q.prefix.as_deref())?;
+    let filter = streams::filter_of(
+        q.types.as_deref(),
+        q.category.as_deref(),
+        q.prefix.as_deref(),
+    )?;
     let from = start(&headers, q.from)?;
     Ok(open(state, from, filter, None))
 }
@@ -110,12 +114,7 @@ fn to_sse(frame: Frame) -> Event {
     }
 }
 
-fn open(
-    state: Arc<AppState>,
-    from: u64,
-    filter: EventFilter,
-    only: Option<StreamId>,
-) -> Response {
+fn open(state: Arc<AppState>, from: u64, filter: EventFilter, only: Option<StreamId>) -> Response {
     let (sender, receiver) = mpsc::channel::<Frame>(state.options.subscriber_buffer.max(1));
     let (last_words, last_words_rx) = oneshot::channel::<Frame>();
     let heartbeat = state.options.heartbeat;
@@ -123,10 +122,10 @@ fn open(
     let events = stream::unfold(
         (Some(receiver), Some(last_words_rx)),
         |(receiver, last)| async move {
-            if let Some(mut receiver) = receiver {
-                if let Some(frame) = receiver.recv().await {
-                    return Some((Ok::<_, Infallible>(to_sse(frame)), (Some(receiver), last)));
-                }
+            if let Some(mut receiver) = receiver
+                && let Some(frame) = receiver.recv().await
+            {
+                return Some((Ok::<_, Infallible>(to_sse(frame)), (Some(receiver), last)));
             }
             let frame = last?.await.ok()?;
             Some((Ok(to_sse(frame)), (None, None)))

@@ -40,9 +40,7 @@ async fn appends_answer_versions_and_positions_conflicts_and_idempotent_retries(
         assert_eq!(body["already_recorded"], false);
 
         // When a writer appends expecting a stale version (in the body)
-        let (status, body) = server
-            .append("Order-1", json!(1), &["Shipped"])
-            .await;
+        let (status, body) = server.append("Order-1", json!(1), &["Shipped"]).await;
         // Then it is refused with the current version, and nothing written
         assert_eq!(status, 409, "{kind}: {body}");
         assert_eq!(error_code(&body), "wrong_expected_version");
@@ -177,7 +175,9 @@ async fn the_global_log_filters_by_type_and_category_pages_and_long_polls() {
         let mut all = Vec::new();
         let mut from = 1;
         loop {
-            let (_, page) = server.get(&format!("/api/v1/log?from={from}&limit=2")).await;
+            let (_, page) = server
+                .get(&format!("/api/v1/log?from={from}&limit=2"))
+                .await;
             let events = page["events"].as_array().unwrap();
             if events.is_empty() {
                 break;
@@ -194,9 +194,10 @@ async fn the_global_log_filters_by_type_and_category_pages_and_long_polls() {
             let url = server.url("/api/v1/log?from=6&wait=10");
             tokio::spawn(async move {
                 let started = std::time::Instant::now();
-                let body: Value =
-                    serde_json::from_slice(&client.get(url).send().await.unwrap().bytes().await.unwrap())
-                        .unwrap();
+                let body: Value = serde_json::from_slice(
+                    &client.get(url).send().await.unwrap().bytes().await.unwrap(),
+                )
+                .unwrap();
                 (body, started.elapsed())
             })
         };
@@ -223,7 +224,9 @@ async fn streams_are_listed_by_category_and_prefix_with_counts_in_pages() {
         for stream in ["Acc-1", "Acc-2", "Acc-3"] {
             server.append(stream, json!("any"), &["Opened"]).await;
         }
-        server.append("Bin-1", json!("any"), &["Made", "Used"]).await;
+        server
+            .append("Bin-1", json!("any"), &["Made", "Used"])
+            .await;
 
         // When the category is listed two per page
         let (_, first) = server.get("/api/v1/streams?category=Acc&limit=2").await;
@@ -359,11 +362,13 @@ async fn commands_run_by_name_and_state_reads_at_a_version_or_time() {
 
         // And the registry lists the aggregates with their commands
         let (_, list) = server.get("/api/v1/aggregates").await;
-        assert!(list["aggregates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["name"] == "BankAccount" && a["commands"].as_array().unwrap().contains(&json!("deposit"))));
+        assert!(list["aggregates"].as_array().unwrap().iter().any(|a| {
+            a["name"] == "BankAccount"
+                && a["commands"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("deposit"))
+        }));
         server.stop().await;
     }
 }

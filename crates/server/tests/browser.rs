@@ -58,12 +58,19 @@ impl Driver {
         };
         let started = Instant::now();
         loop {
-            if let Ok(response) = driver.client.get(format!("{}/status", driver.base)).send().await
+            if let Ok(response) = driver
+                .client
+                .get(format!("{}/status", driver.base))
+                .send()
+                .await
                 && response.status().is_success()
             {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "chromedriver did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let args = [
@@ -118,8 +125,12 @@ impl Driver {
     }
 
     async fn goto(&self, url: &str) {
-        self.call("POST", &format!("{}/url", self.session()), json!({ "url": url }))
-            .await;
+        self.call(
+            "POST",
+            &format!("{}/url", self.session()),
+            json!({ "url": url }),
+        )
+        .await;
     }
 
     async fn run(&self, script: &str) -> Value {
@@ -166,7 +177,8 @@ async fn the_console_finds_a_stream_and_tails_an_event_appended_later_as_inert_t
     }
     // Given a stream created through the API, whose payload holds markup
     let server = TestServer::start("sqlite").await;
-    let evil = "<script>document.title='owned'</script><img src=x onerror=\"document.title='owned'\">";
+    let evil =
+        "<script>document.title='owned'</script><img src=x onerror=\"document.title='owned'\">";
     let (status, _) = server
         .post(
             "/api/v1/streams/Browser-1",
@@ -178,9 +190,7 @@ async fn the_console_finds_a_stream_and_tails_an_event_appended_later_as_inert_t
     let driver = Driver::start(profile.path()).await;
 
     // When the console's stream browser searches its prefix
-    driver
-        .goto(&server.url("/#/streams?prefix=Browser-"))
-        .await;
+    driver.goto(&server.url("/#/streams?prefix=Browser-")).await;
     // Then the stream is listed
     let listed = driver
         .wait_for(
@@ -215,7 +225,11 @@ async fn the_console_finds_a_stream_and_tails_an_event_appended_later_as_inert_t
         )
         .await;
     assert!(line.as_str().unwrap().contains("Browser-1"), "{line}");
-    assert_eq!(driver.run("return performance.timeOrigin").await, loaded_at, "the page reloaded");
+    assert_eq!(
+        driver.run("return performance.timeOrigin").await,
+        loaded_at,
+        "the page reloaded"
+    );
 
     // And the markup payload is shown as text, and nothing of it ran
     let shown = driver
@@ -223,8 +237,18 @@ async fn the_console_finds_a_stream_and_tails_an_event_appended_later_as_inert_t
         .await;
     assert_eq!(shown, true, "the payload is shown as text");
     assert_eq!(driver.run("return document.title").await, "logbook console");
-    assert_eq!(driver.run("return document.querySelectorAll('img').length").await, 0);
-    assert_eq!(driver.run("return document.querySelectorAll('script').length").await, 1);
+    assert_eq!(
+        driver
+            .run("return document.querySelectorAll('img').length")
+            .await,
+        0
+    );
+    assert_eq!(
+        driver
+            .run("return document.querySelectorAll('script').length")
+            .await,
+        1
+    );
 
     // And the stream page shows the payload as text too
     driver.goto(&server.url("/#/stream/Browser-1")).await;
@@ -235,7 +259,12 @@ async fn the_console_finds_a_stream_and_tails_an_event_appended_later_as_inert_t
         )
         .await;
     assert_eq!(driver.run("return document.title").await, "logbook console");
-    assert_eq!(driver.run("return document.querySelectorAll('img').length").await, 0);
+    assert_eq!(
+        driver
+            .run("return document.querySelectorAll('img').length")
+            .await,
+        0
+    );
     driver.quit().await;
     server.stop().await;
 }

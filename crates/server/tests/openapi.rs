@@ -31,7 +31,10 @@ fn every_route_is_documented_and_every_documented_route_exists() {
     let documented = documented();
     let undocumented: Vec<_> = routes.difference(&documented).collect();
     let missing: Vec<_> = documented.difference(&routes).collect();
-    assert!(undocumented.is_empty(), "routes without documentation: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "routes without documentation: {undocumented:?}"
+    );
     assert!(missing.is_empty(), "documented but not routed: {missing:?}");
 }
 
@@ -62,7 +65,10 @@ async fn the_server_answers_every_documented_operation_and_serves_the_document()
         assert_ne!(status, 405, "{method} {concrete}");
         if status == 404 {
             let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-            assert_ne!(body["error"], "not_found", "{method} {concrete} has no route");
+            assert_ne!(
+                body["error"], "not_found",
+                "{method} {concrete} has no route"
+            );
         }
     }
 

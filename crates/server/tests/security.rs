@@ -39,7 +39,12 @@ async fn requests_without_the_right_token_are_refused_and_change_nothing() {
     let (status, _) = server.get("/metrics").await;
     assert_eq!(status, 401);
     let (status, info) = server
-        .send(server.client.get(server.url("/api/v1/info")).bearer_auth("read-secret"))
+        .send(
+            server
+                .client
+                .get(server.url("/api/v1/info"))
+                .bearer_auth("read-secret"),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(info["head"], serde_json::Value::Null);
@@ -47,8 +52,7 @@ async fn requests_without_the_right_token_are_refused_and_change_nothing() {
     // And the read-write token writes; browsers' event sources pass ?token=
     let (status, _) = server.send(append().bearer_auth("write-secret")).await;
     assert_eq!(status, 201);
-    let mut reader =
-        SseReader::open(&server, "/api/v1/log/subscribe?token=read-secret", &[]).await;
+    let mut reader = SseReader::open(&server, "/api/v1/log/subscribe?token=read-secret", &[]).await;
     assert_eq!(reader.next_event().await["stream"], "T-1");
 
     // And the console's files load without one, so a person can type it
@@ -78,9 +82,19 @@ async fn cors_headers_are_sent_only_when_an_origin_is_configured() {
     .await;
 
     // Then only the second answers with the origin, preflights included
-    let plain = closed.client.get(closed.url("/api/v1/info")).send().await.unwrap();
+    let plain = closed
+        .client
+        .get(closed.url("/api/v1/info"))
+        .send()
+        .await
+        .unwrap();
     assert!(plain.headers().get("access-control-allow-origin").is_none());
-    let allowed = open.client.get(open.url("/api/v1/info")).send().await.unwrap();
+    let allowed = open
+        .client
+        .get(open.url("/api/v1/info"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         allowed.headers()["access-control-allow-origin"],
         "https://app.example"
@@ -94,7 +108,12 @@ async fn cors_headers_are_sent_only_when_an_origin_is_configured() {
         .await
         .unwrap();
     assert_eq!(preflight.status().as_u16(), 204);
-    assert!(preflight.headers().get("access-control-allow-methods").is_some());
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-methods")
+            .is_some()
+    );
     closed.stop().await;
     open.stop().await;
 }
@@ -119,16 +138,21 @@ async fn a_script_payload_is_served_as_json_data_and_the_console_inserts_only_te
         .send()
         .await
         .unwrap();
-    assert!(read.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/json"));
+    assert!(
+        read.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let body: serde_json::Value = serde_json::from_slice(&read.bytes().await.unwrap()).unwrap();
     assert_eq!(body["events"][0]["payload"]["text"], evil);
 
     // And the console forbids inline scripts and never parses data as markup
     let page = server.client.get(server.url("/")).send().await.unwrap();
-    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(policy.contains("script-src 'self'"), "{policy}");
     let script = server
         .client
@@ -139,7 +163,13 @@ async fn a_script_payload_is_served_as_json_data_and_the_console_inserts_only_te
         .text()
         .await
         .unwrap();
-    for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+    ] {
         assert!(!script.contains(sink), "the console uses {sink}");
     }
     server.stop().await;

@@ -21,7 +21,9 @@ async fn a_subscriber_sees_history_then_live_events_of_four_writers_exactly_once
     for kind in STORES {
         // Given some history
         let server = TestServer::start(kind).await;
-        server.append("W-history", json!("any"), &["Old", "Old"]).await;
+        server
+            .append("W-history", json!("any"), &["Old", "Old"])
+            .await;
 
         // When a subscriber starts while four writers append over HTTP
         let mut reader = SseReader::open(&server, "/api/v1/log/subscribe", &[]).await;
@@ -70,7 +72,9 @@ async fn a_reconnect_with_last_event_id_resumes_with_no_gap_or_repeat() {
         // Given ten events, and a subscriber that read four and went away
         let server = TestServer::start(kind).await;
         for n in 0..10 {
-            server.append(&format!("R-{}", n % 3), json!("any"), &["E"]).await;
+            server
+                .append(&format!("R-{}", n % 3), json!("any"), &["E"])
+                .await;
         }
         let mut first = SseReader::open(&server, "/api/v1/log/subscribe", &[]).await;
         let mut last_id = String::new();
@@ -81,8 +85,12 @@ async fn a_reconnect_with_last_event_id_resumes_with_no_gap_or_repeat() {
         drop(first);
 
         // When it reconnects with Last-Event-ID and more events come
-        let mut resumed =
-            SseReader::open(&server, "/api/v1/log/subscribe", &[("last-event-id", &last_id)]).await;
+        let mut resumed = SseReader::open(
+            &server,
+            "/api/v1/log/subscribe",
+            &[("last-event-id", &last_id)],
+        )
+        .await;
         server.append("R-9", json!("any"), &["Late"]).await;
 
         // Then it continues right after the last event it saw
@@ -166,8 +174,14 @@ async fn a_subscriber_that_does_not_read_is_dropped_with_a_reason_and_writers_go
     };
     assert_eq!(last.kind, "dropped", "{last:?}");
     assert!(last.data.contains("Last-Event-ID"), "{}", last.data);
-    assert!(received < 800, "it was dropped before the end ({received} events)");
-    assert!(slow.next().await.is_none(), "the stream ends after the reason");
+    assert!(
+        received < 800,
+        "it was dropped before the end ({received} events)"
+    );
+    assert!(
+        slow.next().await.is_none(),
+        "the stream ends after the reason"
+    );
     server.stop().await;
 }
 
@@ -185,7 +199,12 @@ async fn shutdown_closes_subscriptions_with_an_event_and_answers_appends_in_flig
             let url = server.url(&format!("/api/v1/streams/S-{n}"));
             appends.push(tokio::spawn(async move {
                 let body = json!({"events": [{"type": "During", "payload": {}}]});
-                client.post(&url).body(body.to_string()).send().await.map(|r| r.status().as_u16())
+                client
+                    .post(&url)
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
             }));
         }
         tokio::task::yield_now().await;

@@ -8,9 +8,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use logbook::projection::{
-    PoisonPolicy, ProjectionError, ProjectorOptions, RegisteredProjection,
-};
+use logbook::projection::{PoisonPolicy, ProjectionError, ProjectorOptions, RegisteredProjection};
 use logbook::registry::At;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,11 +34,7 @@ pub async fn info(State(state): State<Shared>) -> Result<Json<Value>, ApiError> 
 
 /// `GET /api/v1/openapi.json`.
 pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::OPENAPI,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI).into_response()
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
@@ -152,9 +146,11 @@ fn projection_error(error: ProjectionError) -> ApiError {
     let message = error.to_string();
     match error {
         ProjectionError::Store(store) => store.into(),
-        ProjectionError::Stopped { .. } => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "projection_stopped", message)
-        }
+        ProjectionError::Stopped { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "projection_stopped",
+            message,
+        ),
         ProjectionError::Superseded { .. } => {
             ApiError::new(StatusCode::CONFLICT, "projection_superseded", message)
         }

@@ -30,14 +30,22 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
         ("GET", "/api/v1/streams", get(streams::list_streams)),
         ("GET", "/api/v1/streams/{stream}", get(streams::read_stream)),
         ("POST", "/api/v1/streams/{stream}", post(streams::append)),
-        ("DELETE", "/api/v1/streams/{stream}", delete(streams::delete_stream)),
+        (
+            "DELETE",
+            "/api/v1/streams/{stream}",
+            delete(streams::delete_stream),
+        ),
         (
             "GET",
             "/api/v1/streams/{stream}/subscribe",
             get(crate::sse::subscribe_stream),
         ),
         ("GET", "/api/v1/log", get(streams::read_log)),
-        ("GET", "/api/v1/log/subscribe", get(crate::sse::subscribe_log)),
+        (
+            "GET",
+            "/api/v1/log/subscribe",
+            get(crate::sse::subscribe_log),
+        ),
         ("GET", "/api/v1/aggregates", get(domain::list_aggregates)),
         (
             "GET",
@@ -50,7 +58,11 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
             post(domain::run_command),
         ),
         ("GET", "/api/v1/projections", get(domain::list_projections)),
-        ("GET", "/api/v1/projections/{name}", get(domain::show_projection)),
+        (
+            "GET",
+            "/api/v1/projections/{name}",
+            get(domain::show_projection),
+        ),
         (
             "POST",
             "/api/v1/projections/{name}/rebuild",
@@ -134,12 +146,11 @@ async fn observe(State(state): State<Shared>, request: Request, next: Next) -> R
     }
     let started = Instant::now();
     let timeout = state.options.request_timeout;
-    let response = match tokio::time::timeout(timeout, next.run(request).instrument(span.clone()))
-        .await
-    {
-        Ok(response) => response,
-        Err(_) => error::timed_out(),
-    };
+    let response =
+        match tokio::time::timeout(timeout, next.run(request).instrument(span.clone())).await {
+            Ok(response) => response,
+            Err(_) => error::timed_out(),
+        };
     let mut response = error::normalize(response).await;
     let status = response.status().as_u16();
     let took = started.elapsed();
@@ -147,9 +158,7 @@ async fn observe(State(state): State<Shared>, request: Request, next: Next) -> R
     span.in_scope(|| {
         tracing::debug!(took_ms = took.as_secs_f64() * 1e3, "answered");
     });
-    state
-        .metrics
-        .request(method.as_str(), &route, status, took);
+    state.metrics.request(method.as_str(), &route, status, took);
     if let Some(origin) = &state.options.cors_origin {
         cors(&mut response, origin);
     }
@@ -163,7 +172,9 @@ fn cors(response: &mut Response, origin: &str) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type, expected-version, last-event-id"),
+            HeaderValue::from_static(
+                "authorization, content-type, expected-version, last-event-id",
+            ),
         );
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,

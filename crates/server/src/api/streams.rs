@@ -220,7 +220,11 @@ pub async fn append(
 ) -> Result<Response, ApiError> {
     let stream = stream_id(&stream)?;
     let body: AppendIn = json_body(body)?;
-    let expected = expected_version(&headers, body.expected_version.as_ref(), ExpectedVersion::Any)?;
+    let expected = expected_version(
+        &headers,
+        body.expected_version.as_ref(),
+        ExpectedVersion::Any,
+    )?;
     let max = state.options.max_batch;
     if body.events.len() > max {
         return Err(ApiError::new(
@@ -233,11 +237,10 @@ pub async fn append(
         ));
     }
     if body.events.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "events must hold at least one event",
-        )
-        .with_details(json!({ "field": "events" })));
+        return Err(
+            ApiError::bad_request("invalid_body", "events must hold at least one event")
+                .with_details(json!({ "field": "events" })),
+        );
     }
     let mut batch = Vec::with_capacity(body.events.len());
     for (index, event) in body.events.into_iter().enumerate() {
@@ -540,12 +543,16 @@ pub async fn read_log(
     q: Result<Query<LogQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let q = query(q)?;
-    let filter = filter_of(q.types.as_deref(), q.category.as_deref(), q.prefix.as_deref())?;
+    let filter = filter_of(
+        q.types.as_deref(),
+        q.category.as_deref(),
+        q.prefix.as_deref(),
+    )?;
     let limit = limit(&state, q.limit);
     let from = q.from.unwrap_or(1).max(1);
     let wait = Duration::from_secs(q.wait.unwrap_or(0)).min(state.options.max_wait);
-    let mut subscription = Subscription::new(state.stores.events.clone(), from, filter)
-        .with_page_size(limit);
+    let mut subscription =
+        Subscription::new(state.stores.events.clone(), from, filter).with_page_size(limit);
     let mut events = subscription.next_batch(limit).await?;
     if events.is_empty() && !wait.is_zero() {
         let mut shutdown = state.shutdown.clone();

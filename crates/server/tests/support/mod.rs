@@ -106,7 +106,10 @@ impl TestServer {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|error| {
-                panic!("body is not JSON ({error}): {}", String::from_utf8_lossy(&bytes))
+                panic!(
+                    "body is not JSON ({error}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
             })
         };
         (status, body)
@@ -152,7 +155,9 @@ impl TestServer {
 
 /// Asserts the one error shape and returns the code.
 pub fn error_code(body: &Value) -> &str {
-    let code = body["error"].as_str().unwrap_or_else(|| panic!("no error code in {body}"));
+    let code = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"));
     assert!(
         body["message"].as_str().is_some_and(|m| !m.is_empty()),
         "no message in {body}"
@@ -218,7 +223,9 @@ impl SseReader {
                         if !event.data.is_empty() {
                             event.data.push('\n');
                         }
-                        event.data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                        event
+                            .data
+                            .push_str(value.strip_prefix(' ').unwrap_or(value));
                         any = true;
                     }
                 }
