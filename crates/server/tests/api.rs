@@ -420,6 +420,21 @@ async fn projections_are_listed_shown_rebuilt_verified_and_retried() {
             .await;
         assert_eq!(retried["still_parked"], 0);
 
+        // And the metrics show its lag
+        let text = server
+            .client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("logbook_projection_lag{projection=\"account-summary\"} 0\n"),
+            "{text}"
+        );
+
         // And an unknown projection is 404
         let (status, body) = server.get("/api/v1/projections/nope").await;
         assert_eq!((status, error_code(&body)), (404, "unknown_projection"));
@@ -539,6 +554,10 @@ async fn every_client_mistake_gets_the_one_error_shape_and_changes_nothing() {
             // Then it answers with the status and code, as JSON
             assert_eq!(status, want_status, "{kind}, {what}: {body}");
             assert_eq!(error_code(&body), want_code, "{kind}, {what}: {body}");
+            if what == "wrong type" {
+                // naming the field at fault
+                assert_eq!(body["field"], "events", "{body}");
+            }
         }
         // And nothing was written
         let (_, info) = server.get("/api/v1/info").await;

@@ -61,6 +61,23 @@ async fn requests_without_the_right_token_are_refused_and_change_nothing() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_runs_past_the_timeout_is_answered_503() {
+    // Given a server whose requests may take one second, and long-polls ten
+    let server = TestServer::with_options("memory", |o| {
+        o.request_timeout = std::time::Duration::from_secs(1);
+        o.max_wait = std::time::Duration::from_secs(10);
+    })
+    .await;
+    // When a long-poll waits longer than that
+    let started = std::time::Instant::now();
+    let (status, body) = server.get("/api/v1/log?wait=5").await;
+    // Then it is cut off at the timeout with the error shape
+    assert_eq!((status, error_code(&body)), (503, "timeout"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    server.stop().await;
+}
+
 #[test]
 fn a_non_loopback_address_needs_a_token() {
     let anywhere = "0.0.0.0:2113".parse().unwrap();

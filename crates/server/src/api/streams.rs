@@ -60,16 +60,27 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
         )
     })?;
     let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-    let value = T::deserialize(&mut deserializer).and_then(|v| {
-        deserializer.end()?;
-        Ok(v)
-    });
-    value.map_err(|error| {
+    let value = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(value) => deserializer
+            .end()
+            .map(|()| value)
+            .map_err(|error| (".".to_owned(), error)),
+        Err(error) => Err((error.path().to_string(), error.into_inner())),
+    };
+    value.map_err(|(field, inner)| {
         use serde_json::error::Category;
-        match error.classify() {
-            Category::Data => ApiError::bad_request("invalid_body", error.to_string()),
+        match inner.classify() {
+            Category::Data => {
+                let message = if field == "." {
+                    inner.to_string()
+                } else {
+                    format!("{field}: {inner}")
+                };
+                ApiError::bad_request("invalid_body", message)
+                    .with_details(json!({ "field": (field != ".").then_some(field) }))
+            }
             Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::bad_request("malformed_json", format!("body is not valid JSON: {error}"))
+                ApiError::bad_request("malformed_json", format!("body is not valid JSON: {inner}"))
             }
         }
     })
