@@ -20,51 +20,71 @@ pub trait Presented: Aggregate {
     fn fields(&self) -> Vec<(&'static str, serde_json::Value)>;
 }
 
-/// Executes `command` on `id` and prints the state it leads to.
+/// Executes `command` on `id` and prints the state it leads to: one line,
+/// or with `--json` the object `show --json` prints.
 pub async fn execute<A: Presented>(
     stores: &Stores,
     id: &str,
     command: A::Command,
 ) -> anyhow::Result<()> {
-    execute_quietly::<A>(stores, id, command)
-        .await
-        .map(|summary| say!("{summary}"))
+    run::<A>(stores, id, command, false).await
 }
 
 /// Creates aggregate `id` with `command` and prints only the id, for scripts
-/// (`id=$(logbook ship register "Pacific Explorer")`).
+/// (`id=$(logbook ship register "Pacific Explorer")`); with `--json`, the
+/// object `show --json` prints.
 pub async fn create<A: Presented>(
     stores: &Stores,
     id: &str,
     command: A::Command,
 ) -> anyhow::Result<()> {
-    execute_quietly::<A>(stores, id, command)
-        .await
-        .map(|_| say!("{id}"))
+    run::<A>(stores, id, command, true).await
+}
+
+async fn run<A: Presented>(
+    stores: &Stores,
+    id: &str,
+    command: A::Command,
+    only_the_id: bool,
+) -> anyhow::Result<()> {
+    let (state, version) = execute_quietly::<A>(stores, id, command).await?;
+    if crate::output::json() {
+        crate::output::json_line(&state_object(id, &state, version));
+    } else if only_the_id {
+        say!("{id}");
+    } else {
+        let fields: Vec<String> = state
+            .fields()
+            .into_iter()
+            .map(|(name, value)| format!("{name} {}", plain(&value)))
+            .collect();
+        say!("{} {id}: {}, version {version}", A::NOUN, fields.join(", "));
+    }
+    Ok(())
 }
 
 async fn execute_quietly<A: Presented>(
     stores: &Stores,
     id: &str,
     command: A::Command,
-) -> anyhow::Result<String> {
-    let repository = Repository::<A>::new(stores);
-    let done = repository
+) -> anyhow::Result<(A, u64)> {
+    let done = Repository::<A>::new(stores)
         .execute(id, &command)
         .await
         .with_context(|| format!("{} {}", A::NOUN, id.escape_debug()))?;
-    let fields: Vec<String> = done
-        .state
-        .fields()
-        .into_iter()
-        .map(|(name, value)| format!("{name} {}", plain(&value)))
-        .collect();
-    Ok(format!(
-        "{} {id}: {}, version {}",
-        A::NOUN,
-        fields.join(", "),
-        done.version
-    ))
+    Ok((done.state, done.version))
+}
+
+/// The JSON object of an aggregate's state: its noun and id, its fields, its
+/// version.
+fn state_object<A: Presented>(id: &str, state: &A, version: u64) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    object.insert(A::NOUN.to_owned(), id.into());
+    for (name, value) in state.fields() {
+        object.insert(name.to_owned(), value);
+    }
+    object.insert("version".to_owned(), version.into());
+    serde_json::Value::Object(object)
 }
 
 /// Prints the state of `args.id`: now, just after a version, or as of a time.
@@ -75,7 +95,7 @@ where
     A: Presented,
     A::Command: serde::de::DeserializeOwned + serde::Serialize,
 {
-    let (id, json) = (args.id.as_str(), args.json);
+    let (id, json) = (args.id.as_str(), crate::output::json());
     let at = match (args.at_version, args.at) {
         (Some(version), _) => At::Version(version),
         (None, Some(time)) => At::Time(time),
@@ -101,16 +121,12 @@ where
             other => other.into(),
         })?;
     let state: A = serde_json::from_value(shown.state)?;
-    let mut fields = vec![(A::NOUN, serde_json::Value::from(id))];
-    fields.extend(state.fields());
-    fields.push(("version", shown.version.into()));
     if json {
-        let object: serde_json::Map<String, serde_json::Value> = fields
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect();
-        say!("{}", serde_json::Value::Object(object));
+        crate::output::json_line(&state_object(id, &state, shown.version));
     } else {
+        let mut fields = vec![(A::NOUN, serde_json::Value::from(id))];
+        fields.extend(state.fields());
+        fields.push(("version", shown.version.into()));
         let width = fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0) + 1;
         for (name, value) in fields {
             say!("{:<width$} {}", format!("{name}:"), plain(&value));
@@ -133,9 +149,17 @@ pub async fn delete<A: Presented>(stores: &Stores, id: &str) -> anyhow::Result<(
         .delete(id)
         .await
         .with_context(|| format!("{} {}", A::NOUN, id.escape_debug()))?;
-    say!(
-        "{} {id} deleted (tombstone at version {version}; its events stay in the global log)",
-        A::NOUN
-    );
+    if crate::output::json() {
+        crate::output::json_line(&serde_json::json!({
+            A::NOUN: id,
+            "deleted": true,
+            "tombstone_version": version,
+        }));
+    } else {
+        say!(
+            "{} {id} deleted (tombstone at version {version}; its events stay in the global log)",
+            A::NOUN
+        );
+    }
     Ok(())
 }

@@ -13,9 +13,6 @@ pub struct EventsArgs {
     /// The stream, e.g. BankAccount-acc_001 (checked before the store is
     /// opened).
     stream: StreamId,
-    /// Print a JSON array of recorded events instead of lines.
-    #[arg(long)]
-    json: bool,
 }
 
 pub async fn run(stores: &Stores, args: EventsArgs) -> anyhow::Result<()> {
@@ -24,7 +21,7 @@ pub async fn run(stores: &Stores, args: EventsArgs) -> anyhow::Result<()> {
     if events.is_empty() {
         bail!("stream {stream} has no events");
     }
-    if args.json {
+    if output::json() {
         say!("{}", serde_json::to_string_pretty(&events)?);
     } else {
         say!(

@@ -30,6 +30,7 @@ mod events;
 mod exec;
 mod log;
 mod output;
+mod progress;
 mod projection;
 mod serve;
 mod ship;
@@ -128,6 +129,8 @@ impl Logbook {
             _ => None,
         };
         init_tracing(serving);
+        output::set_json(global.json);
+        progress::set_asked(global.progress);
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -226,6 +229,15 @@ struct GlobalArgs {
     /// Where events live: memory:, sqlite:PATH or file:DIR.
     #[arg(long, global = true, env = "LOGBOOK_STORE", default_value = DEFAULT_STORE_URL, value_name = "URL")]
     store: StoreUrl,
+
+    /// Print JSON instead of lines for a person (every command but `demo`).
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Report progress of long commands as plain lines on standard error even
+    /// when it is not a terminal (on a terminal a bar is shown anyway).
+    #[arg(long, global = true)]
+    progress: bool,
 }
 
 enum Parsed {
@@ -285,9 +297,6 @@ pub struct ShowArgs {
     /// State as of this time (RFC 3339, e.g. 2026-11-23T10:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = crate::output::parse_time)]
     at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
 }
 
 /// The error and its causes on one line, each cause said once (many errors
@@ -339,3 +348,9 @@ fn colour_on_stderr() -> bool {
     use std::io::IsTerminal as _;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
+
+/// The README's Rust examples, compiled as doc tests so they stay true (here,
+/// where every crate they use is a dependency).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;

@@ -22,6 +22,31 @@ pub fn event_line(event: &RecordedEvent) -> String {
     )
 }
 
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Chooses, once per run, whether commands print JSON (`--json`) or lines
+/// for a person.
+pub fn set_json(json: bool) {
+    JSON.store(json, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// True when `--json` was given: every command then prints JSON, in the
+/// vocabulary of the library's own types.
+pub fn json() -> bool {
+    JSON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Prints `value` as one line of JSON.
+pub fn json_line(value: &impl serde::Serialize) {
+    match serde_json::to_string(value) {
+        Ok(text) => line(format_args!("{text}")),
+        Err(error) => {
+            eprintln!("error: cannot print JSON: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Prints one line on standard output (what `println!` does), except that a
 /// reader who went away (a closed pipe) ends the program quietly with
 /// success: there is no one left to tell.

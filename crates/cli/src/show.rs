@@ -18,9 +18,6 @@ pub struct ShowAnyArgs {
     /// State as of this time (RFC 3339 with an offset, e.g. 2026-11-23T10:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = crate::output::parse_time)]
     at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Print one JSON object instead of the state's fields.
-    #[arg(long)]
-    json: bool,
 }
 
 pub async fn run(
@@ -36,7 +33,7 @@ pub async fn run(
     let shown = aggregates
         .state(stores, &args.aggregate, &args.id, at)
         .await?;
-    if args.json {
+    if crate::output::json() {
         say!("{}", serde_json::to_string(&shown)?);
     } else {
         say!(

@@ -57,9 +57,6 @@ pub enum UserCommand {
         /// Only events recorded at or before this time (RFC 3339, e.g. 2026-11-23T10:00:00Z).
         #[arg(long, value_name = "TIME", value_parser = crate::output::parse_time)]
         until: Option<DateTime<Utc>>,
-        /// Print a JSON array.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -69,7 +66,9 @@ pub async fn run(stores: &Stores, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Show(args) => {
             return aggregate::show::<UserWallet>(stores, &args).await;
         }
-        UserCommand::Replay { id, until, json } => return replay(stores, &id, until, json).await,
+        UserCommand::Replay { id, until } => {
+            return replay(stores, &id, until, output::json()).await;
+        }
         UserCommand::Create { username, balance } => {
             let id = Uuid::now_v7().to_string();
             return aggregate::create::<UserWallet>(

@@ -241,3 +241,101 @@ fn an_import_checks_known_events_against_their_decoders_first() {
         assert!(ok(out).contains("imported 3 events"));
     }
 }
+
+#[test]
+fn every_command_that_prints_speaks_json_in_one_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut with_flag = args.to_vec();
+        with_flag.push("--json");
+        let out = ok(logbook(&store, &with_flag));
+        let line = out.trim();
+        assert_eq!(line.lines().count(), 1, "{args:?}: one line of JSON: {out}");
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    // State-changing commands print the state `show --json` prints.
+    let opened = json(&[
+        "account",
+        "open",
+        "a1",
+        "--owner",
+        "o",
+        "--initial",
+        "10.00",
+    ]);
+    assert_eq!(
+        (opened["account"].as_str(), opened["version"].as_u64()),
+        (Some("a1"), Some(1))
+    );
+    assert_eq!(json(&["account", "deposit", "a1", "5"])["balance"], "15.00");
+    assert_eq!(
+        json(&["account", "show", "a1"]),
+        json(&["account", "show", "a1"])
+    );
+    let ship = json(&["ship", "register", "Pacific Explorer"]);
+    let id = ship["ship"].as_str().unwrap().to_owned();
+    json(&["ship", "dock", &id, "Singapore"]);
+    let departed = json(&["ship", "depart", &id]);
+    // One vocabulary: the ship's status reads as the state's own.
+    let exec = json(&["exec", "CargoShip", &id, "dock", r#"{"port": "Hong Kong"}"#]);
+    assert_eq!(departed["status"], "at_sea");
+    assert_eq!(exec["state"]["status"]["status"], "docked");
+    assert_eq!(json(&["ship", "show", &id])["status"], "docked");
+    // Read models, the store check and transfers too.
+    let list = json(&["projection", "list"]);
+    assert!(list.as_array().is_some_and(|l| l.len() == 3), "{list}");
+    assert_eq!(
+        json(&["projection", "status", "account-summary"])["name"],
+        "account-summary"
+    );
+    assert_eq!(
+        json(&["projection", "verify", "account-balances"])["matches"],
+        true
+    );
+    assert_eq!(
+        json(&["projection", "rebuild", "ships-by-port"])["name"],
+        "ships-by-port"
+    );
+    assert!(json(&["projection", "parked", "ships-by-port"]).is_array());
+    assert_eq!(json(&["verify"])["verified"], true);
+    let export = dir.path().join("e.jsonl");
+    assert_eq!(
+        json(&["export", "--output", export.to_str().unwrap()])["exported"],
+        6
+    );
+    let other = file_url(dir.path());
+    let out = ok(logbook(
+        &other,
+        &["import", export.to_str().unwrap(), "--json"],
+    ));
+    let imported: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(imported["imported"], 6);
+    assert_eq!(json(&["user", "create", "u"])["username"], "u");
+}
+
+#[test]
+fn progress_is_shown_off_a_terminal_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    ok(logbook(&store, &["account", "open", "a1", "--owner", "o"]));
+    let export = dir.path().join("e.jsonl");
+    let path = export.to_str().unwrap();
+    // Piped, not asked: only the summary.
+    let quiet = logbook(&store, &["export", "--output", path]);
+    assert_eq!(stderr(&quiet).trim(), "exported 1 events");
+    // Asked: plain lines with the count and a whole rate.
+    let asked = logbook(&store, &["--progress", "export", "--output", path]);
+    let err = stderr(&asked);
+    assert!(err.contains("export: 1 of 1 events, "), "{err}");
+    assert!(
+        err.lines().all(|l| !l.contains('.') || !l.contains("/s")),
+        "whole rates: {err}"
+    );
+    let verify = logbook(&store, &["verify", "--progress"]);
+    assert!(
+        stderr(&verify).contains("verify: 1 of 1 events"),
+        "{}",
+        stderr(&verify)
+    );
+}
