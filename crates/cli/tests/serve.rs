@@ -45,8 +45,14 @@ fn serve_shows_the_demos_streams_and_stops_on_sigterm() {
         .port();
 
     // When it is served
-    let mut server = Command::new(env!("CARGO_BIN_EXE_logbook"))
-        .args(["--store", &url, "serve", "--listen", &format!("127.0.0.1:{port}")])
+    let server = Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .args([
+            "--store",
+            &url,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env_remove("LOGBOOK_STORE")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -58,7 +64,10 @@ fn serve_shows_the_demos_streams_and_stops_on_sigterm() {
         if let Some(answer) = get(port, "/api/v1/streams") {
             break answer;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "the server never answered");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server never answered"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
 
