@@ -126,8 +126,15 @@ fn appends(c: &mut Criterion) {
     group.finish();
 }
 
-/// Counts, per position, how many subscribers have received it.
-async fn subscriber(client: reqwest::Client, url: String, seen: Arc<Vec<AtomicU64>>) {
+/// Counts, per position, how many subscribers have received it, and wakes
+/// the benchmark when the last one has.
+async fn subscriber(
+    client: reqwest::Client,
+    url: String,
+    seen: Arc<Vec<AtomicU64>>,
+    everyone: Arc<tokio::sync::Notify>,
+    subscribers: u64,
+) {
     let mut response = client.get(url).send().await.unwrap();
     let mut buffer = String::new();
     while let Ok(Some(chunk)) = response.chunk().await {
@@ -136,8 +143,10 @@ async fn subscriber(client: reqwest::Client, url: String, seen: Arc<Vec<AtomicU6
             let block: String = buffer.drain(..end + 2).collect();
             if let Some(id) = block.lines().find_map(|l| l.strip_prefix("id: ")) {
                 let position: usize = id.trim().parse().unwrap();
-                if let Some(slot) = seen.get(position) {
-                    slot.fetch_add(1, Ordering::Release);
+                if let Some(slot) = seen.get(position)
+                    && slot.fetch_add(1, Ordering::AcqRel) + 1 == subscribers
+                {
+                    everyone.notify_one();
                 }
             }
         }
@@ -152,12 +161,15 @@ fn fan_out(c: &mut Criterion) {
     let base = rt.block_on(serve(stores.clone()));
     let seen: Arc<Vec<AtomicU64>> = Arc::new((0..=MAX_EVENTS).map(|_| AtomicU64::new(0)).collect());
     let client = reqwest::Client::new();
+    let everyone = Arc::new(tokio::sync::Notify::new());
     rt.block_on(async {
         for _ in 0..SUBSCRIBERS {
             tokio::spawn(subscriber(
                 client.clone(),
                 format!("{base}/api/v1/log/subscribe"),
                 seen.clone(),
+                everyone.clone(),
+                SUBSCRIBERS,
             ));
         }
         // Wait until every subscriber is connected.
@@ -184,6 +196,7 @@ fn fan_out(c: &mut Criterion) {
             let stores = stores.clone();
             let seen = seen.clone();
             let latencies = latencies.clone();
+            let everyone = everyone.clone();
             async move {
                 let stream = StreamId::new("Fan-1").unwrap();
                 let mut total = Duration::ZERO;
@@ -196,8 +209,10 @@ fn fan_out(c: &mut Criterion) {
                         .unwrap();
                     let position = outcome.last_position.unwrap() as usize;
                     assert!(position < MAX_EVENTS, "raise MAX_EVENTS");
+                    // Each append is awaited by every subscriber before the
+                    // next, so one wake-up is for this position.
                     while seen[position].load(Ordering::Acquire) < SUBSCRIBERS {
-                        tokio::task::yield_now().await;
+                        everyone.notified().await;
                     }
                     let took = started.elapsed();
                     latencies.lock().unwrap().push(took);

@@ -107,7 +107,7 @@ fn to_sse(frame: Frame) -> Event {
     match frame {
         Frame::Event(event) => Event::default()
             .id(event.position.to_string())
-            .data(streams::event_json(&event).to_string()),
+            .data(streams::event_text(&event)),
         Frame::Closing(kind, reason) => Event::default()
             .event(kind)
             .data(json!({ "reason": reason }).to_string()),

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use logbook::{StreamQuery, Subscription};
 use logbook_domain::{EventId, Metadata, NewEvent, Payload, RecordedEvent, StreamId};
 use logbook_ports::{EventFilter, ExpectedVersion, ReadDirection};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::Shared;
@@ -139,38 +139,62 @@ pub fn expected_version(
     }
 }
 
-/// An event as the API shows it.
-pub fn event_json(event: &RecordedEvent) -> Value {
-    json!({
-        "id": event.id.to_string(),
-        "stream": event.stream.as_str(),
-        "version": event.version,
-        "position": event.position,
-        "type": &*event.event_type,
-        "schema_version": event.schema_version,
-        "payload": &event.payload,
-        "metadata": metadata_json(&event.metadata),
-        "recorded_at": event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    })
+/// An event as the API shows it, serialized straight from the recorded
+/// event (no intermediate JSON tree: reads and subscriptions serialize
+/// many).
+pub struct EventOut<'a>(pub &'a RecordedEvent);
+
+impl Serialize for EventOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let event = self.0;
+        let mut map = serializer.serialize_map(Some(9))?;
+        map.serialize_entry("id", &event.id)?;
+        map.serialize_entry("stream", event.stream.as_str())?;
+        map.serialize_entry("version", &event.version)?;
+        map.serialize_entry("position", &event.position)?;
+        map.serialize_entry("type", &*event.event_type)?;
+        map.serialize_entry("schema_version", &event.schema_version)?;
+        map.serialize_entry("payload", &event.payload)?;
+        map.serialize_entry("metadata", &MetadataOut(&event.metadata))?;
+        map.serialize_entry(
+            "recorded_at",
+            &event
+                .recorded_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        )?;
+        map.end()
+    }
 }
 
 /// Metadata as one flat object: `correlation_id`, `causation_id` and the
 /// free keys.
-fn metadata_json(metadata: &Metadata) -> Value {
-    let mut map = Map::new();
-    if let Some(id) = metadata.correlation_id {
-        map.insert("correlation_id".into(), id.to_string().into());
+struct MetadataOut<'a>(&'a Metadata);
+
+impl Serialize for MetadataOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let metadata = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(id) = &metadata.correlation_id {
+            map.serialize_entry("correlation_id", id)?;
+        }
+        if let Some(id) = &metadata.causation_id {
+            map.serialize_entry("causation_id", id)?;
+        }
+        for (key, value) in &metadata.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
     }
-    if let Some(id) = metadata.causation_id {
-        map.insert("causation_id".into(), id.to_string().into());
-    }
-    for (key, value) in &metadata.extra {
-        map.insert(key.clone(), value.clone().into());
-    }
-    Value::Object(map)
 }
 
-/// The reverse of [`metadata_json`], naming the field that is wrong.
+/// An event as a JSON text (one SSE `data` line).
+pub fn event_text(event: &RecordedEvent) -> String {
+    serde_json::to_string(&EventOut(event)).unwrap_or_default()
+}
+
+/// The reverse of [`MetadataOut`], naming the field that is wrong.
 fn parse_metadata(index: usize, value: Option<Map<String, Value>>) -> Result<Metadata, ApiError> {
     let mut metadata = Metadata::default();
     for (key, value) in value.unwrap_or_default() {
@@ -351,7 +375,7 @@ pub async fn read_stream(
     State(state): State<Shared>,
     Path(raw): Path<String>,
     q: Result<Query<ReadStreamQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let stream = stream_id(&raw)?;
     let q = query(q)?;
     let direction = match q.direction.as_deref() {
@@ -401,17 +425,40 @@ pub async fn read_stream(
         ),
     };
     let link = |from: u64| format!("{base}?direction={name}&from={from}&limit={limit}");
-    Ok(Json(json!({
-        "stream": stream.as_str(),
-        "version": version,
-        "direction": name,
-        "events": events.iter().map(event_json).collect::<Vec<_>>(),
-        "links": {
-            "self": link(from),
-            "next": next_from.map(link),
-            "first": link(match direction { ReadDirection::Forward => 1, ReadDirection::Backward => version }),
+    let first = match direction {
+        ReadDirection::Forward => 1,
+        ReadDirection::Backward => version,
+    };
+    Ok(Json(StreamRead {
+        stream: stream.as_str(),
+        version,
+        direction: name,
+        events: events.iter().map(EventOut).collect(),
+        links: StreamLinks {
+            this: link(from),
+            next: next_from.map(link),
+            first: link(first),
         },
-    })))
+    })
+    .into_response())
+}
+
+/// A page of a stream.
+#[derive(Serialize)]
+struct StreamRead<'a> {
+    stream: &'a str,
+    version: u64,
+    direction: &'static str,
+    events: Vec<EventOut<'a>>,
+    links: StreamLinks,
+}
+
+#[derive(Serialize)]
+struct StreamLinks {
+    #[serde(rename = "self")]
+    this: String,
+    next: Option<String>,
+    first: String,
 }
 
 /// The query of a deletion.
@@ -552,7 +599,7 @@ pub fn filter_of(
 pub async fn read_log(
     State(state): State<Shared>,
     q: Result<Query<LogQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let q = query(q)?;
     let filter = filter_of(
         q.types.as_deref(),
@@ -592,10 +639,25 @@ pub async fn read_log(
     if let Some(last) = events.last() {
         tracing::Span::current().record("position", last.position);
     }
-    Ok(Json(json!({
-        "events": events.iter().map(event_json).collect::<Vec<_>>(),
-        "head": head,
-        "next_from": next_from,
-        "links": { "next": link },
-    })))
+    Ok(Json(LogPage {
+        events: events.iter().map(EventOut).collect(),
+        head,
+        next_from,
+        links: LogLinks { next: link },
+    })
+    .into_response())
+}
+
+/// A page of the global log.
+#[derive(Serialize)]
+struct LogPage<'a> {
+    events: Vec<EventOut<'a>>,
+    head: Option<u64>,
+    next_from: u64,
+    links: LogLinks,
+}
+
+#[derive(Serialize)]
+struct LogLinks {
+    next: String,
 }
