@@ -2,12 +2,15 @@
 //! checkpoint (the position of the last event applied).
 //!
 //! A [`ReadModel`] is a pure fold. A [`Projector`] keeps it caught up: it
-//! reads the log from the checkpoint in batches, folds each batch into a copy
-//! of the model, and saves the model *together with* its checkpoint (and its
-//! parked events) as one document through the
-//! [`SnapshotStore`](logbook_ports::SnapshotStore) port, which
-//! every store writes atomically. So a restart resumes exactly where the last
-//! save left off: nothing is applied twice, nothing skipped, on every store.
+//! loads the read model's document once, reads the log from the checkpoint
+//! in batches, folds each batch into the model it keeps in memory, and saves
+//! the model *together with* its checkpoint (and its parked events) as one
+//! document through the [`ProjectionStore`](logbook_ports::ProjectionStore)
+//! port, which every store writes atomically, with compare-and-swap on the
+//! document's generation. So a restart resumes exactly where the last save
+//! left off (nothing is applied twice, nothing skipped, on every store), and
+//! two runners of one read model never undo each other: the one that loses
+//! a race reloads the winner's document and goes on from it.
 //!
 //! Rebuilding folds the whole log into a fresh model beside the live one and
 //! replaces the live document only once the new one has caught up: readers
