@@ -39,7 +39,45 @@ pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 /// this many times.
 const MAX_DOUBLINGS: u32 = 5;
 
-/// Publishes the global log to a bus, resumably.
+/// Publishes the global log to a bus, resumably: at least once, in order,
+/// from a checkpoint kept in the [`CheckpointStore`](logbook_ports::CheckpointStore)
+/// that never passes an event a handler failed.
+///
+/// ```
+/// use std::sync::Arc;
+/// use logbook::dispatch::Dispatcher;
+/// use logbook_adapters_memory::MemoryEventBus;
+/// use logbook_domain::{NewEvent, Payload, RecordedEvent, StreamId};
+/// use logbook_ports::{BoxError, EventBus, EventHandler, ExpectedVersion};
+///
+/// struct Mailer;
+///
+/// #[async_trait::async_trait]
+/// impl EventHandler for Mailer {
+///     fn name(&self) -> &str {
+///         "mailer"
+///     }
+///     async fn handle(&self, event: &RecordedEvent) -> Result<(), BoxError> {
+///         println!("mail about {}", event.stream);
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let stores = logbook_adapters_memory::stores();
+/// let signed_up = NewEvent::new("SignedUp", Payload::from_json(b"{}".to_vec()).unwrap());
+/// let stream = StreamId::new("User-1").unwrap();
+/// stores.events.append(&stream, ExpectedVersion::Any, vec![signed_up]).await.unwrap();
+///
+/// let bus = Arc::new(MemoryEventBus::new());
+/// bus.register(Some("SignedUp"), Arc::new(Mailer));
+/// let dispatcher = Dispatcher::new("mailer", &stores, bus);
+/// let report = dispatcher.catch_up().await.unwrap();
+/// assert_eq!((report.events, report.checkpoint), (1, Some(1)));
+/// // Resumable: a second run starts after the checkpoint.
+/// assert_eq!(dispatcher.catch_up().await.unwrap().events, 0);
+/// # });
+/// ```
 pub struct Dispatcher {
     name: String,
     stores: Stores,

@@ -35,6 +35,40 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// A read model: state folded from events of the global log.
+///
+/// ```
+/// use logbook::projection::{Projector, ReadModel};
+/// use logbook_domain::{NewEvent, Payload, RecordedEvent, StreamId};
+/// use logbook_ports::{EventFilter, ExpectedVersion};
+///
+/// /// How many events each category of stream has had.
+/// #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+/// struct PerCategory(std::collections::BTreeMap<String, u64>);
+///
+/// impl ReadModel for PerCategory {
+///     const NAME: &'static str = "per-category";
+///     fn filter() -> EventFilter {
+///         EventFilter::all()
+///     }
+///     fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+///         *self.0.entry(event.stream.category().to_owned()).or_default() += 1;
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let stores = logbook_adapters_memory::stores();
+/// for name in ["Cart-1", "Cart-2", "User-1"] {
+///     let event = NewEvent::new("Happened", Payload::from_json(b"{}".to_vec()).unwrap());
+///     let stream = StreamId::new(name).unwrap();
+///     stores.events.append(&stream, ExpectedVersion::Any, vec![event]).await.unwrap();
+/// }
+/// let projector = Projector::<PerCategory>::new(&stores);
+/// projector.catch_up().await.unwrap();
+/// let model = projector.state().await.unwrap().model;
+/// assert_eq!((model.0["Cart"], model.0["User"]), (2, 1));
+/// # });
+/// ```
 pub trait ReadModel:
     Default + Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
 {

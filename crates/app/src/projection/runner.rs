@@ -8,8 +8,8 @@ use logbook_domain::{EventId, Payload, PayloadError, Position, RecordedEvent};
 pub use logbook_ports::ParkedEvent;
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{
-    EventFilter, EventStore, ProjectionDocument, ProjectionSave, ProjectionStore, StoreError,
-    Stores,
+    EventFilter, EventStore, GlobalPages, ProjectionDocument, ProjectionSave, ProjectionStore,
+    StoreError, Stores,
 };
 use serde::{Deserialize, Serialize};
 
@@ -184,6 +184,31 @@ pub enum ProjectionError {
 /// Keeps the read model `R` caught up, saving it with its checkpoint through
 /// the [`ProjectionStore`] port. The model stays in memory between batches;
 /// each save expects the generation this runner last saved or loaded.
+///
+/// ```
+/// use logbook::Repository;
+/// use logbook::projection::{AccountBalances, Projector};
+/// use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let stores = logbook_adapters_memory::stores();
+/// let open = BankAccountCommand::Open {
+///     owner: "alice".into(),
+///     initial_balance: "10.00".parse().unwrap(),
+///     currency: Default::default(),
+/// };
+/// Repository::<BankAccount>::new(&stores).execute("a1", &open).await.unwrap();
+///
+/// let balances = Projector::<AccountBalances>::new(&stores);
+/// let done = balances.catch_up().await.unwrap();
+/// assert_eq!((done.applied, done.checkpoint), (1, Some(1)));
+/// let state = balances.state().await.unwrap();
+/// assert_eq!(state.model.accounts["a1"].balance.to_string(), "10.00");
+/// // Caught up: a second catch-up applies nothing, a fresh fold agrees.
+/// assert_eq!(balances.catch_up().await.unwrap().applied, 0);
+/// assert!(balances.verify().await.unwrap().is_empty());
+/// # });
+/// ```
 pub struct Projector<R> {
     events: Arc<dyn EventStore>,
     documents: Arc<dyn ProjectionStore>,
@@ -271,6 +296,18 @@ impl<R: ReadModel> Projector<R> {
     /// [`PoisonPolicy::Stop`] (or after its retries): everything before it
     /// is saved, it is not.
     pub async fn catch_up(&self) -> Result<CatchUp, ProjectionError> {
+        self.catch_up_reporting(|_| {}).await
+    }
+
+    /// As [`Projector::catch_up`], reporting progress after every batch (for
+    /// a long catch-up over a big log).
+    ///
+    /// # Errors
+    /// As [`Projector::catch_up`].
+    pub async fn catch_up_reporting(
+        &self,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<CatchUp, ProjectionError> {
         let mut state = self.checked_state().await?;
         let mut subscription = self.subscription(state.checkpoint);
         let mut total = CatchUp {
@@ -278,9 +315,17 @@ impl<R: ReadModel> Projector<R> {
             parked: 0,
             checkpoint: state.checkpoint,
         };
+        let head = self.events.head_position().await?.unwrap_or(0);
         loop {
+            let applied_before = total.applied;
             match self
-                .fold(&mut state, &mut subscription, Save::EachBatch, |_| {})
+                .fold(&mut state, &mut subscription, Save::EachBatch, |p| {
+                    progress(Progress {
+                        position: p.0,
+                        head,
+                        applied: applied_before + p.1,
+                    });
+                })
                 .await
             {
                 Ok(done) => {
@@ -407,14 +452,9 @@ impl<R: ReadModel> Projector<R> {
             return Ok(Vec::new());
         };
         let mut fresh = R::default();
-        let mut from = 1;
-        'read: loop {
-            let page = self
-                .events
-                .read_all(from, self.options.batch, &R::filter())
-                .await?;
-            let Some(last) = page.last() else { break };
-            from = last.position + 1;
+        let filter = R::filter();
+        let mut pages = GlobalPages::new(&*self.events, 1, &filter, self.options.batch);
+        'read: while let Some(page) = pages.next_page().await? {
             for event in &page {
                 if event.position > through {
                     break 'read;
