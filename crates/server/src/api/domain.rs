@@ -211,7 +211,7 @@ pub async fn show_projection(
 ) -> Result<Json<Value>, ApiError> {
     let projection = projection(&state, &name)?;
     let (_, model) = projection
-        .show(&state.stores, options())
+        .show(&state.stores, options(), &mut |_| {})
         .await
         .map_err(projection_error)?;
     let parked = projection
