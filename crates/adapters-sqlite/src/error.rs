@@ -76,6 +76,13 @@ fn why_cannot_open(path: &Path) -> String {
 pub(crate) enum GroupFailure {
     /// Another connection held the write lock past the busy timeout.
     Locked,
+    /// SQLite found the database malformed.
+    Corrupt {
+        /// The file.
+        location: String,
+        /// What SQLite reported.
+        detail: String,
+    },
     /// Anything else, as displayed.
     Other(String),
 }
@@ -84,14 +91,27 @@ impl GroupFailure {
     pub(crate) fn from_error(error: &StoreError) -> Self {
         match error {
             StoreError::Locked { .. } => Self::Locked,
+            StoreError::Corrupt { location, detail } => Self::Corrupt {
+                location: location.clone(),
+                detail: detail.clone(),
+            },
             other => Self::Other(other.to_string()),
         }
+    }
+
+    /// True when SQLite found the database malformed.
+    pub(crate) fn is_corrupt(&self) -> bool {
+        matches!(self, Self::Corrupt { .. })
     }
 
     pub(crate) fn to_store_error(&self, path: &Path) -> StoreError {
         match self {
             Self::Locked => StoreError::Locked {
                 path: path.to_path_buf(),
+            },
+            Self::Corrupt { location, detail } => StoreError::Corrupt {
+                location: location.clone(),
+                detail: format!("{detail}; writes to it are refused"),
             },
             Self::Other(message) => StoreError::backend(
                 BACKEND,
