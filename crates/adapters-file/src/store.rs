@@ -144,8 +144,26 @@ impl FileStore {
     /// - [`StoreError::Io`] for file-system failures.
     pub fn open(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir.join(SNAPSHOTS_DIR))
-            .map_err(|e| StoreError::io(format!("create store directory {}", dir.display()), e))?;
+        if let Some(kind) = logbook_ports::paths::not_a_regular_file(dir).filter(|_| !dir.is_dir())
+        {
+            return Err(StoreError::io(
+                format!("cannot open file store {}", dir.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("it is {kind}, not a directory"),
+                ),
+            ));
+        }
+        let snapshots = dir.join(SNAPSHOTS_DIR);
+        std::fs::create_dir_all(&snapshots).map_err(|e| {
+            StoreError::io(
+                format!("cannot create file store {}", dir.display()),
+                std::io::Error::new(
+                    e.kind(),
+                    logbook_ports::paths::describe_create_error(&snapshots, &e),
+                ),
+            )
+        })?;
         let lock = lock::acquire(dir)?;
         let started = Instant::now();
         let scan = recovery::scan(dir, Mode::Repair)?;
@@ -216,9 +234,11 @@ impl FileStore {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
+            let why = logbook_ports::paths::unreachable_parent(&dir.join(SNAPSHOTS_DIR))
+                .unwrap_or_else(|| "no such directory".to_owned());
             return Err(StoreError::io(
-                format!("open store {}", dir.display()),
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+                format!("cannot open file store {}", dir.display()),
+                std::io::Error::new(std::io::ErrorKind::NotFound, why),
             ));
         }
         let started = Instant::now();

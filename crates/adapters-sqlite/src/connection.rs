@@ -54,6 +54,7 @@ fn open(path: &Path, flags: OpenFlags, options: &SqliteOptions) -> Result<Connec
 /// [`StoreError::Locked`] when another process holds the write lock past the
 /// busy timeout.
 pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    crate::error::refuse_special_file(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -232,6 +233,7 @@ pub(crate) fn open_read_only_unchecked(
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
+    crate::error::refuse_special_file(path)?;
     // Opening is lazy: the first read is what opens the write-ahead log.
     let first = open_reader(path, options, ReadMode::ReadOnly).and_then(|conn| {
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))

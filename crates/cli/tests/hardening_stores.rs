@@ -283,3 +283,84 @@ fn listing(home: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
     files.sort();
     files
 }
+
+/// Asserts a refusal in one line on stderr that holds every one of
+/// `needles` and none of the internals an operating system or SQLite
+/// would otherwise show.
+#[track_caller]
+fn refused_in_one_clear_line(output: Output, needles: &[&str]) {
+    let err = stderr(&output);
+    assert!(!output.status.success(), "succeeded: {}", stdout(&output));
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
+    for internal in ["Error code", "os error", "No such file or directory"] {
+        assert!(!err.contains(internal), "stderr shows {internal:?}: {err}");
+    }
+}
+
+#[test]
+fn a_store_path_that_cannot_hold_a_store_is_refused_in_one_clear_line() {
+    // Given paths where no store can be: a directory of a special file
+    // system, a character device
+    // When a command opens a store there
+    // Then it fails with one line naming the path and what is wrong
+    refused_in_one_clear_line(
+        logbook("file:/proc", &["account", "show", "acc_001"]),
+        &["/proc", "does not accept new files or directories"],
+    );
+    refused_in_one_clear_line(
+        logbook("file:/proc/self/store", &["account", "show", "acc_001"]),
+        &["/proc/self", "does not accept new files or directories"],
+    );
+    refused_in_one_clear_line(
+        logbook("sqlite:/dev/null", &["account", "show", "acc_001"]),
+        &["/dev/null", "it is a character device, not a database file"],
+    );
+    refused_in_one_clear_line(
+        logbook("file:/dev/null", &["account", "show", "acc_001"]),
+        &["/dev/null", "it is a character device, not a directory"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing").join("logbook.db");
+    refused_in_one_clear_line(
+        logbook(
+            &format!("sqlite:{}", missing.display()),
+            &["account", "show", "acc_001"],
+        ),
+        &[
+            &missing.display().to_string(),
+            &format!(
+                "directory {} does not exist",
+                dir.path().join("missing").display()
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_store_below_a_directory_the_user_may_not_search_is_refused_naming_it() {
+    // Given a directory this user may not search (no execute permission)
+    let dir = tempfile::tempdir().unwrap();
+    set_mode(dir.path(), 0o755);
+    let closed = dir.path().join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    set_mode(&closed, 0o600);
+    let wanted = format!(
+        "directory {} cannot be searched by this user",
+        closed.display()
+    );
+    for store in [
+        format!("sqlite:{}", closed.join("sub").join("logbook.db").display()),
+        format!("file:{}", closed.join("store").display()),
+    ] {
+        // When a command opens a store below it
+        let out = as_reader(&store, &["account", "show", "acc_001"]);
+
+        // Then it fails with one line naming that directory
+        refused_in_one_clear_line(out, &[&wanted]);
+    }
+    set_mode(&closed, 0o755);
+}

@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod conformance;
 pub mod error;
 pub mod event_store;
+pub mod paths;
 pub mod read;
 pub mod snapshot;
 
