@@ -24,6 +24,16 @@ use logbook_ports::{EventFilter, EventStore, ExpectedVersion, GlobalPages, Store
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Decoder;
+use crate::registry::{AggregateRegistry, UndecodableEvent};
+
+/// How far a long transfer or check has come: `done` of `total` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Events handled so far.
+    pub done: u64,
+    /// Events in all.
+    pub total: u64,
+}
 
 /// Events read per page while exporting.
 const PAGE: usize = 10_000;
@@ -47,6 +57,15 @@ pub enum TransferError {
         /// What is wrong.
         reason: String,
     },
+    /// An event of a registered aggregate's stream does not decode: no
+    /// reader could use it, so nothing is imported.
+    #[error("event {number}: {problem}; nothing was imported")]
+    Undecodable {
+        /// 1-based, in input order.
+        number: usize,
+        /// The stream, type, field and reason.
+        problem: UndecodableEvent,
+    },
     /// The input clashes with what the target store holds.
     #[error(
         "stream {stream} in the target store already has different events (first at version {version}); nothing was imported"
@@ -60,7 +79,7 @@ pub enum TransferError {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     /// Events appended.
     pub imported: u64,
@@ -68,6 +87,9 @@ pub struct ImportReport {
     pub already_present: u64,
     /// Streams touched.
     pub streams: u64,
+    /// Events kept whose streams no registered aggregate claims (their
+    /// payloads could not be checked).
+    pub unchecked: u64,
 }
 
 /// Writes the whole global log as JSON lines; returns the number of events.
@@ -77,7 +99,9 @@ pub struct ImportReport {
 pub async fn export_json_lines(
     store: &dyn EventStore,
     out: &mut dyn Write,
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<u64, TransferError> {
+    let total = store.head_position().await?.unwrap_or(0);
     let mut count = 0;
     let all = EventFilter::all();
     let mut pages = GlobalPages::new(store, 1, &all, PAGE);
@@ -87,6 +111,10 @@ pub async fn export_json_lines(
             out.write_all(b"\n")?;
             count += 1;
         }
+        progress(Progress {
+            done: pages.position().map_or(total, |next| next - 1),
+            total,
+        });
     }
     out.flush()?;
     Ok(count)
@@ -117,24 +145,50 @@ pub fn parse_json_lines(input: &str) -> Result<Vec<RecordedEvent>, TransferError
 /// versions, payload bytes, metadata and timestamps. Global positions are
 /// the target's own.
 ///
+/// Events in the streams of an aggregate of `aggregates` must decode as its
+/// events (what no reader can decode would stop every projection over it);
+/// events of other streams are kept unchecked and counted.
+///
 /// # Errors
-/// [`TransferError::Malformed`] for a gap in a stream's versions and
-/// [`TransferError::Clash`] for a stream that already holds other events;
-/// both before anything is written.
+/// [`TransferError::Malformed`] for a gap in a stream's versions,
+/// [`TransferError::Undecodable`] for an event its aggregate cannot read
+/// and [`TransferError::Clash`] for a stream that already holds other
+/// events; each before anything is written.
 pub async fn import(
     store: &dyn EventStore,
     events: Vec<RecordedEvent>,
+    aggregates: &AggregateRegistry,
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ImportReport, TransferError> {
+    let total = events.len() as u64;
     check_input(&events)?;
+    let mut unchecked = 0;
+    for (index, event) in events.iter().enumerate() {
+        match aggregates.check_event(event) {
+            Some(Err(problem)) => {
+                return Err(TransferError::Undecodable {
+                    number: index + 1,
+                    problem,
+                });
+            }
+            Some(Ok(())) => {}
+            None if is_tombstone(&event.event_type) => {}
+            None => unchecked += 1,
+        }
+    }
     let present = check_target(store, &events).await?;
     let mut report = ImportReport {
         streams: present.len() as u64,
+        unchecked,
         ..ImportReport::default()
     };
     // Write in input order, so the target's global log keeps the source's
     // order; consecutive events of one stream go in one batch.
     let mut pending: Vec<RecordedEvent> = Vec::new();
-    for event in events {
+    for (done, event) in (0u64..).zip(events) {
+        if done.is_multiple_of(1_000) {
+            progress(Progress { done, total });
+        }
         if event.version <= present[&event.stream] {
             report.already_present += 1;
             continue;
@@ -150,6 +204,7 @@ pub async fn import(
         pending.push(event);
     }
     report.imported += flush(store, &mut pending).await?;
+    progress(Progress { done: total, total });
     Ok(report)
 }
 

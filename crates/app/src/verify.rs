@@ -12,12 +12,13 @@ use logbook_ports::append::is_tombstone;
 use logbook_ports::{EventFilter, EventStore, GlobalPages, StoreError};
 
 use crate::store_url::{StoreUrl, StoreUrlError};
+use crate::transfer::Progress;
 
 /// Events read per page.
 const PAGE: usize = 10_000;
 
 /// What a walk found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WalkReport {
     /// Events read.
     pub events: u64,
@@ -54,7 +55,11 @@ impl fmt::Display for WalkReport {
 /// # Errors
 /// Store failures (a store that cannot read its own data reports
 /// [`StoreError::Corrupt`] with the location).
-pub async fn walk(store: &dyn EventStore) -> Result<WalkReport, StoreError> {
+pub async fn walk(
+    store: &dyn EventStore,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<WalkReport, StoreError> {
+    let total = store.head_position().await?.unwrap_or(0);
     let mut report = WalkReport::default();
     let mut versions: HashMap<StreamId, (Version, bool)> = HashMap::new();
     let mut expected_position = 1;
@@ -96,6 +101,10 @@ pub async fn walk(store: &dyn EventStore) -> Result<WalkReport, StoreError> {
             report.events += 1;
             expected_position += 1;
         }
+        progress(Progress {
+            done: expected_position - 1,
+            total,
+        });
     }
     report.streams = versions.len();
     report.deleted_streams = versions.values().filter(|(_, d)| *d).count();
@@ -113,7 +122,7 @@ pub struct VerifyOptions {
 
 /// What [`verify_store`] found: the adapter's own byte-level check where it
 /// has one, then the walk through the port.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct StoreVerification {
     /// The adapter's byte-level report (the file store's segments, batches
     /// and checksums; SQLite's integrity check), printed as the adapter
@@ -162,12 +171,16 @@ pub enum VerifyError {
 }
 
 /// Checks the store `url` names without changing it, as
-/// [`verify_store_with`] with the full check.
+/// [`verify_store_with`] with the full check, telling `progress` how far
+/// the walk got.
 ///
 /// # Errors
 /// As [`verify_store_with`].
-pub async fn verify_store(url: &StoreUrl) -> Result<StoreVerification, VerifyError> {
-    verify_store_with(url, VerifyOptions::default()).await
+pub async fn verify_store(
+    url: &StoreUrl,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<StoreVerification, VerifyError> {
+    verify_store_with(url, VerifyOptions::default(), progress).await
 }
 
 /// Checks the store `url` names without changing it: a file store is read
@@ -181,6 +194,7 @@ pub async fn verify_store(url: &StoreUrl) -> Result<StoreVerification, VerifyErr
 pub async fn verify_store_with(
     url: &StoreUrl,
     options: VerifyOptions,
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<StoreVerification, VerifyError> {
     #[cfg(not(feature = "sqlite"))]
     let _ = options;
@@ -234,6 +248,6 @@ pub async fn verify_store_with(
         _ => {}
     }
     let stores = url.open_read_only()?;
-    verification.walk = Some(walk(&*stores.events).await?);
+    verification.walk = Some(walk(&*stores.events, progress).await?);
     Ok(verification)
 }

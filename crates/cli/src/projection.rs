@@ -1,13 +1,13 @@
 //! `logbook projection ...`: list, inspect, rebuild, verify the read models,
 //! and handle their parked events.
 
-use std::io::IsTerminal;
-
 use anyhow::bail;
 use clap::Subcommand;
 use logbook::projection::{
-    PoisonPolicy, Progress, ProjectionRegistry, ProjectorOptions, RegisteredProjection,
+    PoisonPolicy, ProjectionRegistry, ProjectorOptions, RegisteredProjection,
 };
+
+use crate::progress::Reporter;
 use logbook_ports::Stores;
 
 /// `logbook projection [--on-poison POLICY] <COMMAND>`.
@@ -80,10 +80,22 @@ pub async fn run(
         ..ProjectorOptions::default()
     };
     let (name, action) = match args.command {
+        P::List if crate::output::json() => {
+            let mut statuses = Vec::new();
+            for projection in projections.iter() {
+                statuses.push(projection.status(stores, options()).await?);
+            }
+            crate::output::json_line(&statuses);
+            return Ok(());
+        }
         P::List => {
-            println!(
+            say!(
                 "{:<18} {:>10} {:>10} {:>8} {:>7}",
-                "name", "checkpoint", "head", "lag", "parked"
+                "name",
+                "checkpoint",
+                "head",
+                "lag",
+                "parked"
             );
             for projection in projections.iter() {
                 act(stores, &**projection, Action::StatusLine, options()).await?;
@@ -118,11 +130,12 @@ async fn act(
     options: ProjectorOptions,
 ) -> anyhow::Result<()> {
     let name = projection.name();
+    let json = crate::output::json();
     match action {
         Action::StatusLine => {
             let s = projection.status(stores, options).await?;
             let show = |p: Option<u64>| p.map_or_else(|| "-".to_owned(), |p| p.to_string());
-            println!(
+            say!(
                 "{:<18} {:>10} {:>10} {:>8} {:>7}",
                 s.name,
                 show(s.checkpoint),
@@ -131,20 +144,23 @@ async fn act(
                 s.parked
             );
         }
+        Action::Status if json => {
+            crate::output::json_line(&projection.status(stores, options).await?);
+        }
         Action::Status => {
             let s = projection.status(stores, options).await?;
-            println!("projection: {}", s.name);
-            println!(
+            say!("projection: {}", s.name);
+            say!(
                 "checkpoint: {}",
                 s.checkpoint
                     .map_or_else(|| "none".to_owned(), |p| p.to_string())
             );
-            println!(
+            say!(
                 "head:       {}",
                 s.head.map_or_else(|| "none".to_owned(), |p| p.to_string())
             );
-            println!("lag:        {}", s.lag);
-            println!("parked:     {}", s.parked);
+            say!("lag:        {}", s.lag);
+            say!("parked:     {}", s.parked);
         }
         Action::Show => {
             let (done, model) = projection.show(stores, options).await?;
@@ -154,15 +170,26 @@ async fn act(
                     done.parked
                 );
             }
-            println!("{}", serde_json::to_string_pretty(&model)?);
+            if json {
+                crate::output::json_line(&model);
+            } else {
+                say!("{}", serde_json::to_string_pretty(&model)?);
+            }
         }
         Action::Rebuild => {
-            let mut report = Reporter::new();
+            let mut report = Reporter::new("rebuild", "positions");
             let done = projection
-                .rebuild(stores, options, &mut |p| report.progress(p))
+                .rebuild(stores, options, &mut |p| report.update(p.position, p.head))
                 .await?;
             report.finish();
-            println!(
+            if json {
+                crate::output::json_line(&serde_json::json!({
+                    "name": name,
+                    "rebuilt": done,
+                }));
+                return Ok(());
+            }
+            say!(
                 "rebuilt {name}: {} events applied, {} parked, checkpoint {}",
                 done.applied,
                 done.parked,
@@ -171,81 +198,60 @@ async fn act(
         }
         Action::Verify => {
             let differences = projection.verify(stores, options).await?;
+            if json {
+                crate::output::json_line(&serde_json::json!({
+                    "name": name,
+                    "matches": differences.is_empty(),
+                    "differences": differences,
+                }));
+            }
             if !differences.is_empty() {
-                for difference in &differences {
-                    println!("{difference}");
+                if !json {
+                    for difference in &differences {
+                        say!("{difference}");
+                    }
                 }
                 bail!(
                     "projection {name} differs from a fresh fold in {} places",
                     differences.len()
                 );
             }
-            println!("projection {name} matches a fresh fold of the log");
+            if !json {
+                say!("projection {name} matches a fresh fold of the log");
+            }
         }
         Action::Parked => {
             let parked = projection.parked(stores, options).await?;
+            if json {
+                crate::output::json_line(&parked);
+                return Ok(());
+            }
             if parked.is_empty() {
-                println!("no parked events");
+                say!("no parked events");
             }
             for p in &parked {
-                println!(
+                say!(
                     "{:>8}  {}  {}  {}  {}",
-                    p.position, p.event_id, p.stream, p.event_type, p.error
+                    p.position,
+                    p.event_id,
+                    p.stream,
+                    p.event_type,
+                    p.error
                 );
             }
         }
         Action::Retry => {
             let (applied, still) = projection.retry_parked(stores, options).await?;
-            println!("{applied} parked events applied, {still} still parked");
+            if json {
+                crate::output::json_line(&serde_json::json!({
+                    "name": name,
+                    "applied": applied,
+                    "still_parked": still,
+                }));
+            } else {
+                say!("{applied} parked events applied, {still} still parked");
+            }
         }
     }
     Ok(())
-}
-
-/// A progress bar with rate and ETA on a terminal; plain lines otherwise.
-struct Reporter {
-    bar: Option<indicatif::ProgressBar>,
-    last_line: std::time::Instant,
-}
-
-impl Reporter {
-    fn new() -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} positions  {per_sec}  eta {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
-        Self {
-            bar,
-            last_line: std::time::Instant::now(),
-        }
-    }
-
-    fn progress(&mut self, p: Progress) {
-        match &self.bar {
-            Some(bar) => {
-                bar.set_length(p.head);
-                bar.set_position(p.position);
-            }
-            None if self.last_line.elapsed().as_secs() >= 1 || p.position >= p.head => {
-                eprintln!(
-                    "rebuild: position {} of {}, {} events applied",
-                    p.position, p.head, p.applied
-                );
-                self.last_line = std::time::Instant::now();
-            }
-            None => {}
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }

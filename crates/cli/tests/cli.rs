@@ -1,61 +1,10 @@
 //! The `logbook` binary as a user runs it: real processes, real stores.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn logbook(store: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_logbook"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("LOGBOOK_STORE")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the logbook binary runs")
-}
+mod support;
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        stderr(&output),
-        stdout(&output)
-    );
-    stdout(&output)
-}
-
-/// Asserts a clean refusal: non-zero exit, one line on stderr containing
-/// `needle`, no panic.
-#[track_caller]
-fn refused(output: Output, needle: &str) -> String {
-    let err = stderr(&output);
-    assert!(
-        !output.status.success(),
-        "expected a failure, got success: {}",
-        stdout(&output)
-    );
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-    err
-}
-
-/// Every store a command must work on across processes.
-fn durable_stores(dir: &Path) -> [String; 2] {
-    [sqlite_url(dir), file_url(dir)]
-}
-
-fn sqlite_url(dir: &Path) -> String {
-    format!("sqlite:{}", dir.join("logbook.db").display())
-}
+use support::*;
 
 #[test]
 fn the_demo_prints_the_seed_figures() {
@@ -199,7 +148,7 @@ fn a_refused_command_exits_non_zero_with_one_line_and_appends_nothing() {
         );
         refused(
             logbook(store, &["account", "deposit", "nobody", "5"]),
-            "not active",
+            "account nobody: account does not exist; open it first",
         );
         refused(
             logbook(store, &["account", "show", "nobody"]),
@@ -624,10 +573,6 @@ fn commands_by_name_with_json_arguments() {
             (Some(500), Some(3))
         );
     }
-}
-
-fn file_url(dir: &Path) -> String {
-    format!("file:{}", dir.join("log").display())
 }
 
 #[test]

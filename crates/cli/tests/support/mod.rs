@@ -1,0 +1,65 @@
+//! What the command-line tests share: running the `logbook` binary on a
+//! store and checking how it ended.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn logbook(store: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("LOGBOOK_STORE")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the logbook binary runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        stderr(&output),
+        stdout(&output)
+    );
+    stdout(&output)
+}
+
+/// Asserts a clean refusal: non-zero exit, one line on stderr containing
+/// `needle`, no panic.
+#[track_caller]
+pub fn refused(output: Output, needle: &str) -> String {
+    let err = stderr(&output);
+    assert!(
+        !output.status.success(),
+        "expected a failure, got success: {}",
+        stdout(&output)
+    );
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    err
+}
+
+/// Every store a command must work on across processes.
+pub fn durable_stores(dir: &Path) -> [String; 2] {
+    [sqlite_url(dir), file_url(dir)]
+}
+
+pub fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite:{}", dir.join("logbook.db").display())
+}
+
+pub fn file_url(dir: &Path) -> String {
+    format!("file:{}", dir.join("log").display())
+}
