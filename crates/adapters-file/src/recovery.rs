@@ -119,6 +119,35 @@ pub struct Scan {
     pub last_segment: Option<(PathBuf, u64)>,
     /// Leftover temporary files removed (repair mode).
     pub removed: Vec<PathBuf>,
+    /// True when ids are indexed (and checked for duplicates) record by
+    /// record, as [`follow`] does on an index that already has its ids;
+    /// false for the open scan, which indexes them all at the end.
+    indexed: bool,
+}
+
+/// Where a read-only store's view of the log ends: the last segment it
+/// read and the end of the last whole batch in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    /// The last segment read.
+    pub segment: PathBuf,
+    /// Its first position.
+    pub first_position: u64,
+    /// The offset just past its last whole batch.
+    pub end: u64,
+}
+
+impl Tail {
+    /// Where `scan` (of a read-only open) left off, if it read a segment.
+    pub fn of(scan: &Scan) -> Option<Self> {
+        let (segment, end) = scan.last_segment.clone()?;
+        let first_position = scan.index.segments.last()?.first_position;
+        Some(Self {
+            segment,
+            first_position,
+            end,
+        })
+    }
 }
 
 /// Scans the store in `dir`.
@@ -209,6 +238,135 @@ fn io_error(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> StoreErro
     move |e| StoreError::io(context, e)
 }
 
+/// Reads into `index` what another process's writer committed after
+/// `tail` (the rest of the segment, and any segments it rolled over to;
+/// with no tail, the log from its first segment), by the same rules as the
+/// open scan: a batch still being written is left for the next call, damage
+/// is corruption. Cheap when nothing was written: one `stat` and one lookup
+/// of the next segment's name. Changes no file.
+///
+/// # Errors
+/// As [`scan`]; corruption is returned as `Ok(Some(..))`, and `index` then
+/// holds every whole batch before it.
+pub fn follow(
+    dir: &Path,
+    index: &mut Index,
+    tail: &mut Option<Tail>,
+) -> Result<Option<Corruption>, StoreError> {
+    // The writer rolled over when the segment the next event would start
+    // exists and is not the one already being read (which, holding no
+    // event yet, has that name too).
+    let next = dir.join(format::segment_name(index.head() + 1));
+    let rolled = tail.as_ref().is_none_or(|t| t.segment != next) && next.exists();
+    let grew = match tail {
+        Some(tail) => {
+            std::fs::metadata(&tail.segment)
+                .map_err(io_error(&tail.segment, "stat"))?
+                .len()
+                > tail.end
+        }
+        None => false,
+    };
+    if !grew && !rolled {
+        return Ok(None);
+    }
+    // A segment the writer trims (on a roll) while it is read ends early:
+    // forget what this pass read and read again.
+    let (head, segments) = (index.committed(), index.segments.len());
+    let mut attempts = 0;
+    let scan = loop {
+        let mut scan = Scan {
+            index: std::mem::take(index),
+            indexed: true,
+            ..Scan::default()
+        };
+        let result = follow_segments(&mut scan, dir, tail.as_ref(), rolled);
+        *index = scan.index;
+        match result {
+            // Bytes read while the writer wrote can look damaged when part
+            // of a write was seen and part not (a record of zeros before a
+            // later whole one): read again before calling it corruption.
+            Ok(()) if scan.corruption.is_some() && attempts < 3 => {
+                attempts += 1;
+                index.truncate(head);
+                index.segments.truncate(segments);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Ok(()) => {
+                scan.index = Index::default();
+                break scan;
+            }
+            Err(StoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::UnexpectedEof && attempts < 3 =>
+            {
+                attempts += 1;
+                index.truncate(head);
+                index.segments.truncate(segments);
+            }
+            Err(error) => {
+                index.truncate(head);
+                index.segments.truncate(segments);
+                return Err(error);
+            }
+        }
+    };
+    if let Some((segment, end)) = scan.last_segment {
+        *tail = Some(Tail {
+            segment,
+            first_position: index.segments.last().map_or(1, |s| s.first_position),
+            end,
+        });
+    }
+    Ok(scan.corruption)
+}
+
+fn follow_segments(
+    scan: &mut Scan,
+    dir: &Path,
+    tail: Option<&Tail>,
+    rolled: bool,
+) -> Result<(), StoreError> {
+    if let Some(tail) = tail
+        && (!scan_segment_from(
+            scan,
+            &tail.segment,
+            tail.first_position,
+            !rolled,
+            Some(tail.end),
+        )? || !rolled)
+    {
+        return Ok(());
+    }
+    loop {
+        let first = scan.index.head() + 1;
+        let path = dir.join(format::segment_name(first));
+        if !path.exists() {
+            return Ok(());
+        }
+        // The writer creates the next segment only once it has finished
+        // this one; a segment with no successor yet may still grow.
+        let last = !later_segment_exists(dir, first)?;
+        if !scan_segment_from(scan, &path, first, last, None)? || last {
+            return Ok(());
+        }
+    }
+}
+
+/// True when `dir` holds a segment starting after position `first`.
+fn later_segment_exists(dir: &Path, first: u64) -> Result<bool, StoreError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| StoreError::io(format!("list {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(format!("list {}", dir.display()), e))?;
+        if let Some(name) = entry.file_name().to_str()
+            && format::parse_segment_name(name).is_some_and(|n| n > first)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Scans one segment into `scan`. Returns false when the scan must stop
 /// (corruption found).
 fn scan_segment(
@@ -216,6 +374,18 @@ fn scan_segment(
     path: &Path,
     name_position: u64,
     last: bool,
+) -> Result<bool, StoreError> {
+    scan_segment_from(scan, path, name_position, last, None)
+}
+
+/// As [`scan_segment`]; with `resume`, continues a segment already in the
+/// index from that offset (the end of its last whole batch read before).
+fn scan_segment_from(
+    scan: &mut Scan,
+    path: &Path,
+    name_position: u64,
+    last: bool,
+    resume: Option<u64>,
 ) -> Result<bool, StoreError> {
     let corrupt = |scan: &mut Scan, offset: u64, detail: String| {
         scan.corruption = Some(Corruption {
@@ -227,54 +397,54 @@ fn scan_segment(
     };
     let mut file = segment::open_for_read(path)?;
     let file_len = file.metadata().map_err(io_error(path, "stat"))?.len();
-    let mut buf = vec![0u8; SEGMENT_HEADER_LEN.min(file_len as usize)];
-    file.read_exact(&mut buf).map_err(io_error(path, "read"))?;
-    let first = match format::decode_segment_header(&buf) {
-        Ok(first) => first,
-        Err(HeaderError::Version(found)) => {
-            return Err(StoreError::IncompatibleFormat {
-                location: path.display().to_string(),
-                found,
-                supported: format::FORMAT_VERSION,
-            });
+    let start = resume.unwrap_or(SEGMENT_HEADER_LEN as u64);
+    if resume.is_none() {
+        let mut buf = vec![0u8; SEGMENT_HEADER_LEN.min(file_len as usize)];
+        file.read_exact(&mut buf).map_err(io_error(path, "read"))?;
+        let first = match format::decode_segment_header(&buf) {
+            Ok(first) => first,
+            Err(HeaderError::Version(found)) => {
+                return Err(StoreError::IncompatibleFormat {
+                    location: path.display().to_string(),
+                    found,
+                    supported: format::FORMAT_VERSION,
+                });
+            }
+            Err(HeaderError::Short) => {
+                return corrupt(scan, 0, "segment is shorter than its header".into());
+            }
+            Err(HeaderError::Invalid(detail)) => return corrupt(scan, 0, detail),
+        };
+        let expected = scan.index.head() + 1;
+        if first != name_position || first != expected {
+            return corrupt(
+                scan,
+                0,
+                format!(
+                    "segment starts at position {first} (named {name_position}) but the log so far ends at {}",
+                    expected - 1
+                ),
+            );
         }
-        Err(HeaderError::Short) => {
-            return corrupt(scan, 0, "segment is shorter than its header".into());
-        }
-        Err(HeaderError::Invalid(detail)) => return corrupt(scan, 0, detail),
-    };
-    let expected = scan.index.head() + 1;
-    if first != name_position || first != expected {
-        return corrupt(
-            scan,
-            0,
-            format!(
-                "segment starts at position {first} (named {name_position}) but the log so far ends at {}",
-                expected - 1
-            ),
-        );
+        let read_file = Arc::new(segment::open_for_read(path)?);
+        scan.index.segments.push(SegmentRef {
+            first_position: first,
+            path: Arc::from(path),
+            file: read_file,
+        });
     }
-    let read_file = Arc::new(segment::open_for_read(path)?);
-    scan.index.segments.push(SegmentRef {
-        first_position: first,
-        path: Arc::from(path),
-        file: read_file,
-    });
+    // A resumed segment may have been trimmed below where it was read.
+    let file_len = file_len.max(start);
 
     // Records. A read-ahead thread reads the segment and checks every
     // frame's checksum while this thread decodes and indexes.
-    let chunks = ReadAhead::start(
-        segment::open_for_read(path)?,
-        path,
-        SEGMENT_HEADER_LEN as u64,
-        file_len,
-    )?;
+    let chunks = ReadAhead::start(segment::open_for_read(path)?, path, start, file_len)?;
     let mut buf: Vec<u8> = Vec::new();
-    let mut buf_start = SEGMENT_HEADER_LEN as u64;
+    let mut buf_start = start;
     // Frames before this offset had their length and checksum checked.
     let mut verified_end = buf_start;
     let mut pos = 0usize;
-    let mut batch_end = SEGMENT_HEADER_LEN as u64;
+    let mut batch_end = start;
     let mut batch_head = scan.index.head();
     let mut last_stream: Option<(String, u32)> = None;
     let mut last_type: Option<(String, u32)> = None;
@@ -371,13 +541,26 @@ fn scan_segment(
         let Ok(entry_offset) = u32::try_from(offset) else {
             return corrupt(scan, offset, "segment is larger than 4 GiB".into());
         };
-        // Ids are indexed, and checked for duplicates, after the scan.
-        scan.index.push_unindexed(Entry {
+        let entry = Entry {
             id: record.id,
             offset: entry_offset,
             stream,
             event_type,
-        });
+        };
+        if scan.indexed {
+            if let Some(earlier) = scan.index.find_id(&record.id) {
+                scan.index.truncate(batch_head);
+                return corrupt(
+                    scan,
+                    offset,
+                    format!("event id {} is also at position {earlier}", record.id),
+                );
+            }
+            scan.index.push(entry);
+        } else {
+            // Ids are indexed, and checked for duplicates, after the scan.
+            scan.index.push_unindexed(entry);
+        }
         pos += len;
         if record.ends_batch() {
             batch_end = offset + len as u64;
