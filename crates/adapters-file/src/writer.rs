@@ -322,7 +322,10 @@ impl WriterThread {
 
     /// Makes sure the segment file is at least `end` bytes long, filling it
     /// with zeros up to a chunk ahead (never past the segment size unless
-    /// `end` itself is).
+    /// `end` itself is). Preallocation shrinks to what fits: when the disk
+    /// (or a file-size limit) refuses the zeros, those written are cut off
+    /// again and nothing is preallocated, so the write itself extends the
+    /// file and fails only if its own bytes do not fit.
     fn preallocate(&mut self, end: u64) -> std::io::Result<()> {
         if end <= self.allocated {
             return Ok(());
@@ -334,7 +337,20 @@ impl WriterThread {
         let mut at = self.allocated;
         while at < target {
             let n = (target - at).min(ZEROS.len() as u64) as usize;
-            self.file.write_all_at(&ZEROS[..n], at)?;
+            if let Err(e) = self.file.write_all_at(&ZEROS[..n], at) {
+                if !is_out_of_room(&e) {
+                    return Err(e);
+                }
+                // Give the blocks back: the write needs them more.
+                self.file.set_len(self.allocated.max(self.len))?;
+                tracing::debug!(
+                    segment = %self.path.display(),
+                    "no room to preallocate up to {target} bytes ({e}); writing without"
+                );
+                // The write extends the file to `end` itself.
+                self.allocated = end;
+                return Ok(());
+            }
             at += n as u64;
         }
         self.allocated = target;
@@ -460,7 +476,7 @@ impl WriterThread {
                     }
                 }
                 Err(e) => {
-                    let reason = format!("write to {} failed: {e}", self.path.display());
+                    let reason = write_failure(&self.path, self.buf.len(), &e);
                     tracing::error!("{reason}");
                     self.shared
                         .index
@@ -473,7 +489,11 @@ impl WriterThread {
                     self.failed = Some(reason.clone());
                     for (_, result) in &mut outcomes {
                         if result.is_ok() {
-                            *result = Err(failed_error(&reason));
+                            // This write failed: say so, not "an earlier" one.
+                            *result = Err(StoreError::io(
+                                "append to the file store",
+                                std::io::Error::new(e.kind(), reason.clone()),
+                            ));
                         }
                     }
                 }
@@ -662,6 +682,33 @@ impl WriterThread {
         self.unflushed = 0;
         self.allocated = self.len;
         Ok(())
+    }
+}
+
+/// True for the errors of a file that cannot grow: the disk or the user's
+/// quota is full, or the process's file-size limit is reached.
+fn is_out_of_room(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::QuotaExceeded
+            | std::io::ErrorKind::FileTooLarge
+    )
+}
+
+/// Why a write of `bytes` bytes to `path` failed, in one line.
+fn write_failure(path: &std::path::Path, bytes: usize, error: &std::io::Error) -> String {
+    if is_out_of_room(error) {
+        format!(
+            "no room for the {bytes} bytes of this append in {}: the disk, the quota or the file-size limit is full",
+            path.display()
+        )
+    } else {
+        format!(
+            "write to {} failed: {}",
+            path.display(),
+            logbook_ports::paths::describe_io_error(path, error)
+        )
     }
 }
 
