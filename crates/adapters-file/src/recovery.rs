@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use logbook_ports::StoreError;
 
+use crate::durable::{self, DurableMark};
 use crate::format::{self, HeaderError, SEGMENT_HEADER_LEN, TEMP_SUFFIX};
 use crate::index::{Entry, Index, MAX_EVENTS, SegmentRef};
 use crate::record::{self, DecodeError};
@@ -54,6 +55,9 @@ pub struct TornTail {
     pub events_dropped: u64,
     /// What was wrong at the first bad byte.
     pub reason: String,
+    /// The file beside the segment that keeps the bytes cut (their
+    /// trailing preallocated zeros left out), once they were cut.
+    pub kept_in: Option<PathBuf>,
 }
 
 impl fmt::Display for TornTail {
@@ -66,7 +70,11 @@ impl fmt::Display for TornTail {
             self.offset,
             self.events_dropped,
             self.reason
-        )
+        )?;
+        match &self.kept_in {
+            Some(kept) => write!(f, "; the bytes cut are kept in {}", kept.display()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -119,6 +127,9 @@ pub struct Scan {
     pub last_segment: Option<(PathBuf, u64)>,
     /// Leftover temporary files removed (repair mode).
     pub removed: Vec<PathBuf>,
+    /// The writer's durable mark, when the store has one: damage before it
+    /// in the last segment is corruption, never a torn tail.
+    mark: Option<DurableMark>,
     /// True when ids are indexed (and checked for duplicates) record by
     /// record, as [`follow`] does on an index that already has its ids;
     /// false for the open scan, which indexes them all at the end.
@@ -157,7 +168,10 @@ impl Tail {
 /// [`StoreError::IncompatibleFormat`] for a newer format. Corruption is not
 /// an error here: it is in [`Scan::corruption`].
 pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
-    let mut scan = Scan::default();
+    let mut scan = Scan {
+        mark: durable::load(dir)?,
+        ..Scan::default()
+    };
     let mut segments = Vec::new();
     let entries =
         std::fs::read_dir(dir).map_err(|e| StoreError::io(format!("list {}", dir.display()), e))?;
@@ -224,13 +238,50 @@ pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
             bytes_cut = torn.bytes_cut,
             "{torn}"
         );
+        let kept_in = quarantine(torn)?;
         let writable = segment::open_for_append(&torn.segment)?;
         writable
             .set_len(torn.offset)
             .and_then(|()| writable.sync_all())
             .map_err(io_error(&torn.segment, "truncate"))?;
+        if let Some(torn) = &mut scan.torn {
+            torn.kept_in = kept_in;
+        }
     }
     Ok(scan)
+}
+
+/// Copies the bytes a torn-tail cut removes (without the preallocated
+/// zeros that end them) into `<segment>.torn-<offset>` beside the segment,
+/// synced, before the cut: nothing is destroyed without a trace. Returns
+/// the file, or `None` when the cut holds only zeros.
+///
+/// # Errors
+/// [`StoreError::Io`] when the bytes cannot be read or kept (the segment is
+/// then not cut).
+fn quarantine(torn: &TornTail) -> Result<Option<PathBuf>, StoreError> {
+    use std::os::unix::fs::FileExt;
+    let file = segment::open_for_read(&torn.segment)?;
+    let mut bytes = vec![0u8; torn.bytes_cut as usize];
+    file.read_exact_at(&mut bytes, torn.offset)
+        .map_err(io_error(&torn.segment, "read"))?;
+    let kept = bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count();
+    if kept == 0 {
+        return Ok(None);
+    }
+    bytes.truncate(kept);
+    let mut name = torn.segment.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".torn-{}", torn.offset));
+    let path = torn.segment.with_file_name(name);
+    segment::write_atomically(&path, &bytes)?;
+    tracing::warn!(
+        segment = %torn.segment.display(),
+        kept_in = %path.display(),
+        "the {kept} bytes of the torn tail at offset {} are kept in {}",
+        torn.offset,
+        path.display()
+    );
+    Ok(Some(path))
 }
 
 fn io_error(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -568,7 +619,24 @@ fn scan_segment_from(
         }
     };
 
+    // Every byte of this segment before the durable mark was acknowledged
+    // after its fsync: damage there is corruption, never a torn tail.
+    let durable_to = scan
+        .mark
+        .filter(|mark| last && mark.segment_first == name_position)
+        .map_or(0, |mark| mark.offset);
+    let before_mark = |what: &str| {
+        format!(
+            "{what}; the segment was durable up to offset {durable_to} (acknowledged after \
+             fsync), so this is damage, not a torn tail"
+        )
+    };
     let (offset, reason) = match failure {
+        None if batch_end == file_len && file_len < durable_to => {
+            scan.index.truncate(batch_head);
+            let detail = before_mark("the segment ends early");
+            return corrupt(scan, file_len, detail);
+        }
         None if batch_end == file_len => {
             scan.bytes += file_len;
             scan.index.commit();
@@ -583,6 +651,11 @@ fn scan_segment_from(
     if !last {
         scan.index.truncate(batch_head);
         return corrupt(scan, offset, reason);
+    }
+    if offset < durable_to {
+        scan.index.truncate(batch_head);
+        let detail = before_mark(&reason);
+        return corrupt(scan, offset, detail);
     }
     if offset == batch_end && zeros_to_end(&file, offset, file_len, path)? {
         // The preallocated free space of the open segment: the log ends here.
@@ -610,6 +683,7 @@ fn scan_segment_from(
         bytes_cut: file_len - batch_end,
         events_dropped,
         reason,
+        kept_in: None,
     };
     // Cut (in repair mode) once the whole log is known to be sound.
     scan.bytes += batch_end;

@@ -38,8 +38,9 @@ use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{AppendOutcome, ExpectedVersion, StoreError};
 use tokio::sync::oneshot;
 
+use crate::durable::MarkWriter;
 use crate::event_store::Shared;
-use crate::format::SEGMENT_HEADER_LEN;
+use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::index::{Entry, Index, MAX_EVENTS, SegmentRef};
 use crate::options::Durability;
 use crate::record::{self, FLAG_BATCH_END, Record};
@@ -114,6 +115,7 @@ impl Writer {
             .map_err(|e| StoreError::io(format!("stat {}", path.display()), e))?
             .len()
             .max(len);
+        let mark = MarkWriter::open(&shared.dir)?;
         let mut state = WriterThread {
             shared,
             rx,
@@ -129,6 +131,7 @@ impl Writer {
             unflushed: 0,
             flusher: None,
             failed: None,
+            mark,
         };
         if durability != Durability::Always {
             state.flusher = Some(Flusher::start()?);
@@ -267,6 +270,8 @@ struct WriterThread {
     /// Set when a write or fsync failed: what is on disk is uncertain, so
     /// every later append fails until the store is reopened (and recovered).
     failed: Option<String>,
+    /// The durable mark, moved on after every fsync of the open segment.
+    mark: MarkWriter,
 }
 
 type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
@@ -316,8 +321,22 @@ impl WriterThread {
                 .sync_data()
                 .map_err(|e| StoreError::io(format!("fsync {}", self.path.display()), e))?;
             self.dirty = false;
+            self.mark_durable();
         }
         Ok(())
+    }
+
+    /// Moves the durable mark to the end of the log in the open segment:
+    /// call right after an fsync of it returned.
+    fn mark_durable(&self) {
+        let first = self
+            .path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(format::parse_segment_name);
+        if let Some(first) = first {
+            self.mark.record(first, self.len);
+        }
     }
 
     /// Makes sure the segment file is at least `end` bytes long, filling it
@@ -467,6 +486,7 @@ impl WriterThread {
                     self.len += self.buf.len() as u64;
                     if self.durability == Durability::Always {
                         self.last_sync = Instant::now();
+                        self.mark_durable();
                     } else {
                         if !self.dirty {
                             self.dirty = true;

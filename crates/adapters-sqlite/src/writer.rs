@@ -387,10 +387,10 @@ impl Thread {
                 .map(|()| true)
                 .map_err(|e| GroupFailure::from_error(&e)),
         };
-        if let Err(failure) = &outcome {
-            if failure.is_corrupt() {
-                self.corrupt = Some(failure.clone());
-            }
+        if let Err(failure) = &outcome
+            && failure.is_corrupt()
+        {
+            self.corrupt = Some(failure.clone());
         }
         if !matches!(outcome, Ok(true)) && !self.conn.is_autocommit() {
             // Best effort: the connection must not stay inside a failed

@@ -364,3 +364,45 @@ fn a_store_below_a_directory_the_user_may_not_search_is_refused_naming_it() {
     }
     set_mode(&closed, 0o755);
 }
+
+#[test]
+fn a_byte_flipped_in_the_last_event_of_a_file_store_is_reported_and_never_cut() {
+    // Given a file store whose last event was acknowledged, closed
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("store");
+    let store = format!("file:{}", home.display());
+    ok(logbook(
+        &store,
+        &["account", "open", "acc_001", "--owner", "ann"],
+    ));
+    ok(logbook(&store, &["account", "deposit", "acc_001", "10.00"]));
+    let segment = std::fs::read_dir(&home)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+
+    // When a byte of that last event's record is flipped
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x01;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    // Then verify reports corruption naming the segment, with exit status 1
+    let err = refused(logbook(&store, &["verify"]), 1, "corrupt");
+    assert!(err.contains(&segment.display().to_string()), "{err}");
+    assert!(err.contains("offset"), "{err}");
+
+    // And a later command of any kind refuses the store, cutting nothing
+    let err = refused(
+        logbook(&store, &["account", "show", "acc_001"]),
+        1,
+        "corrupt",
+    );
+    assert!(err.contains(&segment.display().to_string()), "{err}");
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        bytes,
+        "the segment changed"
+    );
+}
