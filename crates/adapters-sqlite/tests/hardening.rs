@@ -273,3 +273,35 @@ fn a_read_only_open_neither_creates_nor_migrates() {
     assert!(empty_error.contains("no logbook schema"), "{empty_error}");
     assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_open_refuses_a_database_that_needs_migrating() {
+    // Given a logbook database that says it is at an older schema version
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    written_database(&path).await;
+    let older = logbook_adapters_sqlite::SCHEMA_VERSION - 1;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", older)
+        .unwrap();
+
+    // When it is opened read-only
+    let error = SqliteStore::open_read_only(&path, SqliteOptions::default())
+        .unwrap_err()
+        .to_string();
+
+    // Then it is refused in one line saying what to do, and left as it was
+    assert!(error.contains(&path.display().to_string()), "{error}");
+    assert!(
+        error.contains(&format!("its schema version is {older}")),
+        "{error}"
+    );
+    assert!(error.contains("open it once for writing"), "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
+    let version: u32 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, older);
+}
