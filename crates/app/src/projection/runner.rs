@@ -296,6 +296,18 @@ impl<R: ReadModel> Projector<R> {
     /// [`PoisonPolicy::Stop`] (or after its retries): everything before it
     /// is saved, it is not.
     pub async fn catch_up(&self) -> Result<CatchUp, ProjectionError> {
+        self.catch_up_reporting(|_| {}).await
+    }
+
+    /// As [`Projector::catch_up`], reporting progress after every batch (for
+    /// a long catch-up over a big log).
+    ///
+    /// # Errors
+    /// As [`Projector::catch_up`].
+    pub async fn catch_up_reporting(
+        &self,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<CatchUp, ProjectionError> {
         let mut state = self.checked_state().await?;
         let mut subscription = self.subscription(state.checkpoint);
         let mut total = CatchUp {
@@ -303,9 +315,17 @@ impl<R: ReadModel> Projector<R> {
             parked: 0,
             checkpoint: state.checkpoint,
         };
+        let head = self.events.head_position().await?.unwrap_or(0);
         loop {
+            let applied_before = total.applied;
             match self
-                .fold(&mut state, &mut subscription, Save::EachBatch, |_| {})
+                .fold(&mut state, &mut subscription, Save::EachBatch, |p| {
+                    progress(Progress {
+                        position: p.0,
+                        head,
+                        applied: applied_before + p.1,
+                    });
+                })
                 .await
             {
                 Ok(done) => {
