@@ -574,7 +574,14 @@ impl<A: Aggregate> Repository<A> {
             return;
         }
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= self.options.cache_capacity && !cache.contains_key(stream) {
+        // The usual case, an aggregate already cached: update it in place
+        // (one hash, and `clone_from` reuses the entry's allocations).
+        if let Some(entry) = cache.get_mut(stream) {
+            entry.state.clone_from(state);
+            entry.version = version;
+            return;
+        }
+        if cache.len() >= self.options.cache_capacity {
             // Bounded, not clever: drop an arbitrary entry; it reloads cheaply.
             if let Some(victim) = cache.keys().next().cloned() {
                 cache.remove(&victim);
