@@ -187,14 +187,16 @@ impl Logbook {
         let read = || -> anyhow::Result<Stores> { Ok(url.open_read_only()?) };
         match command {
             Parsed::Common(command) => match command {
-                Command::Verify => verify::run(url).await,
+                Command::Verify(args) => verify::run(url, args).await,
                 Command::Exec(args) => exec::run(&open()?, &self.aggregates, args).await,
                 Command::Show(args) => show::run(&read()?, &self.aggregates, args).await,
                 Command::Events(args) => events::run(&read()?, args).await,
                 Command::Log(args) => log::log(&read()?, args).await,
-                Command::Follow(args) => log::follow(&open()?, args).await,
+                Command::Follow(args) => log::follow(&read()?, args).await,
                 Command::Projection(args) => {
-                    projection::run(&open()?, &self.projections, args).await
+                    // Listing and inspecting save nothing; catching up saves.
+                    let stores = if args.only_reads() { read()? } else { open()? };
+                    projection::run(&stores, &self.projections, args).await
                 }
                 Command::Export(args) => transfer::export(&read()?, args).await,
                 Command::Import(args) => transfer::import(&open()?, &self.aggregates, args).await,
@@ -263,7 +265,7 @@ enum Command {
     /// Read events written by `export` (or the seed's ship file) into the store.
     Import(transfer::ImportArgs),
     /// Check a store: events, streams, segments, the first corruption (exit 1).
-    Verify,
+    Verify(verify::VerifyArgs),
     /// List, show, rebuild and verify the read models.
     Projection(projection::ProjectionArgs),
     /// Serve the store over HTTP: JSON API, live subscriptions, metrics, web console.

@@ -21,6 +21,19 @@ pub struct ProjectionArgs {
     command: ProjectionCommand,
 }
 
+impl ProjectionArgs {
+    /// True for the subcommands that only read (list, status, parked):
+    /// they open the store for reading, so they never wait for a writer.
+    pub fn only_reads(&self) -> bool {
+        matches!(
+            self.command,
+            ProjectionCommand::List
+                | ProjectionCommand::Status { .. }
+                | ProjectionCommand::Parked { .. }
+        )
+    }
+}
+
 /// The poison policies offered on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum OnPoison {

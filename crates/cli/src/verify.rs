@@ -1,17 +1,28 @@
 //! `logbook verify`: walk a store and report its events, streams (and for a
 //! file store its segments) and the first corruption found; exit 1 when
-//! there is one. Nothing is written: the library's [`verify_store`] reads a
+//! there is one. Nothing is written: the library's [`verify_store_with`] reads a
 //! file store without its write lock and reports a torn tail, not cuts it.
 
 use anyhow::bail;
 use logbook::StoreUrl;
-use logbook::verify::verify_store;
+use logbook::verify::{VerifyOptions, verify_store_with};
 
 use crate::progress::Reporter;
 
-pub async fn run(url: &StoreUrl) -> anyhow::Result<()> {
+/// Arguments of `logbook verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// On SQLite, check page structure only (`PRAGMA quick_check`) instead of
+    /// matching every index against its table: faster on a big database.
+    #[arg(long)]
+    quick: bool,
+}
+
+pub async fn run(url: &StoreUrl, args: VerifyArgs) -> anyhow::Result<()> {
     let mut report = Reporter::new("verify", "events");
-    let verification = verify_store(url, &mut |p| report.update(p.done, p.total)).await?;
+    let options = VerifyOptions { quick: args.quick };
+    let verification =
+        verify_store_with(url, options, &mut |p| report.update(p.done, p.total)).await?;
     report.finish();
     if crate::output::json() {
         crate::output::json_line(&serde_json::json!({
