@@ -340,7 +340,9 @@ impl Drop for TestServer {
         if !self.stopped {
             let data = self.data();
             let _ = self.command("pg_ctl", |c| {
-                c.arg("-D").arg(&data).args(["-w", "-m", "immediate", "stop"]);
+                c.arg("-D")
+                    .arg(&data)
+                    .args(["-w", "-m", "immediate", "stop"]);
             });
         }
         let _ = std::fs::remove_dir_all(&self.root);
@@ -413,7 +415,10 @@ mod tests {
 
     #[test]
     fn a_schema_is_added_to_a_url_with_or_without_a_query() {
-        assert_eq!(with_schema("postgres://h/db", "s"), "postgres://h/db?schema=s");
+        assert_eq!(
+            with_schema("postgres://h/db", "s"),
+            "postgres://h/db?schema=s"
+        );
         assert_eq!(
             with_schema("postgres://h/db?sslmode=disable", "s"),
             "postgres://h/db?sslmode=disable&schema=s"

@@ -1,0 +1,567 @@
+//! The one writer of a store: a task that owns the write connection and
+//! commits queued appends in groups.
+//!
+//! **Group commit.** Callers queue appends and await their replies. The task
+//! takes every append waiting in the queue (up to
+//! [`PostgresOptions::max_group_events`](crate::PostgresOptions) events) and
+//! runs them in one transaction:
+//!
+//! 1. `BEGIN; SELECT position FROM head FOR UPDATE` — the lock of the one
+//!    head row, held until COMMIT: writers of every process take turns here;
+//! 2. per append, in its own savepoint: look up the stream and the batch's
+//!    ids, decide (expected version, retry, duplicate) with
+//!    [`logbook_ports::append`], insert the events at the next positions;
+//!    an append that fails is rolled back to its savepoint alone, and the
+//!    positions it would have taken go to the next one;
+//! 3. `UPDATE head SET position = <last>` and `pg_notify` in one statement,
+//!    then COMMIT, and only then every caller is answered.
+//!
+//! Appends that arrive while a group commits form the next group, so N
+//! concurrent appenders share one transaction and one WAL flush.
+//!
+//! Because the head row lock is held until COMMIT, a transaction takes its
+//! positions only after the previous holder is visible: positions become
+//! visible in order, without gaps (docs/postgres.md has the argument).
+//!
+//! The connection is re-opened before the next group when it was lost; the
+//! appends of a group whose connection is lost get an error that says the
+//! outcome is unknown, and their retry with the same event ids is
+//! idempotent.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use logbook_domain::{EventId, NewEvent, Position, StreamId, Version};
+use logbook_ports::append::{self, RecordedSlot};
+use logbook_ports::event_store::timestamp_now;
+use logbook_ports::{AppendOutcome, ExpectedVersion, StoreError};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::{Client, Statement};
+use uuid::Uuid;
+
+use crate::config::{PostgresUrl, connect};
+use crate::error::{BACKEND, corrupt, store_error};
+use crate::rows::{encode_metadata, sql_int, unsigned};
+
+/// What one queued write does.
+pub(crate) enum Work {
+    /// Append `events` if `expected` holds.
+    Append {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    },
+    /// Record a tombstone if `expected` holds.
+    Delete {
+        stream: StreamId,
+        expected: ExpectedVersion,
+    },
+}
+
+impl Work {
+    fn weight(&self) -> usize {
+        match self {
+            Self::Append { events, .. } => events.len().max(1),
+            Self::Delete { .. } => 1,
+        }
+    }
+}
+
+struct Job {
+    work: Work,
+    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// The writer's handle: queues work for the task.
+pub(crate) struct Writer {
+    queue: mpsc::UnboundedSender<Job>,
+    url: PostgresUrl,
+}
+
+impl Writer {
+    /// Starts the writer task on `client` (re-connecting with `config`
+    /// when the connection is lost). `commits` is told the head after every
+    /// commit that wrote events. The task ends when the handle is dropped.
+    pub(crate) fn start(
+        client: Client,
+        config: tokio_postgres::Config,
+        url: PostgresUrl,
+        max_group_events: usize,
+        commits: Arc<watch::Sender<Position>>,
+    ) -> Self {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let task = Task {
+            client: Some(client),
+            statements: None,
+            config,
+            url: url.clone(),
+            max_group_events,
+            commits,
+        };
+        tokio::spawn(task.run(jobs));
+        Self { queue, url }
+    }
+
+    /// Runs `work` in the next group and answers once that group has
+    /// committed.
+    ///
+    /// # Errors
+    /// The work's own error; [`StoreError::Backend`] when the group's
+    /// transaction failed (then nothing of the work was written, or, when
+    /// the connection was lost during COMMIT, the outcome is unknown and
+    /// the error says so).
+    pub(crate) async fn run(&self, work: Work) -> Result<AppendOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || {
+            StoreError::backend(
+                BACKEND,
+                format!("writing to {}", self.url),
+                "the writer task has stopped",
+            )
+        };
+        self.queue
+            .send(Job { work, reply })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// The statements of an append, prepared once per connection.
+struct Statements {
+    lookup: Statement,
+    slots: Statement,
+    insert: Statement,
+    advance: Statement,
+}
+
+/// The stream's state and where the batch's ids are recorded.
+struct Lookup {
+    current: Option<Version>,
+    deleted: bool,
+    /// Stream and version of the batch's first id, if recorded.
+    first: Option<(String, Version)>,
+    /// Another id of the batch that is recorded, and its stream.
+    other: Option<(Uuid, String)>,
+}
+
+struct Task {
+    client: Option<Client>,
+    statements: Option<Statements>,
+    config: tokio_postgres::Config,
+    url: PostgresUrl,
+    max_group_events: usize,
+    commits: Arc<watch::Sender<Position>>,
+}
+
+/// Why a group's transaction did not commit.
+enum Lost {
+    /// Nothing of the group was written.
+    RolledBack(StoreError),
+    /// COMMIT was sent and no answer came: the outcome is unknown.
+    Unknown(StoreError),
+}
+
+impl Task {
+    async fn run(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        let mut group = Vec::new();
+        while let Some(first) = jobs.recv().await {
+            let mut events = first.work.weight();
+            group.push(first);
+            while events < self.max_group_events {
+                let Ok(job) = jobs.try_recv() else { break };
+                events += job.work.weight();
+                group.push(job);
+            }
+            self.commit_group(std::mem::take(&mut group)).await;
+        }
+    }
+
+    /// The connection and its statements, re-opened if it was lost.
+    async fn ready(&mut self) -> Result<(&Client, &Statements), StoreError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            self.statements = None;
+            self.client = Some(connect(&self.config, &self.url).await?);
+        }
+        let client = self.client.as_ref().expect("connected above");
+        if self.statements.is_none() {
+            self.statements = Some(prepare(client, &self.url).await?);
+        }
+        Ok((client, self.statements.as_ref().expect("prepared above")))
+    }
+
+    async fn commit_group(&mut self, group: Vec<Job>) {
+        let commits = Arc::clone(&self.commits);
+        let url = self.url.clone();
+        let (client, statements) = match self.ready().await {
+            Ok(ready) => ready,
+            Err(error) => {
+                let reason = error.to_string();
+                for job in group {
+                    let _ = job.reply.send(Err(StoreError::backend(
+                        BACKEND,
+                        format!("appending ({url})"),
+                        reason.clone(),
+                    )));
+                }
+                return;
+            }
+        };
+        match run_group(client, statements, &url, &group).await {
+            Ok((results, head)) => {
+                if let Some(head) = head {
+                    commits.send_if_modified(|known| {
+                        let newer = head > *known;
+                        if newer {
+                            *known = head;
+                        }
+                        newer
+                    });
+                }
+                for (job, result) in group.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(lost) => {
+                let (reason, unknown) = match &lost {
+                    Lost::RolledBack(e) => (e.to_string(), false),
+                    Lost::Unknown(e) => (e.to_string(), true),
+                };
+                if !client.is_closed() {
+                    // Best effort: never stay inside a failed transaction.
+                    let _ = client.batch_execute("ROLLBACK").await;
+                }
+                for job in group {
+                    let detail = if unknown {
+                        format!(
+                            "{reason}; the connection was lost while committing, so the append \
+                             may or may not be recorded: retry it with the same event ids"
+                        )
+                    } else {
+                        format!("{reason}; nothing was written")
+                    };
+                    let _ = job.reply.send(Err(StoreError::backend(
+                        BACKEND,
+                        format!("appending ({url})"),
+                        detail,
+                    )));
+                }
+            }
+        }
+    }
+}
+
+async fn prepare(client: &Client, url: &PostgresUrl) -> Result<Statements, StoreError> {
+    let error = |e: tokio_postgres::Error| store_error(url, "preparing the append statements", &e);
+    Ok(Statements {
+        lookup: client
+            .prepare(
+                "SELECT l.version, l.event_type, f.stream, f.version, o.event_id, o.stream \
+                 FROM (SELECT 1) AS one \
+                 LEFT JOIN LATERAL (SELECT version, event_type FROM events \
+                     WHERE stream = $1 ORDER BY version DESC LIMIT 1) l ON true \
+                 LEFT JOIN LATERAL (SELECT stream, version FROM events \
+                     WHERE event_id = $2) f ON true \
+                 LEFT JOIN LATERAL (SELECT event_id, stream FROM events \
+                     WHERE event_id = ANY($3::uuid[]) ORDER BY position LIMIT 1) o ON true",
+            )
+            .await
+            .map_err(error)?,
+        slots: client
+            .prepare(
+                "SELECT event_id, version, position FROM events \
+                 WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+            )
+            .await
+            .map_err(error)?,
+        insert: client
+            .prepare(
+                "INSERT INTO events (position, stream, version, event_id, event_type, \
+                 schema_version, payload, metadata, recorded_at) \
+                 SELECT p, $1, v, i, t, s, pl::json, m::json, r FROM UNNEST(\
+                 $2::bigint[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[], \
+                 $7::text[], $8::text[], $9::timestamptz[]) AS u(p, v, i, t, s, pl, m, r)",
+            )
+            .await
+            .map_err(error)?,
+        advance: client
+            .prepare(
+                "WITH moved AS (UPDATE head SET position = $1 RETURNING position) \
+                 SELECT pg_notify($2, position::text) FROM moved",
+            )
+            .await
+            .map_err(error)?,
+    })
+}
+
+/// One group in one transaction: each job's result, and the new head if
+/// events were written.
+async fn run_group(
+    client: &Client,
+    statements: &Statements,
+    url: &PostgresUrl,
+    group: &[Job],
+) -> Result<(Vec<Result<AppendOutcome, StoreError>>, Option<Position>), Lost> {
+    let lost = |doing: &'static str| {
+        move |e: tokio_postgres::Error| Lost::RolledBack(store_error(url, doing, &e))
+    };
+    let begun = client
+        .simple_query("BEGIN; SELECT position FROM head FOR UPDATE")
+        .await
+        .map_err(lost("beginning a transaction"))?;
+    let mut head: Position = begun
+        .iter()
+        .find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            Lost::RolledBack(corrupt(url, "head", "its row", "the head row is missing"))
+        })?;
+    let start = head;
+    // A job alone needs no savepoint: rolling the transaction back undoes
+    // exactly its work.
+    let lone = group.len() == 1;
+    let mut results = Vec::with_capacity(group.len());
+    for job in group {
+        if !lone {
+            client
+                .batch_execute("SAVEPOINT job")
+                .await
+                .map_err(lost("opening a savepoint"))?;
+        }
+        let result = run_work(client, statements, url, &job.work, head).await;
+        match &result {
+            Ok(outcome) => {
+                if !outcome.already_recorded
+                    && let Some(last) = outcome.last_position
+                {
+                    head = last;
+                }
+                if !lone {
+                    client
+                        .batch_execute("RELEASE job")
+                        .await
+                        .map_err(lost("releasing a savepoint"))?;
+                }
+            }
+            Err(_) if lone => {
+                client
+                    .batch_execute("ROLLBACK")
+                    .await
+                    .map_err(lost("rolling back"))?;
+                results.push(result);
+                return Ok((results, None));
+            }
+            Err(_) => {
+                client
+                    .batch_execute("ROLLBACK TO job; RELEASE job")
+                    .await
+                    .map_err(lost("rolling back to a savepoint"))?;
+            }
+        }
+        results.push(result);
+    }
+    if head > start {
+        client
+            .execute(&statements.advance, &[&sql_int(head), &url.channel()])
+            .await
+            .map_err(lost("advancing the head"))?;
+    }
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| Lost::Unknown(store_error(url, "committing", &e)))?;
+    Ok((results, (head > start).then_some(head)))
+}
+
+async fn lookup(
+    client: &Client,
+    statements: &Statements,
+    url: &PostgresUrl,
+    stream: &StreamId,
+    ids: &[EventId],
+) -> Result<Lookup, StoreError> {
+    let first = ids.first().map(|id| id.0);
+    let rest: Vec<Uuid> = ids.iter().skip(1).map(|id| id.0).collect();
+    let row = client
+        .query_one(&statements.lookup, &[&stream.as_str(), &first, &rest])
+        .await
+        .map_err(|e| store_error(url, &format!("reading the version of stream {stream}"), &e))?;
+    let bad = |detail: String| corrupt(url, "events", &format!("stream {stream}"), detail);
+    let current: Option<i64> = row.try_get(0).map_err(|e| bad(e.to_string()))?;
+    let last_type: Option<&str> = row.try_get(1).map_err(|e| bad(e.to_string()))?;
+    let first_stream: Option<String> = row.try_get(2).map_err(|e| bad(e.to_string()))?;
+    let first_version: Option<i64> = row.try_get(3).map_err(|e| bad(e.to_string()))?;
+    let other_id: Option<Uuid> = row.try_get(4).map_err(|e| bad(e.to_string()))?;
+    let other_stream: Option<String> = row.try_get(5).map_err(|e| bad(e.to_string()))?;
+    Ok(Lookup {
+        current: current.and_then(unsigned).filter(|v| *v > 0),
+        deleted: last_type.is_some_and(append::is_tombstone),
+        first: first_stream.zip(first_version.and_then(unsigned)),
+        other: other_id.zip(other_stream),
+    })
+}
+
+fn duplicate(url: &PostgresUrl, event_id: EventId, owner: &str) -> StoreError {
+    match StreamId::new(owner) {
+        Ok(stream) => StoreError::DuplicateEventId { event_id, stream },
+        Err(e) => corrupt(
+            url,
+            "events",
+            &format!("event id {event_id}"),
+            e.to_string(),
+        ),
+    }
+}
+
+/// One append or deletion inside the group's transaction, its events at
+/// positions after `head`.
+async fn run_work(
+    client: &Client,
+    statements: &Statements,
+    url: &PostgresUrl,
+    work: &Work,
+    head: Position,
+) -> Result<AppendOutcome, StoreError> {
+    match work {
+        Work::Append {
+            stream,
+            expected,
+            events,
+        } => {
+            let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+            let found = lookup(client, statements, url, stream, &ids).await?;
+            append::check_not_deleted(stream, found.deleted)?;
+            if let (Some(first), Some((owner, version))) = (events.first(), &found.first) {
+                if owner != stream.as_str() {
+                    return Err(duplicate(url, first.id, owner));
+                }
+                let recorded =
+                    slots(client, statements, url, stream, *version, events.len()).await?;
+                return append::retry_outcome(stream, *expected, events, &recorded, found.current);
+            }
+            append::check_expected(stream, *expected, found.current)?;
+            if let Some((id, owner)) = &found.other {
+                return Err(duplicate(url, EventId(*id), owner));
+            }
+            insert(client, statements, url, stream, events, found.current, head).await
+        }
+        Work::Delete { stream, expected } => {
+            let found = lookup(client, statements, url, stream, &[]).await?;
+            append::check_delete(stream, *expected, found.current, found.deleted)?;
+            insert(
+                client,
+                statements,
+                url,
+                stream,
+                &[append::tombstone()],
+                found.current,
+                head,
+            )
+            .await
+        }
+    }
+}
+
+/// Up to `count` recorded events of `stream` from `version` on.
+async fn slots(
+    client: &Client,
+    statements: &Statements,
+    url: &PostgresUrl,
+    stream: &StreamId,
+    version: Version,
+    count: usize,
+) -> Result<Vec<RecordedSlot>, StoreError> {
+    let rows = client
+        .query(
+            &statements.slots,
+            &[&stream.as_str(), &sql_int(version), &sql_int(count as u64)],
+        )
+        .await
+        .map_err(|e| store_error(url, &format!("reading stream {stream}"), &e))?;
+    rows.iter()
+        .map(|row| {
+            let bad = |detail: String| corrupt(url, "events", &format!("stream {stream}"), detail);
+            let id: Uuid = row.try_get(0).map_err(|e| bad(e.to_string()))?;
+            let version: i64 = row.try_get(1).map_err(|e| bad(e.to_string()))?;
+            let position: i64 = row.try_get(2).map_err(|e| bad(e.to_string()))?;
+            Ok(RecordedSlot {
+                id: EventId(id),
+                version: unsigned(version).ok_or_else(|| bad("negative version".into()))?,
+                position: unsigned(position).ok_or_else(|| bad("negative position".into()))?,
+            })
+        })
+        .collect()
+}
+
+/// Inserts `events` after the stream's `current` version, at the positions
+/// after `head`, in one statement.
+async fn insert(
+    client: &Client,
+    statements: &Statements,
+    url: &PostgresUrl,
+    stream: &StreamId,
+    events: &[NewEvent],
+    current: Option<Version>,
+    head: Position,
+) -> Result<AppendOutcome, StoreError> {
+    if events.is_empty() {
+        return Ok(AppendOutcome {
+            stream_version: current,
+            first_position: None,
+            last_position: None,
+            already_recorded: false,
+        });
+    }
+    let base = current.unwrap_or(0);
+    let count = events.len() as u64;
+    let now = timestamp_now();
+    let positions: Vec<i64> = (1..=count).map(|i| sql_int(head + i)).collect();
+    let versions: Vec<i64> = (1..=count).map(|i| sql_int(base + i)).collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id.0).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let schema_versions: Vec<i64> = events.iter().map(|e| i64::from(e.schema_version)).collect();
+    let payloads = events
+        .iter()
+        .enumerate()
+        .map(|(index, e)| {
+            std::str::from_utf8(e.payload.as_bytes()).map_err(|error| StoreError::InvalidEvent {
+                index,
+                reason: format!("payload is not UTF-8 JSON: {error}"),
+            })
+        })
+        .collect::<Result<Vec<&str>, StoreError>>()?;
+    let metadata = events
+        .iter()
+        .enumerate()
+        .map(|(index, e)| encode_metadata(&e.metadata, index))
+        .collect::<Result<Vec<Option<String>>, StoreError>>()?;
+    let recorded_at: Vec<DateTime<Utc>> = events
+        .iter()
+        .map(|e| e.recorded_at.map_or(now, |at| at.trunc_subsecs(6)))
+        .collect();
+    client
+        .execute(
+            &statements.insert,
+            &[
+                &stream.as_str(),
+                &positions,
+                &versions,
+                &ids,
+                &types,
+                &schema_versions,
+                &payloads,
+                &metadata,
+                &recorded_at,
+            ],
+        )
+        .await
+        .map_err(|e| store_error(url, &format!("appending to stream {stream}"), &e))?;
+    Ok(AppendOutcome {
+        stream_version: Some(base + count),
+        first_position: Some(head + 1),
+        last_position: Some(head + count),
+        already_recorded: false,
+    })
+}
