@@ -1,16 +1,23 @@
-//! logbook, the application side: the [`Repository`] that loads aggregates,
-//! executes commands with optimistic concurrency and takes snapshots; the
-//! [`codec`] between typed domain events and stored envelopes; store
-//! selection by URL ([`store_url`]); and the `logbook` command-line tool
-//! built on them.
+//! logbook, the library: the [`Repository`] that loads aggregates, executes
+//! commands with optimistic concurrency and takes snapshots; the [`codec`]
+//! between typed domain events and stored envelopes; [`projection`]s,
+//! [`Subscription`]s and the [`dispatch`]er; aggregates and read models by
+//! name ([`registry`], [`projection::ProjectionRegistry`]) for front ends;
+//! export and import ([`transfer`]); store checks ([`verify`]); and store
+//! selection by URL ([`store_url`]). Front ends (the `logbook` command line
+//! in `logbook-cli`, the HTTP server) are built on it.
 //!
-//! This is the only crate that knows every adapter. Domain code never
-//! changes when the store does: pick one with a URL (`memory:`,
-//! `sqlite:PATH`, `file:DIR`) and get `Arc<dyn EventStore>` back.
+//! This is the only library crate that knows every adapter, each behind a
+//! cargo feature (`sqlite`, `file`; both on by default; the memory store is
+//! always in). Domain code never changes when the store does: pick one with
+//! a URL (`memory:`, `sqlite:PATH`, `file:DIR`) and get `Arc<dyn
+//! EventStore>` back.
 //!
-//! **Architecture invariant:** nothing in the workspace depends on this
-//! crate; it depends on the domain through the ports, and on adapters only
-//! to construct them in [`store_url`].
+//! **Architecture invariant:** this crate never depends on a front end or on
+//! command-line or logging-setup crates (clap, anyhow, indicatif,
+//! tracing-subscriber); it reaches the domain through the ports, and names
+//! adapters only where it constructs or checks them ([`store_url`],
+//! [`verify::verify_store`]).
 
 pub mod codec;
 pub mod dispatch;

@@ -1,6 +1,8 @@
 //! Choosing storage at run time from a URL: `memory:`, `sqlite:PATH`,
 //! `file:DIR`. The application gets [`Stores`] (trait objects) back and never
-//! names an adapter type.
+//! names an adapter type. Each durable adapter is behind a cargo feature of
+//! this crate (`sqlite`, `file`); a URL whose adapter was left out of the
+//! build parses, and opening it says which feature to enable.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -42,6 +44,16 @@ pub enum StoreUrlError {
     /// `sqlite:` or `file:` without a path.
     #[error("store URL {0:?} names no path")]
     MissingPath(String),
+    /// The URL names a store this build of logbook leaves out.
+    #[error(
+        "store {url:?} needs the {feature:?} feature of the logbook crate, which this build leaves out"
+    )]
+    NotBuiltIn {
+        /// The whole URL.
+        url: String,
+        /// The cargo feature that brings the adapter in.
+        feature: &'static str,
+    },
     /// The store could not be opened.
     #[error("cannot open store {url}: {source}")]
     Open {
@@ -101,25 +113,58 @@ impl StoreUrl {
     /// # Errors
     /// [`StoreUrlError::Open`] with the adapter's reason.
     pub fn open(&self) -> Result<Stores, StoreUrlError> {
+        #[allow(unused_variables)]
         let open_error = |source| StoreUrlError::Open {
             url: self.to_string(),
             source,
         };
+        #[allow(unused_variables)]
+        let not_built_in = |feature| StoreUrlError::NotBuiltIn {
+            url: self.to_string(),
+            feature,
+        };
         match self {
             Self::Memory => Ok(logbook_adapters_memory::stores()),
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(path) => {
                 logbook_adapters_sqlite::SqliteStore::open(path, Default::default())
                     .map(|store| store.stores())
                     .map_err(open_error)
             }
+            #[cfg(not(feature = "sqlite"))]
+            Self::Sqlite(_) => Err(not_built_in("sqlite")),
+            #[cfg(feature = "file")]
             Self::File(dir) => open_file_store(dir).map_err(open_error),
+            #[cfg(not(feature = "file"))]
+            Self::File(_) => Err(not_built_in("file")),
+        }
+    }
+
+    /// Opens the stores this URL names for reading only, where the adapter
+    /// can: a file store without its write lock (nothing is repaired, a torn
+    /// tail is left as found). Other stores open as [`StoreUrl::open`] does.
+    ///
+    /// # Errors
+    /// [`StoreUrlError::Open`] with the adapter's reason.
+    pub fn open_read_only(&self) -> Result<Stores, StoreUrlError> {
+        match self {
+            #[cfg(feature = "file")]
+            Self::File(dir) => logbook_adapters_file::FileStore::open_read_only(dir)
+                .map(|store| store.stores())
+                .map_err(|source| StoreUrlError::Open {
+                    url: self.to_string(),
+                    source,
+                }),
+            _ => self.open(),
         }
     }
 }
 
+#[cfg(feature = "file")]
 /// How long opening a file store waits for another process to release it.
 pub const FILE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+#[cfg(feature = "file")]
 /// Opens a file store, waiting up to [`FILE_LOCK_WAIT`] while another
 /// process holds its write lock: short-lived commands (two `logbook`
 /// invocations at once) then take turns instead of failing.

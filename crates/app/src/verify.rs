@@ -11,6 +11,8 @@ use logbook_domain::{StreamId, Version};
 use logbook_ports::append::is_tombstone;
 use logbook_ports::{EventFilter, EventStore, StoreError};
 
+use crate::store_url::{StoreUrl, StoreUrlError};
+
 /// Events read per page.
 const PAGE: usize = 10_000;
 
@@ -102,4 +104,94 @@ pub async fn walk(store: &dyn EventStore) -> Result<WalkReport, StoreError> {
     report.streams = versions.len();
     report.deleted_streams = versions.values().filter(|(_, d)| *d).count();
     Ok(report)
+}
+
+/// What [`verify_store`] found: the adapter's own byte-level check where it
+/// has one, then the walk through the port.
+#[derive(Debug, Clone, Default)]
+pub struct StoreVerification {
+    /// The adapter's byte-level report (the file store's segments, batches
+    /// and checksums), printed as the adapter words it.
+    pub byte_level: Option<String>,
+    /// The first corruption the byte-level check found, with its file and
+    /// offset.
+    pub corruption: Option<String>,
+    /// The walk through the port; `None` when corruption stopped the check
+    /// before it.
+    pub walk: Option<WalkReport>,
+}
+
+impl StoreVerification {
+    /// True when neither check found anything wrong.
+    pub fn is_ok(&self) -> bool {
+        self.corruption.is_none() && self.walk.as_ref().is_some_and(WalkReport::is_ok)
+    }
+
+    /// The first problem found, with where it is.
+    pub fn problem(&self) -> Option<&str> {
+        self.corruption
+            .as_deref()
+            .or_else(|| self.walk.as_ref().and_then(|w| w.problem.as_deref()))
+    }
+}
+
+/// Why a store could not be verified at all (as opposed to being verified
+/// and found wrong, which [`StoreVerification`] reports).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Nothing is stored at the URL's path.
+    #[error("no {kind} at {path}")]
+    NotFound {
+        /// What was looked for: "file store", "SQLite database".
+        kind: &'static str,
+        /// Where.
+        path: std::path::PathBuf,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Open(#[from] StoreUrlError),
+    /// Reading failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks the store `url` names without changing it: a file store is read
+/// without its write lock and a torn tail is reported, not cut; a store that
+/// does not exist is an error, never created.
+///
+/// # Errors
+/// [`VerifyError`] when the store is missing or cannot be read at all.
+pub async fn verify_store(url: &StoreUrl) -> Result<StoreVerification, VerifyError> {
+    let mut verification = StoreVerification::default();
+    match url {
+        StoreUrl::File(dir) if !dir.is_dir() => {
+            return Err(VerifyError::NotFound {
+                kind: "file store",
+                path: dir.clone(),
+            });
+        }
+        #[cfg(feature = "file")]
+        StoreUrl::File(dir) => {
+            let walked = dir.clone();
+            let report =
+                tokio::task::spawn_blocking(move || logbook_adapters_file::verify(&walked))
+                    .await
+                    .map_err(|error| StoreError::backend("file", "verifying the log", error))??;
+            verification.byte_level = Some(report.to_string());
+            if let Some(corruption) = &report.corruption {
+                verification.corruption = Some(corruption.to_string());
+                return Ok(verification);
+            }
+        }
+        StoreUrl::Sqlite(path) if !path.is_file() => {
+            return Err(VerifyError::NotFound {
+                kind: "SQLite database",
+                path: path.clone(),
+            });
+        }
+        _ => {}
+    }
+    let stores = url.open_read_only()?;
+    verification.walk = Some(walk(&*stores.events).await?);
+    Ok(verification)
 }

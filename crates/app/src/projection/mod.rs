@@ -14,9 +14,13 @@
 //! never see an empty or half-built model.
 
 mod read_models;
+mod registry;
 mod runner;
 
 pub use read_models::{AccountBalances, AccountSummaries, AccountSummary, ShipsByPort};
+pub use registry::{
+    ProjectionRegistration, ProjectionRegistry, RegisteredProjection, UnknownProjection,
+};
 pub use runner::{
     CatchUp, ParkedEvent, PoisonPolicy, Progress, ProjectionError, ProjectionState, Projector,
     ProjectorOptions, Status,

@@ -6,17 +6,9 @@ use std::io::IsTerminal;
 use anyhow::bail;
 use clap::Subcommand;
 use logbook::projection::{
-    AccountBalances, AccountSummaries, PoisonPolicy, Progress, Projector, ProjectorOptions,
-    ReadModel, ShipsByPort,
+    PoisonPolicy, Progress, ProjectionRegistry, ProjectorOptions, RegisteredProjection,
 };
 use logbook_ports::Stores;
-
-/// Every projection the tool knows.
-pub const NAMES: [&str; 3] = [
-    AccountSummaries::NAME,
-    AccountBalances::NAME,
-    ShipsByPort::NAME,
-];
 
 /// `logbook projection [--on-poison POLICY] <COMMAND>`.
 #[derive(Debug, clap::Args)]
@@ -73,30 +65,39 @@ pub enum ProjectionCommand {
     },
 }
 
-pub async fn run(stores: &Stores, args: ProjectionArgs) -> anyhow::Result<()> {
+pub async fn run(
+    stores: &Stores,
+    projections: &ProjectionRegistry,
+    args: ProjectionArgs,
+) -> anyhow::Result<()> {
     use ProjectionCommand as P;
     let policy = match args.on_poison {
         OnPoison::Stop => PoisonPolicy::Stop,
         OnPoison::Park => PoisonPolicy::Park,
     };
-    match args.command {
+    let options = || ProjectorOptions {
+        policy,
+        ..ProjectorOptions::default()
+    };
+    let (name, action) = match args.command {
         P::List => {
             println!(
                 "{:<18} {:>10} {:>10} {:>8} {:>7}",
                 "name", "checkpoint", "head", "lag", "parked"
             );
-            for name in NAMES {
-                dispatch(stores, name, Action::StatusLine, policy).await?;
+            for projection in projections.iter() {
+                act(stores, &**projection, Action::StatusLine, options()).await?;
             }
-            Ok(())
+            return Ok(());
         }
-        P::Status { name } => dispatch(stores, &name, Action::Status, policy).await,
-        P::Show { name } => dispatch(stores, &name, Action::Show, policy).await,
-        P::Rebuild { name } => dispatch(stores, &name, Action::Rebuild, policy).await,
-        P::Verify { name } => dispatch(stores, &name, Action::Verify, policy).await,
-        P::Parked { name } => dispatch(stores, &name, Action::Parked, policy).await,
-        P::Retry { name } => dispatch(stores, &name, Action::Retry, policy).await,
-    }
+        P::Status { name } => (name, Action::Status),
+        P::Show { name } => (name, Action::Show),
+        P::Rebuild { name } => (name, Action::Rebuild),
+        P::Verify { name } => (name, Action::Verify),
+        P::Parked { name } => (name, Action::Parked),
+        P::Retry { name } => (name, Action::Retry),
+    };
+    act(stores, &**projections.get(&name)?, action, options()).await
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -110,33 +111,16 @@ enum Action {
     Retry,
 }
 
-async fn dispatch(
+async fn act(
     stores: &Stores,
-    name: &str,
+    projection: &dyn RegisteredProjection,
     action: Action,
-    policy: PoisonPolicy,
+    options: ProjectorOptions,
 ) -> anyhow::Result<()> {
-    match name {
-        AccountSummaries::NAME => act::<AccountSummaries>(stores, action, policy).await,
-        AccountBalances::NAME => act::<AccountBalances>(stores, action, policy).await,
-        ShipsByPort::NAME => act::<ShipsByPort>(stores, action, policy).await,
-        _ => bail!("unknown projection {name:?}; known: {}", NAMES.join(", ")),
-    }
-}
-
-async fn act<R: ReadModel>(
-    stores: &Stores,
-    action: Action,
-    policy: PoisonPolicy,
-) -> anyhow::Result<()> {
-    let options = ProjectorOptions {
-        policy,
-        ..ProjectorOptions::default()
-    };
-    let projector = Projector::<R>::with_options(stores, options);
+    let name = projection.name();
     match action {
         Action::StatusLine => {
-            let s = projector.status().await?;
+            let s = projection.status(stores, options).await?;
             let show = |p: Option<u64>| p.map_or_else(|| "-".to_owned(), |p| p.to_string());
             println!(
                 "{:<18} {:>10} {:>10} {:>8} {:>7}",
@@ -148,7 +132,7 @@ async fn act<R: ReadModel>(
             );
         }
         Action::Status => {
-            let s = projector.status().await?;
+            let s = projection.status(stores, options).await?;
             println!("projection: {}", s.name);
             println!(
                 "checkpoint: {}",
@@ -163,49 +147,47 @@ async fn act<R: ReadModel>(
             println!("parked:     {}", s.parked);
         }
         Action::Show => {
-            let done = projector.catch_up().await?;
+            let (done, model) = projection.show(stores, options).await?;
             if done.parked > 0 {
                 eprintln!(
-                    "warning: {} events parked; see `logbook projection parked {}`",
-                    done.parked,
-                    R::NAME
+                    "warning: {} events parked; see `logbook projection parked {name}`",
+                    done.parked
                 );
             }
-            let state = projector.state().await?;
-            println!("{}", serde_json::to_string_pretty(&state.model)?);
+            println!("{}", serde_json::to_string_pretty(&model)?);
         }
         Action::Rebuild => {
             let mut report = Reporter::new();
-            let done = projector.rebuild(|p| report.progress(p)).await?;
+            let done = projection
+                .rebuild(stores, options, &mut |p| report.progress(p))
+                .await?;
             report.finish();
             println!(
-                "rebuilt {}: {} events applied, {} parked, checkpoint {}",
-                R::NAME,
+                "rebuilt {name}: {} events applied, {} parked, checkpoint {}",
                 done.applied,
                 done.parked,
                 done.checkpoint.unwrap_or(0)
             );
         }
         Action::Verify => {
-            let differences = projector.verify().await?;
+            let differences = projection.verify(stores, options).await?;
             if !differences.is_empty() {
                 for difference in &differences {
                     println!("{difference}");
                 }
                 bail!(
-                    "projection {} differs from a fresh fold in {} places",
-                    R::NAME,
+                    "projection {name} differs from a fresh fold in {} places",
                     differences.len()
                 );
             }
-            println!("projection {} matches a fresh fold of the log", R::NAME);
+            println!("projection {name} matches a fresh fold of the log");
         }
         Action::Parked => {
-            let state = projector.state().await?;
-            if state.parked.is_empty() {
+            let parked = projection.parked(stores, options).await?;
+            if parked.is_empty() {
                 println!("no parked events");
             }
-            for p in &state.parked {
+            for p in &parked {
                 println!(
                     "{:>8}  {}  {}  {}  {}",
                     p.position, p.event_id, p.stream, p.event_type, p.error
@@ -213,7 +195,7 @@ async fn act<R: ReadModel>(
             }
         }
         Action::Retry => {
-            let (applied, still) = projector.retry_parked().await?;
+            let (applied, still) = projection.retry_parked(stores, options).await?;
             println!("{applied} parked events applied, {still} still parked");
         }
     }

@@ -575,7 +575,7 @@ fn commands_by_name_with_json_arguments() {
                     r#"{"item": "electronics"}"#,
                 ],
             ),
-            "missing field `quantity`",
+            "field `quantity`: required, but missing",
         );
         refused(
             logbook(
@@ -588,7 +588,7 @@ fn commands_by_name_with_json_arguments() {
                     r#"{"item": "electronics", "quantity": "many"}"#,
                 ],
             ),
-            "invalid type",
+            "field `quantity`: expected u64, found string \"many\"",
         );
         refused(
             logbook(

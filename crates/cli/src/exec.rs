@@ -3,13 +3,13 @@
 
 use anyhow::Context;
 use clap::Args;
-use logbook::registry::CommandRegistry;
+use logbook::registry::AggregateRegistry;
 use logbook_ports::Stores;
 
 /// Arguments of `logbook exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// Aggregate type: BankAccount, CargoShip or UserWallet.
+    /// Aggregate type, as registered (e.g. BankAccount, CargoShip).
     aggregate: String,
     /// The aggregate's id.
     id: String,
@@ -20,16 +20,16 @@ pub struct ExecArgs {
     arguments: String,
 }
 
-pub async fn run(stores: &Stores, args: ExecArgs) -> anyhow::Result<()> {
+pub async fn run(
+    stores: &Stores,
+    aggregates: &AggregateRegistry,
+    args: ExecArgs,
+) -> anyhow::Result<()> {
     let arguments: serde_json::Value = serde_json::from_str(&args.arguments)
         .with_context(|| format!("arguments are not JSON: {}", args.arguments))?;
-    let registry = CommandRegistry::with_seed_domains();
-    let done = registry
+    let done = aggregates
         .execute(stores, &args.aggregate, &args.id, &args.command, arguments)
         .await?;
-    println!(
-        "{}",
-        serde_json::json!({ "version": done.version, "events": done.events, "state": done.state })
-    );
+    println!("{}", serde_json::to_string(&done)?);
     Ok(())
 }

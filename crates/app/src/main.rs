@@ -1,7 +1,0 @@
-//! The `logbook` command-line tool.
-
-mod cli;
-
-fn main() -> std::process::ExitCode {
-    cli::main()
-}
