@@ -18,11 +18,14 @@ fn forbidden(package: &str) -> Option<&'static [&'static str]> {
         "logbook-adapters-memory",
         "logbook-adapters-sqlite",
         "logbook-adapters-file",
+        "logbook-adapters-postgres",
+        "logbook-test-postgres",
     ];
     match package {
         "logbook-domain" => Some(&[
             "tokio",
             "rusqlite",
+            "tokio-postgres",
             "async-trait",
             "logbook-ports",
             "logbook",
@@ -32,14 +35,19 @@ fn forbidden(package: &str) -> Option<&'static [&'static str]> {
         ]),
         "logbook-ports" => Some(&[
             "rusqlite",
+            "tokio-postgres",
             "logbook",
             "logbook-adapters-memory",
             "logbook-adapters-sqlite",
             "logbook-adapters-file",
+            "logbook-adapters-postgres",
         ]),
-        "logbook-adapters-memory" | "logbook-adapters-sqlite" | "logbook-adapters-file" => {
-            Some(ADAPTERS_AND_APP)
-        }
+        "logbook-adapters-memory"
+        | "logbook-adapters-sqlite"
+        | "logbook-adapters-file"
+        | "logbook-adapters-postgres" => Some(ADAPTERS_AND_APP),
+        // The throwaway test server is a development tool only.
+        "logbook" | "logbook-cli" => Some(&["logbook-test-postgres"]),
         _ => None,
     }
 }
