@@ -14,7 +14,7 @@ use logbook_domain::{
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{
     EventBus, EventStore, ExpectedVersion, ReadDirection, Snapshot, SnapshotStore, StoreError,
-    Stores,
+    Stores, StreamPages,
 };
 
 use crate::codec::{self, CodecError, Decoder};
@@ -25,9 +25,12 @@ pub struct RepositoryOptions {
     /// Take a snapshot whenever a save crosses a multiple of this many
     /// events (`None`: never).
     pub snapshot_every: Option<NonZeroU64>,
-    /// How many times a command is re-decided after a version conflict
-    /// before giving up.
-    pub max_retries: u32,
+    /// How long a command keeps being re-decided after version conflicts
+    /// before giving up. A budget in time rather than in attempts, so a
+    /// command succeeds however many writers contend, as long as each gets
+    /// a turn within the budget; retries back off exponentially with full
+    /// jitter (1 ms doubling up to 64 ms) so racing writers spread apart.
+    pub retry_budget: Duration,
     /// Events read per page while loading.
     pub page_size: usize,
     /// Aggregates kept loaded in this process (checked against the stream
@@ -39,7 +42,7 @@ impl Default for RepositoryOptions {
     fn default() -> Self {
         Self {
             snapshot_every: NonZeroU64::new(100),
-            max_retries: 10,
+            retry_budget: Duration::from_secs(30),
             page_size: 1_000,
             cache_capacity: 10_000,
         }
@@ -111,6 +114,25 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
         /// Attempts made.
         attempts: u32,
     },
+}
+
+/// The pause before retry number `conflicts`: a random time up to 1 ms
+/// doubled per conflict, at most 64 ms ("full jitter"), so writers that
+/// collided do not collide again in lockstep.
+fn backoff(conflicts: u32) -> Duration {
+    let ceiling_us = 1_000u64 << conflicts.saturating_sub(1).min(6);
+    let random = u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .unwrap_or([0; 8]),
+    );
+    Duration::from_micros(random % ceiling_us + 1)
+}
+
+/// The time-travel rule: a stream as of `at` is its events in stream order
+/// up to the first one recorded after `at`.
+fn recorded_by(at: DateTime<Utc>) -> impl Fn(&RecordedEvent) -> bool {
+    move |event| event.recorded_at <= at
 }
 
 /// Loads and saves aggregates of type `A` through any [`EventStore`].
@@ -212,6 +234,7 @@ impl<A: Aggregate> Repository<A> {
     ) -> Result<Executed<A>, A> {
         let stream = Self::stream_id(id)?;
         let mut conflicts = 0;
+        let started = std::time::Instant::now();
         loop {
             let loaded = self.load_stream(&stream).await?;
             let mut state = loaded.state;
@@ -256,16 +279,14 @@ impl<A: Aggregate> Repository<A> {
                 Err(error) if error.is_conflict() => {
                     self.forget(&stream);
                     conflicts += 1;
-                    if conflicts > self.options.max_retries {
+                    let pause = backoff(conflicts);
+                    if started.elapsed() + pause > self.options.retry_budget {
                         return Err(RepositoryError::TooManyConflicts {
                             stream,
                             attempts: conflicts,
                         });
                     }
-                    // Spread the retries of racing writers apart a little.
-                    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
-                    tokio::time::sleep(Duration::from_millis(u64::from(conflicts.min(6)) + jitter))
-                        .await;
+                    tokio::time::sleep(pause).await;
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -331,8 +352,23 @@ impl<A: Aggregate> Repository<A> {
             state: A::default(),
             version: 0,
         };
-        self.fold_forward(&stream, start, |e| e.recorded_at <= at)
-            .await
+        self.fold_forward(&stream, start, recorded_by(at)).await
+    }
+
+    /// The recorded events of `id` as of `at`, oldest first: the events
+    /// [`Repository::load_at_time`] folds.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn history_until(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<RecordedEvent>, A> {
+        let mut events = self.history(id).await?;
+        let kept = events.iter().take_while(|e| recorded_by(at)(e)).count();
+        events.truncate(kept);
+        Ok(events)
     }
 
     /// The recorded events of `id`, oldest first.
@@ -341,24 +377,15 @@ impl<A: Aggregate> Repository<A> {
     /// Store failures.
     pub async fn history(&self, id: &str) -> Result<Vec<RecordedEvent>, A> {
         let stream = Self::stream_id(id)?;
-        let mut events = Vec::new();
-        loop {
-            let from = events.last().map_or(1, |e: &RecordedEvent| e.version + 1);
-            let page = self
-                .events
-                .read_stream(
-                    &stream,
-                    ReadDirection::Forward,
-                    from,
-                    self.options.page_size,
-                )
-                .await?;
-            let done = page.len() < self.options.page_size;
-            events.extend(page);
-            if done {
-                return Ok(events);
-            }
-        }
+        Ok(StreamPages::new(
+            &*self.events,
+            &stream,
+            ReadDirection::Forward,
+            1,
+            self.options.page_size,
+        )
+        .collect()
+        .await?)
     }
 
     async fn load_stream(&self, stream: &StreamId) -> Result<Loaded<A>, A> {
@@ -391,17 +418,14 @@ impl<A: Aggregate> Repository<A> {
         mut base: Loaded<A>,
         keep: impl Fn(&RecordedEvent) -> bool,
     ) -> Result<Loaded<A>, A> {
-        loop {
-            let page = self
-                .events
-                .read_stream(
-                    stream,
-                    ReadDirection::Forward,
-                    base.version + 1,
-                    self.options.page_size,
-                )
-                .await?;
-            let full = page.len() == self.options.page_size;
+        let mut pages = StreamPages::new(
+            &*self.events,
+            stream,
+            ReadDirection::Forward,
+            base.version + 1,
+            self.options.page_size,
+        );
+        while let Some(page) = pages.next_page().await? {
             for recorded in &page {
                 if !keep(recorded) {
                     return Ok(base);
@@ -410,10 +434,8 @@ impl<A: Aggregate> Repository<A> {
                 base.state.apply(&event);
                 base.version = recorded.version;
             }
-            if !full {
-                return Ok(base);
-            }
         }
+        Ok(base)
     }
 
     /// The stored snapshot, if there is a usable one. A snapshot of another

@@ -20,7 +20,7 @@ use logbook_domain::{
     Aggregate, EventId, Metadata, NewEvent, Payload, RecordedEvent, StreamId, Version,
 };
 use logbook_ports::append::{self, is_tombstone};
-use logbook_ports::{EventFilter, EventStore, ExpectedVersion, StoreError};
+use logbook_ports::{EventFilter, EventStore, ExpectedVersion, GlobalPages, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Decoder;
@@ -78,12 +78,10 @@ pub async fn export_json_lines(
     store: &dyn EventStore,
     out: &mut dyn Write,
 ) -> Result<u64, TransferError> {
-    let mut from = 1;
     let mut count = 0;
-    loop {
-        let page = store.read_all(from, PAGE, &EventFilter::all()).await?;
-        let Some(last) = page.last() else { break };
-        from = last.position + 1;
+    let all = EventFilter::all();
+    let mut pages = GlobalPages::new(store, 1, &all, PAGE);
+    while let Some(page) = pages.next_page().await? {
         for event in &page {
             serde_json::to_writer(&mut *out, event).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
@@ -231,11 +229,9 @@ async fn check_target(
     // which only the global log still shows).
     let mut held: HashMap<StreamId, Vec<(EventId, bool)>> = HashMap::new();
     let mut owner: HashMap<EventId, StreamId> = HashMap::new();
-    let mut from = 1;
-    loop {
-        let page = store.read_all(from, PAGE, &EventFilter::all()).await?;
-        let Some(last) = page.last() else { break };
-        from = last.position + 1;
+    let all = EventFilter::all();
+    let mut pages = GlobalPages::new(store, 1, &all, PAGE);
+    while let Some(page) = pages.next_page().await? {
         for event in page {
             owner.insert(event.id, event.stream.clone());
             let tombstone = is_tombstone(&event.event_type);
@@ -365,11 +361,8 @@ pub async fn export_seed_json(
     let filter = EventFilter::stream_prefix(format!("{}-", CargoShip::TYPE));
     let mut entries = Vec::new();
     let mut deleted = HashSet::new();
-    let mut from = 1;
-    loop {
-        let page = store.read_all(from, PAGE, &filter).await?;
-        let Some(last) = page.last() else { break };
-        from = last.position + 1;
+    let mut pages = GlobalPages::new(store, 1, &filter, PAGE);
+    while let Some(page) = pages.next_page().await? {
         for event in page {
             let entity_id = event.stream.as_str()[CargoShip::TYPE.len() + 1..].to_owned();
             if is_tombstone(&event.event_type) {

@@ -9,7 +9,7 @@ use std::fmt;
 
 use logbook_domain::{StreamId, Version};
 use logbook_ports::append::is_tombstone;
-use logbook_ports::{EventFilter, EventStore, StoreError};
+use logbook_ports::{EventFilter, EventStore, GlobalPages, StoreError};
 
 use crate::store_url::{StoreUrl, StoreUrlError};
 
@@ -58,13 +58,9 @@ pub async fn walk(store: &dyn EventStore) -> Result<WalkReport, StoreError> {
     let mut report = WalkReport::default();
     let mut versions: HashMap<StreamId, (Version, bool)> = HashMap::new();
     let mut expected_position = 1;
-    loop {
-        let page = store
-            .read_all(expected_position, PAGE, &EventFilter::all())
-            .await?;
-        if page.is_empty() {
-            break;
-        }
+    let all = EventFilter::all();
+    let mut pages = GlobalPages::new(store, 1, &all, PAGE);
+    while let Some(page) = pages.next_page().await? {
         for event in page {
             let at = format!(
                 "global position {} ({} version {})",

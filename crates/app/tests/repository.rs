@@ -206,10 +206,10 @@ impl EventStore for AlwaysBehind {
 }
 
 #[tokio::test]
-async fn retries_are_bounded() {
+async fn retries_stop_when_the_time_budget_is_spent() {
     let inner = logbook_adapters_memory::stores();
     let options = RepositoryOptions {
-        max_retries: 3,
+        retry_budget: std::time::Duration::from_millis(200),
         ..RepositoryOptions::default()
     };
     let accounts =
@@ -217,7 +217,7 @@ async fn retries_are_bounded() {
     match accounts.execute("acc_001", &open("1")).await {
         Err(RepositoryError::TooManyConflicts { stream, attempts }) => {
             assert_eq!(stream.as_str(), "BankAccount-acc_001");
-            assert_eq!(attempts, 4);
+            assert!(attempts >= 2, "retried within the budget: {attempts}");
         }
         other => panic!("expected TooManyConflicts, got {other:?}"),
     }

@@ -12,7 +12,7 @@ use logbook_domain::bank_account::{BankAccount, BankAccountCommand as Account};
 use logbook_domain::cargo_ship::{CargoShip, CargoShipCommand as Ship};
 use logbook_domain::user_wallet::{UserWallet, UserWalletCommand as Wallet};
 use logbook_domain::{Aggregate, Metadata, Money, RecordedEvent};
-use logbook_ports::{EventFilter, Stores};
+use logbook_ports::{EventFilter, GlobalPages, Stores};
 use uuid::Uuid;
 
 use super::output;
@@ -303,15 +303,9 @@ async fn events_of(
         event_types: vec![event_type.into()],
         stream_prefix: Some(stream.into()),
     };
-    let mut found: Vec<RecordedEvent> = Vec::new();
-    loop {
-        let from = found.last().map_or(1, |e| e.position + 1);
-        let page = stores.events.read_all(from, 1_000, &filter).await?;
-        if page.is_empty() {
-            return Ok(found);
-        }
-        found.extend(page);
-    }
+    Ok(GlobalPages::new(&*stores.events, 1, &filter, 1_000)
+        .collect()
+        .await?)
 }
 
 fn amount_of(event: &RecordedEvent) -> anyhow::Result<Money> {

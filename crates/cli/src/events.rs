@@ -2,8 +2,8 @@
 
 use anyhow::{Context, bail};
 use clap::Args;
-use logbook_domain::{RecordedEvent, StreamId};
-use logbook_ports::{ReadDirection, Stores};
+use logbook_domain::StreamId;
+use logbook_ports::{Stores, read_stream_to_end};
 
 use super::output;
 
@@ -17,24 +17,10 @@ pub struct EventsArgs {
     json: bool,
 }
 
-const PAGE: usize = 1_000;
-
 pub async fn run(stores: &Stores, args: EventsArgs) -> anyhow::Result<()> {
     let stream =
         StreamId::new(&args.stream).with_context(|| format!("invalid stream {:?}", args.stream))?;
-    let mut events: Vec<RecordedEvent> = Vec::new();
-    loop {
-        let from = events.last().map_or(1, |e| e.version + 1);
-        let page = stores
-            .events
-            .read_stream(&stream, ReadDirection::Forward, from, PAGE)
-            .await?;
-        let done = page.len() < PAGE;
-        events.extend(page);
-        if done {
-            break;
-        }
-    }
+    let events = read_stream_to_end(&*stores.events, &stream, 1).await?;
     if events.is_empty() {
         bail!("stream {stream} has no events");
     }

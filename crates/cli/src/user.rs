@@ -95,20 +95,14 @@ async fn replay(
     until: Option<DateTime<Utc>>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let history = Repository::<UserWallet>::new(stores)
-        .history(id)
+    let repository = Repository::<UserWallet>::new(stores);
+    let events = repository
+        .history_until(id, until.unwrap_or_else(Utc::now))
         .await
         .with_context(|| format!("user {id}"))?;
-    if history.is_empty() {
+    if events.is_empty() && repository.history(id).await?.is_empty() {
         bail!("user {id} does not exist");
     }
-    let until = until.unwrap_or_else(Utc::now);
-    // As the repository's time travel: stream order, up to the first event
-    // recorded after `until`.
-    let events: Vec<_> = history
-        .into_iter()
-        .take_while(|e| e.recorded_at <= until)
-        .collect();
     if json {
         let lines: Vec<serde_json::Value> = events
             .iter()

@@ -222,6 +222,11 @@ pub trait EventStore: Send + Sync {
     /// (inclusive) in `direction`. A stream that does not exist reads as
     /// empty. Never touches other streams' events.
     ///
+    /// A page is short only at the end: it holds exactly `limit` events
+    /// whenever the stream has that many from `from` on in `direction`, so
+    /// a page of fewer than `limit` events (an empty one included) is the
+    /// end. [`StreamPages`](crate::read::StreamPages) relies on this.
+    ///
     /// # Errors
     /// MUST return [`StoreError::StreamDeleted`] for a deleted stream;
     /// backend failures and [`StoreError::Corrupt`] for unreadable data.
@@ -235,6 +240,12 @@ pub trait EventStore: Send + Sync {
 
     /// Reads up to `limit` events of the global log that pass `filter`,
     /// starting at position `from` (inclusive), in position order.
+    ///
+    /// A page is short only at the end: it holds exactly `limit` events
+    /// whenever that many committed events from `from` on pass `filter`, so
+    /// a page of fewer than `limit` (an empty one included) is the end of
+    /// the log as it stood. [`GlobalPages`](crate::read::GlobalPages) relies
+    /// on this.
     ///
     /// # Errors
     /// Backend failures and [`StoreError::Corrupt`] for unreadable data.

@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod conformance;
 pub mod error;
 pub mod event_store;
+pub mod read;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use event_store::{
 pub use logbook_domain::{
     EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, Version,
 };
+pub use read::{GlobalPages, StreamPages, read_stream_to_end};
 pub use snapshot::{Snapshot, SnapshotStore};
 
 /// The three stores of one storage location, as the application uses them.

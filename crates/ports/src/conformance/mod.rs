@@ -34,6 +34,7 @@ mod checkpoints;
 mod concurrency;
 mod deletion;
 mod events;
+mod paging;
 mod snapshots;
 mod support;
 
@@ -106,6 +107,8 @@ behaviours![
     events::head_position_follows_appends,
     events::commits_are_signalled_with_the_new_head,
     events::large_and_unicode_payloads_round_trip,
+    paging::a_page_is_short_only_at_the_end,
+    paging::the_page_helpers_read_everything_once_in_order,
     deletion::deleting_a_stream_records_a_tombstone_in_the_global_log,
     deletion::a_deleted_stream_can_be_neither_read_nor_appended_to,
     deletion::deleting_checks_the_expected_version,
