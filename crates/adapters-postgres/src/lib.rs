@@ -75,6 +75,11 @@ pub struct PostgresOptions {
     pub listen: bool,
     /// Most events the writer commits in one transaction.
     pub max_group_events: usize,
+    /// For fault tests only (`None` in production): the writer sleeps a
+    /// random time in this range after writing a group and before its
+    /// COMMIT, holding the head row lock, to widen every window between
+    /// taking positions and making them visible.
+    pub pause_before_commit: Option<(Duration, Duration)>,
 }
 
 impl Default for PostgresOptions {
@@ -85,6 +90,7 @@ impl Default for PostgresOptions {
             poll_interval: Duration::from_secs(1),
             listen: true,
             max_group_events: 10_000,
+            pause_before_commit: None,
         }
     }
 }
@@ -101,6 +107,14 @@ impl PostgresOptions {
     #[must_use]
     pub fn with_listen(mut self, listen: bool) -> Self {
         self.listen = listen;
+        self
+    }
+
+    /// These options with a random pause in `min..=max` before each COMMIT
+    /// (fault tests only).
+    #[must_use]
+    pub fn with_pause_before_commit(mut self, min: Duration, max: Duration) -> Self {
+        self.pause_before_commit = Some((min, max.max(min)));
         self
     }
 
@@ -202,6 +216,7 @@ impl PostgresStore {
             config.clone(),
             url.clone(),
             options.max_group_events.max(1),
+            options.pause_before_commit,
             Arc::clone(&commits),
         );
         let (stop_listener, stopped) = oneshot::channel();

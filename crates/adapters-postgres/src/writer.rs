@@ -29,6 +29,7 @@
 //! idempotent.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use logbook_domain::{EventId, NewEvent, Position, StreamId, Version};
@@ -87,6 +88,7 @@ impl Writer {
         config: tokio_postgres::Config,
         url: PostgresUrl,
         max_group_events: usize,
+        pause_before_commit: Option<(Duration, Duration)>,
         commits: Arc<watch::Sender<Position>>,
     ) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel();
@@ -96,6 +98,7 @@ impl Writer {
             config,
             url: url.clone(),
             max_group_events,
+            pause: pause_before_commit.map(|range| Pause::new(range)),
             commits,
         };
         tokio::spawn(task.run(jobs));
@@ -150,7 +153,37 @@ struct Task {
     config: tokio_postgres::Config,
     url: PostgresUrl,
     max_group_events: usize,
+    pause: Option<Pause>,
     commits: Arc<watch::Sender<Position>>,
+}
+
+/// The fault tests' pause before COMMIT: a random time in a range
+/// (xorshift, seeded from the clock; no quality needed).
+struct Pause {
+    min: Duration,
+    max: Duration,
+    state: u64,
+}
+
+impl Pause {
+    fn new((min, max): (Duration, Duration)) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64);
+        Self {
+            min,
+            max,
+            state: seed | 1,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let span = (self.max - self.min).as_micros() as u64;
+        self.min + Duration::from_micros(self.state % (span + 1))
+    }
 }
 
 /// Why a group's transaction did not commit.
@@ -193,6 +226,7 @@ impl Task {
     async fn commit_group(&mut self, group: Vec<Job>) {
         let commits = Arc::clone(&self.commits);
         let url = self.url.clone();
+        let pause = self.pause.as_mut().map(Pause::next);
         let (client, statements) = match self.ready().await {
             Ok(ready) => ready,
             Err(error) => {
@@ -207,7 +241,7 @@ impl Task {
                 return;
             }
         };
-        match run_group(client, statements, &url, &group).await {
+        match run_group(client, statements, &url, &group, pause).await {
             Ok((results, head)) => {
                 if let Some(head) = head {
                     commits.send_if_modified(|known| {
@@ -301,6 +335,7 @@ async fn run_group(
     statements: &Statements,
     url: &PostgresUrl,
     group: &[Job],
+    pause: Option<Duration>,
 ) -> Result<(Vec<Result<AppendOutcome, StoreError>>, Option<Position>), Lost> {
     let lost = |doing: &'static str| {
         move |e: tokio_postgres::Error| Lost::RolledBack(store_error(url, doing, &e))
@@ -367,6 +402,9 @@ async fn run_group(
             .execute(&statements.advance, &[&sql_int(head), &url.channel()])
             .await
             .map_err(lost("advancing the head"))?;
+    }
+    if let Some(pause) = pause {
+        tokio::time::sleep(pause).await;
     }
     client
         .batch_execute("COMMIT")
