@@ -141,7 +141,8 @@ async fn follow(
             }
             match &mut signal {
                 Some(signal) => {
-                    let _ = tokio::time::timeout(Duration::from_millis(200), signal.changed()).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(200), signal.changed()).await;
                 }
                 None => tokio::time::sleep(Duration::from_millis(5)).await,
             }
@@ -268,7 +269,11 @@ async fn no_subscriber_ever_skips_a_committed_event() {
 
     // Then the committed positions are 1..=head, without gaps
     let positions: Vec<u64> = committed.iter().map(|e| e.0).collect();
-    assert_eq!(positions, (1..=head).collect::<Vec<_>>(), "positions have gaps");
+    assert_eq!(
+        positions,
+        (1..=head).collect::<Vec<_>>(),
+        "positions have gaps"
+    );
     assert!(head as usize >= WRITERS * APPENDS_PER_WRITER * 8 / 10);
     // And every subscriber saw exactly the committed events, in order
     for (name, subscriber) in subscribers {
