@@ -98,7 +98,7 @@ impl Writer {
             config,
             url: url.clone(),
             max_group_events,
-            pause: pause_before_commit.map(|range| Pause::new(range)),
+            pause: pause_before_commit.map(Pause::new),
             commits,
         };
         tokio::spawn(task.run(jobs));
