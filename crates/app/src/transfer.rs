@@ -24,6 +24,7 @@ use logbook_ports::{EventFilter, EventStore, ExpectedVersion, GlobalPages, Store
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Decoder;
+use crate::registry::{AggregateRegistry, UndecodableEvent};
 
 /// Events read per page while exporting.
 const PAGE: usize = 10_000;
@@ -47,6 +48,15 @@ pub enum TransferError {
         /// What is wrong.
         reason: String,
     },
+    /// An event of a registered aggregate's stream does not decode: no
+    /// reader could use it, so nothing is imported.
+    #[error("event {number}: {problem}; nothing was imported")]
+    Undecodable {
+        /// 1-based, in input order.
+        number: usize,
+        /// The stream, type, field and reason.
+        problem: UndecodableEvent,
+    },
     /// The input clashes with what the target store holds.
     #[error(
         "stream {stream} in the target store already has different events (first at version {version}); nothing was imported"
@@ -60,7 +70,7 @@ pub enum TransferError {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     /// Events appended.
     pub imported: u64,
@@ -68,6 +78,9 @@ pub struct ImportReport {
     pub already_present: u64,
     /// Streams touched.
     pub streams: u64,
+    /// Events kept whose streams no registered aggregate claims (their
+    /// payloads could not be checked).
+    pub unchecked: u64,
 }
 
 /// Writes the whole global log as JSON lines; returns the number of events.
@@ -117,18 +130,39 @@ pub fn parse_json_lines(input: &str) -> Result<Vec<RecordedEvent>, TransferError
 /// versions, payload bytes, metadata and timestamps. Global positions are
 /// the target's own.
 ///
+/// Events in the streams of an aggregate of `aggregates` must decode as its
+/// events (what no reader can decode would stop every projection over it);
+/// events of other streams are kept unchecked and counted.
+///
 /// # Errors
-/// [`TransferError::Malformed`] for a gap in a stream's versions and
-/// [`TransferError::Clash`] for a stream that already holds other events;
-/// both before anything is written.
+/// [`TransferError::Malformed`] for a gap in a stream's versions,
+/// [`TransferError::Undecodable`] for an event its aggregate cannot read
+/// and [`TransferError::Clash`] for a stream that already holds other
+/// events; each before anything is written.
 pub async fn import(
     store: &dyn EventStore,
     events: Vec<RecordedEvent>,
+    aggregates: &AggregateRegistry,
 ) -> Result<ImportReport, TransferError> {
     check_input(&events)?;
+    let mut unchecked = 0;
+    for (index, event) in events.iter().enumerate() {
+        match aggregates.check_event(event) {
+            Some(Err(problem)) => {
+                return Err(TransferError::Undecodable {
+                    number: index + 1,
+                    problem,
+                });
+            }
+            Some(Ok(())) => {}
+            None if is_tombstone(&event.event_type) => {}
+            None => unchecked += 1,
+        }
+    }
     let present = check_target(store, &events).await?;
     let mut report = ImportReport {
         streams: present.len() as u64,
+        unchecked,
         ..ImportReport::default()
     };
     // Write in input order, so the target's global log keeps the source's

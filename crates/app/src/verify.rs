@@ -17,7 +17,7 @@ use crate::store_url::{StoreUrl, StoreUrlError};
 const PAGE: usize = 10_000;
 
 /// What a walk found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WalkReport {
     /// Events read.
     pub events: u64,
@@ -104,7 +104,7 @@ pub async fn walk(store: &dyn EventStore) -> Result<WalkReport, StoreError> {
 
 /// What [`verify_store`] found: the adapter's own byte-level check where it
 /// has one, then the walk through the port.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct StoreVerification {
     /// The adapter's byte-level report (the file store's segments, batches
     /// and checksums), printed as the adapter words it.

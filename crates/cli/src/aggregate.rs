@@ -2,8 +2,9 @@
 //! domain command and report the new state in one line, or show the state
 //! (now or at a past version) as aligned fields or JSON.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use logbook::Repository;
+use logbook::registry::{At, ExecError, RegisteredAggregate, Registration};
 use logbook_domain::Aggregate;
 use logbook_ports::Stores;
 
@@ -19,82 +20,111 @@ pub trait Presented: Aggregate {
     fn fields(&self) -> Vec<(&'static str, serde_json::Value)>;
 }
 
-/// Executes `command` on `id` and prints the state it leads to.
+/// Executes `command` on `id` and prints the state it leads to: one line,
+/// or with `--json` the object `show --json` prints.
 pub async fn execute<A: Presented>(
     stores: &Stores,
     id: &str,
     command: A::Command,
 ) -> anyhow::Result<()> {
-    execute_quietly::<A>(stores, id, command)
-        .await
-        .map(|summary| println!("{summary}"))
+    let (state, version) = execute_quietly::<A>(stores, id, command).await?;
+    if crate::output::json() {
+        crate::output::json_line(&state_object(id, &state, version));
+    } else {
+        let fields: Vec<String> = state
+            .fields()
+            .into_iter()
+            .map(|(name, value)| format!("{name} {}", plain(&value)))
+            .collect();
+        say!("{} {id}: {}, version {version}", A::NOUN, fields.join(", "));
+    }
+    Ok(())
 }
 
 /// Creates aggregate `id` with `command` and prints only the id, for scripts
-/// (`id=$(logbook ship register "Pacific Explorer")`).
+/// (`id=$(logbook ship register "Pacific Explorer")`); with `--json`, the
+/// object `show --json` prints.
 pub async fn create<A: Presented>(
     stores: &Stores,
     id: &str,
     command: A::Command,
 ) -> anyhow::Result<()> {
-    execute_quietly::<A>(stores, id, command)
-        .await
-        .map(|_| println!("{id}"))
+    let (state, version) = execute_quietly::<A>(stores, id, command).await?;
+    if crate::output::json() {
+        crate::output::json_line(&state_object(id, &state, version));
+    } else {
+        say!("{id}");
+    }
+    Ok(())
 }
 
 async fn execute_quietly<A: Presented>(
     stores: &Stores,
     id: &str,
     command: A::Command,
-) -> anyhow::Result<String> {
-    let repository = Repository::<A>::new(stores);
-    let done = repository
+) -> anyhow::Result<(A, u64)> {
+    let done = Repository::<A>::new(stores)
         .execute(id, &command)
         .await
-        .with_context(|| format!("{} {id}", A::NOUN))?;
-    let fields: Vec<String> = done
-        .state
-        .fields()
-        .into_iter()
-        .map(|(name, value)| format!("{name} {}", plain(&value)))
-        .collect();
-    Ok(format!(
-        "{} {id}: {}, version {}",
-        A::NOUN,
-        fields.join(", "),
-        done.version
-    ))
+        .with_context(|| format!("{} {}", A::NOUN, id.escape_debug()))?;
+    Ok((done.state, done.version))
+}
+
+/// The JSON object of an aggregate's state: its noun and id, its fields, its
+/// version.
+fn state_object<A: Presented>(id: &str, state: &A, version: u64) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    object.insert(A::NOUN.to_owned(), id.into());
+    for (name, value) in state.fields() {
+        object.insert(name.to_owned(), value);
+    }
+    object.insert("version".to_owned(), version.into());
+    serde_json::Value::Object(object)
 }
 
 /// Prints the state of `args.id`: now, just after a version, or as of a time.
-pub async fn show<A: Presented>(stores: &Stores, args: &ShowArgs) -> anyhow::Result<()> {
-    let (id, json) = (args.id.as_str(), args.json);
-    let repository = Repository::<A>::new(stores);
-    let loaded = match (args.at_version, args.at) {
-        (Some(version), _) => repository.load_at_version(id, version).await,
-        (None, Some(at)) => repository.load_at_time(id, at).await,
-        (None, None) => repository.load(id).await,
-    }
-    .with_context(|| format!("{} {id}", A::NOUN))?;
-    if loaded.version == 0 {
-        match (args.at_version, args.at) {
-            (None, None) => bail!("{} {id} does not exist", A::NOUN),
-            _ => bail!("{} {id} did not exist yet at that point", A::NOUN),
-        }
-    }
-    let mut fields = vec![(A::NOUN, serde_json::Value::from(id))];
-    fields.extend(loaded.state.fields());
-    fields.push(("version", loaded.version.into()));
+/// The registry's rules decide what exists when (a version past the stream's
+/// end is an error naming the stream's version).
+pub async fn show<A>(stores: &Stores, args: &ShowArgs) -> anyhow::Result<()>
+where
+    A: Presented,
+    A::Command: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let (id, json) = (args.id.as_str(), crate::output::json());
+    let at = match (args.at_version, args.at) {
+        (Some(version), _) => At::Version(version),
+        (None, Some(time)) => At::Time(time),
+        (None, None) => At::Latest,
+    };
+    let shown = Registration::<A>::default()
+        .state(stores, id, at)
+        .await
+        .map_err(|error| match error {
+            // "BankAccount acc_001 does not exist" in the aggregate's own
+            // noun: "account acc_001 does not exist".
+            ExecError::NotFound {
+                at_a_past_point, ..
+            } => anyhow::anyhow!(
+                "{} {id} {}",
+                A::NOUN,
+                if at_a_past_point {
+                    "did not exist yet at that point"
+                } else {
+                    "does not exist"
+                }
+            ),
+            other => other.into(),
+        })?;
+    let state: A = serde_json::from_value(shown.state)?;
     if json {
-        let object: serde_json::Map<String, serde_json::Value> = fields
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect();
-        println!("{}", serde_json::Value::Object(object));
+        crate::output::json_line(&state_object(id, &state, shown.version));
     } else {
+        let mut fields = vec![(A::NOUN, serde_json::Value::from(id))];
+        fields.extend(state.fields());
+        fields.push(("version", shown.version.into()));
         let width = fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0) + 1;
         for (name, value) in fields {
-            println!("{:<width$} {}", format!("{name}:"), plain(&value));
+            say!("{:<width$} {}", format!("{name}:"), plain(&value));
         }
     }
     Ok(())
@@ -113,10 +143,18 @@ pub async fn delete<A: Presented>(stores: &Stores, id: &str) -> anyhow::Result<(
     let version = Repository::<A>::new(stores)
         .delete(id)
         .await
-        .with_context(|| format!("{} {id}", A::NOUN))?;
-    println!(
-        "{} {id} deleted (tombstone at version {version}; its events stay in the global log)",
-        A::NOUN
-    );
+        .with_context(|| format!("{} {}", A::NOUN, id.escape_debug()))?;
+    if crate::output::json() {
+        crate::output::json_line(&serde_json::json!({
+            A::NOUN: id,
+            "deleted": true,
+            "tombstone_version": version,
+        }));
+    } else {
+        say!(
+            "{} {id} deleted (tombstone at version {version}; its events stay in the global log)",
+            A::NOUN
+        );
+    }
     Ok(())
 }

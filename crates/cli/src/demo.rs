@@ -22,7 +22,7 @@ fn money(text: &str) -> Money {
 }
 
 pub async fn run(stores: &Stores, url: &StoreUrl) -> anyhow::Result<()> {
-    println!("logbook demo on {url}");
+    say!("logbook demo on {url}");
     wallet(stores).await.context("user wallet scenario")?;
     ship(stores).await.context("cargo ship scenario")?;
     bank_account(stores)
@@ -32,7 +32,7 @@ pub async fn run(stores: &Stores, url: &StoreUrl) -> anyhow::Result<()> {
 }
 
 async fn wallet(stores: &Stores) -> anyhow::Result<()> {
-    println!("\n=== User wallet ===");
+    say!("\n=== User wallet ===");
     let wallets = Repository::<UserWallet>::new(stores);
     let id = Uuid::now_v7().to_string();
     let created = wallets
@@ -44,7 +44,7 @@ async fn wallet(stores: &Stores) -> anyhow::Result<()> {
             },
         )
         .await?;
-    println!(
+    say!(
         "Created user {id} (test_user) with balance {}",
         created.state.balance
     );
@@ -57,7 +57,7 @@ async fn wallet(stores: &Stores) -> anyhow::Result<()> {
                 },
             )
             .await?;
-        println!(
+        say!(
             "Changed balance by {:>7} -> {:>7} (version {})",
             signed(money(delta)),
             done.state.balance,
@@ -73,18 +73,19 @@ async fn wallet(stores: &Stores) -> anyhow::Result<()> {
         )
         .await
     {
-        Err(RepositoryError::Rejected(error)) => println!("Change of -1000.00 rejected: {error}"),
+        Err(RepositoryError::Rejected(error)) => say!("Change of -1000.00 rejected: {error}"),
         Ok(_) => bail!("an overdraft was accepted"),
         Err(error) => return Err(error.into()),
     }
     let now = wallets.load(&id).await?;
-    println!(
+    say!(
         "Balance: {} at version {} (the rejected change appended nothing)",
-        now.state.balance, now.version
+        now.state.balance,
+        now.version
     );
-    println!("Replay until now:");
+    say!("Replay until now:");
     for event in wallets.history(&id).await? {
-        println!("  {}", output::event_line(&event));
+        say!("  {}", output::event_line(&event));
     }
     Ok(())
 }
@@ -98,7 +99,7 @@ fn signed(amount: Money) -> String {
 }
 
 async fn ship(stores: &Stores) -> anyhow::Result<()> {
-    println!("\n=== Cargo ship ===");
+    say!("\n=== Cargo ship ===");
     let ships = Repository::<CargoShip>::new(stores);
     let id = Uuid::new_v4().to_string();
     ships
@@ -109,7 +110,7 @@ async fn ship(stores: &Stores) -> anyhow::Result<()> {
             },
         )
         .await?;
-    println!("Registered ship with ID: {id}");
+    say!("Registered ship with ID: {id}");
     let voyage = [
         (
             Ship::Dock {
@@ -141,22 +142,22 @@ async fn ship(stores: &Stores) -> anyhow::Result<()> {
     ];
     for (command, said) in voyage {
         ships.execute(&id, &command).await?;
-        println!("{said}");
+        say!("{said}");
     }
     let ship = ships.load(&id).await?.state;
-    println!("\nCurrent ship state:");
-    println!("Name: {}", ship.name);
-    println!("Status: {}", ship.status_label());
-    println!("Current port: {}", ship.current_port().unwrap_or("none"));
+    say!("\nCurrent ship state:");
+    say!("Name: {}", ship.name);
+    say!("Status: {}", ship.status_label());
+    say!("Current port: {}", ship.current_port().unwrap_or("none"));
     let cargo: Vec<String> = ship
         .cargo
         .iter()
         .map(|(item, n)| format!("{item}: {n}"))
         .collect();
-    println!("Cargo: {{{}}}", cargo.join(", "));
-    println!("\nEvent log:");
+    say!("Cargo: {{{}}}", cargo.join(", "));
+    say!("\nEvent log:");
     for (i, event) in ships.history(&id).await?.iter().enumerate() {
-        println!(
+        say!(
             "{}. {} at {}: {}",
             i + 1,
             event.event_type,
@@ -165,7 +166,7 @@ async fn ship(stores: &Stores) -> anyhow::Result<()> {
         );
     }
 
-    println!("\nShips by port (projection):");
+    say!("\nShips by port (projection):");
     let by_port = Projector::<ShipsByPort>::new(stores);
     by_port.catch_up().await?;
     let view = by_port.state().await?.model;
@@ -177,7 +178,7 @@ async fn ship(stores: &Stores) -> anyhow::Result<()> {
             .flatten()
             .map(|(item, n)| format!("{item}: {n}"))
             .collect();
-        println!(
+        say!(
             "{port}: {} ship(s) docked, cargo on board {{{}}}",
             docked.len(),
             totals.join(", ")
@@ -187,7 +188,7 @@ async fn ship(stores: &Stores) -> anyhow::Result<()> {
 }
 
 async fn bank_account(stores: &Stores) -> anyhow::Result<()> {
-    println!("\n=== Bank account ===");
+    say!("\n=== Bank account ===");
     let options = RepositoryOptions {
         snapshot_every: NonZeroU64::new(10),
         ..RepositoryOptions::default()
@@ -199,7 +200,7 @@ async fn bank_account(stores: &Stores) -> anyhow::Result<()> {
         description: description.into(),
     };
 
-    println!("1. Creating and operating on bank account {id}:");
+    say!("1. Creating and operating on bank account {id}:");
     let opening = [
         Account::Open {
             owner: "user_123".into(),
@@ -216,60 +217,60 @@ async fn bank_account(stores: &Stores) -> anyhow::Result<()> {
     let saved = accounts
         .execute_all(&id, &opening, &Metadata::default())
         .await?;
-    println!("   Account created with initial operations");
-    println!("   Current balance: {}", saved.state.balance);
-    println!("   Version: {}", saved.version);
+    say!("   Account created with initial operations");
+    say!("   Current balance: {}", saved.state.balance);
+    say!("   Version: {}", saved.version);
 
-    println!("\n2. Loading account from events:");
+    say!("\n2. Loading account from events:");
     let loaded = accounts.load(&id).await?;
-    println!("   Loaded balance: {}", loaded.state.balance);
-    println!("   Version: {}", loaded.version);
-    println!("   Owner: {}", loaded.state.owner);
+    say!("   Loaded balance: {}", loaded.state.balance);
+    say!("   Version: {}", loaded.version);
+    say!("   Owner: {}", loaded.state.owner);
 
-    println!("\n3. Event history:");
+    say!("\n3. Event history:");
     for event in accounts.history(&id).await? {
-        println!("   {}. {}", event.version, event.event_type);
-        println!("      Data: {}", event.payload.as_str());
-        println!("      Time: {}", output::time(event.recorded_at));
+        say!("   {}. {}", event.version, event.event_type);
+        say!("      Data: {}", event.payload.as_str());
+        say!("      Time: {}", output::time(event.recorded_at));
     }
 
-    println!("\n4. More operations and snapshot:");
+    say!("\n4. More operations and snapshot:");
     let small: Vec<Account> = (1..=8)
         .map(|i| deposit("10.00", &format!("Small deposit {i}")))
         .collect();
     let saved = accounts
         .execute_all(&id, &small, &Metadata::default())
         .await?;
-    println!("   Performed 8 more operations");
-    println!("   Final balance: {}", saved.state.balance);
-    println!("   Version: {}", saved.version);
+    say!("   Performed 8 more operations");
+    say!("   Final balance: {}", saved.state.balance);
+    say!("   Version: {}", saved.version);
     match stores
         .snapshots
         .load(&Repository::<BankAccount>::stream_id(&id)?)
         .await?
     {
-        Some(snapshot) => println!(
+        Some(snapshot) => say!(
             "   Snapshot created at version {} (the save crossed version 10)",
             snapshot.version
         ),
-        None => println!("   No snapshot was taken"),
+        None => say!("   No snapshot was taken"),
     }
 
-    println!("\n5. Time-travel query (reconstruct state at version 3):");
+    say!("\n5. Time-travel query (reconstruct state at version 3):");
     let past = accounts.load_at_version(&id, 3).await?;
-    println!("   Balance at version 3: {}", past.state.balance);
-    println!("   Was active: {}", past.state.is_active());
+    say!("   Balance at version 3: {}", past.state.balance);
+    say!("   Was active: {}", past.state.is_active());
 
-    println!("\n6. Event type queries (this account's stream in the global log):");
+    say!("\n6. Event type queries (this account's stream in the global log):");
     let stream = format!("{}-{id}", BankAccount::TYPE);
     let deposits = events_of(stores, &stream, "MoneyDeposited").await?;
     let withdrawals = events_of(stores, &stream, "MoneyWithdrawn").await?;
-    println!("   Total deposits: {}", deposits.len());
-    println!("   Total withdrawals: {}", withdrawals.len());
-    println!("   Amount deposited: {}", total(&deposits)?);
-    println!("   Amount withdrawn: {}", total(&withdrawals)?);
+    say!("   Total deposits: {}", deposits.len());
+    say!("   Total withdrawals: {}", withdrawals.len());
+    say!("   Amount deposited: {}", total(&deposits)?);
+    say!("   Amount withdrawn: {}", total(&withdrawals)?);
 
-    println!("\n7. Projection (account summary, kept by a projector with a checkpoint):");
+    say!("\n7. Projection (account summary, kept by a projector with a checkpoint):");
     let summaries = Projector::<AccountSummaries>::new(stores);
     let caught_up = summaries.catch_up().await?;
     let state = summaries.state().await?;
@@ -278,14 +279,14 @@ async fn bank_account(stores: &Stores) -> anyhow::Result<()> {
         .accounts
         .get(&id)
         .context("the summary has this account")?;
-    println!("   Total deposits: {}", summary.total_deposits);
-    println!("   Total withdrawals: {}", summary.total_withdrawals);
-    println!("   Transaction count: {}", summary.transaction_count);
+    say!("   Total deposits: {}", summary.total_deposits);
+    say!("   Total withdrawals: {}", summary.total_withdrawals);
+    say!("   Transaction count: {}", summary.transaction_count);
     if let (Some(created), Some(last)) = (summary.created_at, summary.last_activity) {
-        println!("   Created: {}", output::time(created));
-        println!("   Last activity: {}", output::time(last));
+        say!("   Created: {}", output::time(created));
+        say!("   Last activity: {}", output::time(last));
     }
-    println!(
+    say!(
         "   (applied {} events; checkpoint at global position {})",
         caught_up.applied,
         caught_up.checkpoint.unwrap_or(0)

@@ -30,6 +30,6 @@ pub async fn run(
     let done = aggregates
         .execute(stores, &args.aggregate, &args.id, &args.command, arguments)
         .await?;
-    println!("{}", serde_json::to_string(&done)?);
+    say!("{}", serde_json::to_string(&done)?);
     Ok(())
 }

@@ -13,6 +13,16 @@
 //! ports and the domain, never on an adapter crate directly, and nothing
 //! but a binary depends on it.
 
+/// `println!` through [`output::line`]: quiet on a closed pipe.
+macro_rules! say {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 mod account;
 mod aggregate;
 mod demo;
@@ -113,6 +123,7 @@ impl Logbook {
             Err(error) => error.exit(),
         };
         init_tracing();
+        output::set_json(global.json);
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -127,6 +138,13 @@ impl Logbook {
         match runtime.block_on(self.dispatch(&global.store, command)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
+                // Output into a closed pipe is no failure: the reader left.
+                if let Some(io) = error
+                    .chain()
+                    .find_map(|cause| cause.downcast_ref::<std::io::Error>())
+                {
+                    output::exit_if_reader_left(io);
+                }
                 eprintln!("error: {}", one_line(&error));
                 ExitCode::FAILURE
             }
@@ -157,19 +175,22 @@ impl Logbook {
         // Opened by the commands that need it: `verify` must not open a store
         // for writing (that takes the lock and repairs what it should report).
         let open = || -> anyhow::Result<Stores> { Ok(url.open()?) };
+        // Commands that only read open for reading: a file store without its
+        // write lock, so they never block a writer.
+        let read = || -> anyhow::Result<Stores> { Ok(url.open_read_only()?) };
         match command {
             Parsed::Common(command) => match command {
                 Command::Verify => verify::run(url).await,
                 Command::Exec(args) => exec::run(&open()?, &self.aggregates, args).await,
-                Command::Show(args) => show::run(&open()?, &self.aggregates, args).await,
-                Command::Events(args) => events::run(&open()?, args).await,
-                Command::Log(args) => log::log(&open()?, args).await,
+                Command::Show(args) => show::run(&read()?, &self.aggregates, args).await,
+                Command::Events(args) => events::run(&read()?, args).await,
+                Command::Log(args) => log::log(&read()?, args).await,
                 Command::Follow(args) => log::follow(&open()?, args).await,
                 Command::Projection(args) => {
                     projection::run(&open()?, &self.projections, args).await
                 }
-                Command::Export(args) => transfer::export(&open()?, args).await,
-                Command::Import(args) => transfer::import(&open()?, args).await,
+                Command::Export(args) => transfer::export(&read()?, args).await,
+                Command::Import(args) => transfer::import(&open()?, &self.aggregates, args).await,
             },
             Parsed::Seed(command) => match command {
                 SeedCommand::Demo => demo::run(&open()?, url).await,
@@ -198,6 +219,10 @@ struct GlobalArgs {
     /// Where events live: memory:, sqlite:PATH or file:DIR.
     #[arg(long, global = true, env = "LOGBOOK_STORE", default_value = DEFAULT_STORE_URL, value_name = "URL")]
     store: StoreUrl,
+
+    /// Print JSON instead of lines for a person (every command but `demo`).
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 enum Parsed {
@@ -253,11 +278,8 @@ pub struct ShowArgs {
     #[arg(long, value_name = "N", conflicts_with = "at")]
     at_version: Option<u64>,
     /// State as of this time (RFC 3339, e.g. 2026-11-23T10:00:00Z).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = crate::output::parse_time)]
     at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
 }
 
 /// The error and its causes on one line, each cause said once (many errors
@@ -284,8 +306,16 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_on_stderr())
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
         .init();
+}
+
+/// Colour only for a person at a terminal, and never when `NO_COLOR` is set
+/// to anything (<https://no-color.org>).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -41,9 +41,6 @@ pub struct LogArgs {
     limit: usize,
     #[command(flatten)]
     filter: LogFilter,
-    /// One JSON object per line.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Arguments of `logbook follow`.
@@ -54,16 +51,13 @@ pub struct FollowArgs {
     from: Option<u64>,
     #[command(flatten)]
     filter: LogFilter,
-    /// One JSON object per line.
-    #[arg(long)]
-    json: bool,
 }
 
 fn print(event: &RecordedEvent, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(event)?);
+        say!("{}", serde_json::to_string(event)?);
     } else {
-        println!(
+        say!(
             "{:>8}  {:<28} {:>4}  {:<18} {}  {}",
             event.position,
             event.stream,
@@ -82,7 +76,7 @@ pub async fn log(stores: &Stores, args: LogArgs) -> anyhow::Result<()> {
         .read_all(args.from, args.limit, &args.filter.to_filter())
         .await?;
     for event in &events {
-        print(event, args.json)?;
+        print(event, output::json())?;
     }
     Ok(())
 }
@@ -100,7 +94,7 @@ pub async fn follow(stores: &Stores, args: FollowArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = &mut interrupted => return Ok(()),
             event = subscription.next() => {
-                print(&event?, args.json)?;
+                print(&event?, output::json())?;
                 use std::io::Write as _;
                 std::io::stdout().flush()?;
             }

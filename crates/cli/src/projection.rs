@@ -80,10 +80,22 @@ pub async fn run(
         ..ProjectorOptions::default()
     };
     let (name, action) = match args.command {
+        P::List if crate::output::json() => {
+            let mut statuses = Vec::new();
+            for projection in projections.iter() {
+                statuses.push(projection.status(stores, options()).await?);
+            }
+            crate::output::json_line(&statuses);
+            return Ok(());
+        }
         P::List => {
-            println!(
+            say!(
                 "{:<18} {:>10} {:>10} {:>8} {:>7}",
-                "name", "checkpoint", "head", "lag", "parked"
+                "name",
+                "checkpoint",
+                "head",
+                "lag",
+                "parked"
             );
             for projection in projections.iter() {
                 act(stores, &**projection, Action::StatusLine, options()).await?;
@@ -118,11 +130,12 @@ async fn act(
     options: ProjectorOptions,
 ) -> anyhow::Result<()> {
     let name = projection.name();
+    let json = crate::output::json();
     match action {
         Action::StatusLine => {
             let s = projection.status(stores, options).await?;
             let show = |p: Option<u64>| p.map_or_else(|| "-".to_owned(), |p| p.to_string());
-            println!(
+            say!(
                 "{:<18} {:>10} {:>10} {:>8} {:>7}",
                 s.name,
                 show(s.checkpoint),
@@ -131,20 +144,23 @@ async fn act(
                 s.parked
             );
         }
+        Action::Status if json => {
+            crate::output::json_line(&projection.status(stores, options).await?);
+        }
         Action::Status => {
             let s = projection.status(stores, options).await?;
-            println!("projection: {}", s.name);
-            println!(
+            say!("projection: {}", s.name);
+            say!(
                 "checkpoint: {}",
                 s.checkpoint
                     .map_or_else(|| "none".to_owned(), |p| p.to_string())
             );
-            println!(
+            say!(
                 "head:       {}",
                 s.head.map_or_else(|| "none".to_owned(), |p| p.to_string())
             );
-            println!("lag:        {}", s.lag);
-            println!("parked:     {}", s.parked);
+            say!("lag:        {}", s.lag);
+            say!("parked:     {}", s.parked);
         }
         Action::Show => {
             let (done, model) = projection.show(stores, options).await?;
@@ -154,7 +170,11 @@ async fn act(
                     done.parked
                 );
             }
-            println!("{}", serde_json::to_string_pretty(&model)?);
+            if json {
+                crate::output::json_line(&model);
+            } else {
+                say!("{}", serde_json::to_string_pretty(&model)?);
+            }
         }
         Action::Rebuild => {
             let mut report = Reporter::new();
@@ -162,7 +182,14 @@ async fn act(
                 .rebuild(stores, options, &mut |p| report.progress(p))
                 .await?;
             report.finish();
-            println!(
+            if json {
+                crate::output::json_line(&serde_json::json!({
+                    "name": name,
+                    "rebuilt": done,
+                }));
+                return Ok(());
+            }
+            say!(
                 "rebuilt {name}: {} events applied, {} parked, checkpoint {}",
                 done.applied,
                 done.parked,
@@ -171,32 +198,59 @@ async fn act(
         }
         Action::Verify => {
             let differences = projection.verify(stores, options).await?;
+            if json {
+                crate::output::json_line(&serde_json::json!({
+                    "name": name,
+                    "matches": differences.is_empty(),
+                    "differences": differences,
+                }));
+            }
             if !differences.is_empty() {
-                for difference in &differences {
-                    println!("{difference}");
+                if !json {
+                    for difference in &differences {
+                        say!("{difference}");
+                    }
                 }
                 bail!(
                     "projection {name} differs from a fresh fold in {} places",
                     differences.len()
                 );
             }
-            println!("projection {name} matches a fresh fold of the log");
+            if !json {
+                say!("projection {name} matches a fresh fold of the log");
+            }
         }
         Action::Parked => {
             let parked = projection.parked(stores, options).await?;
+            if json {
+                crate::output::json_line(&parked);
+                return Ok(());
+            }
             if parked.is_empty() {
-                println!("no parked events");
+                say!("no parked events");
             }
             for p in &parked {
-                println!(
+                say!(
                     "{:>8}  {}  {}  {}  {}",
-                    p.position, p.event_id, p.stream, p.event_type, p.error
+                    p.position,
+                    p.event_id,
+                    p.stream,
+                    p.event_type,
+                    p.error
                 );
             }
         }
         Action::Retry => {
             let (applied, still) = projection.retry_parked(stores, options).await?;
-            println!("{applied} parked events applied, {still} still parked");
+            if json {
+                crate::output::json_line(&serde_json::json!({
+                    "name": name,
+                    "applied": applied,
+                    "still_parked": still,
+                }));
+            } else {
+                say!("{applied} parked events applied, {still} still parked");
+            }
         }
     }
     Ok(())

@@ -18,7 +18,15 @@ impl Presented for CargoShip {
             .collect();
         vec![
             ("name", self.name.clone().into()),
-            ("status", self.status_label().into()),
+            // The state's own vocabulary (`at_sea`), as `exec` and `show`
+            // print it, so every `--json` agrees.
+            (
+                "status",
+                serde_json::to_value(&self.status)
+                    .ok()
+                    .and_then(|status| status.get("status").cloned())
+                    .unwrap_or_default(),
+            ),
             (
                 "port",
                 self.current_port()

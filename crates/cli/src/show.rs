@@ -16,11 +16,8 @@ pub struct ShowAnyArgs {
     #[arg(long, value_name = "N", conflicts_with = "at")]
     at_version: Option<u64>,
     /// State as of this time (RFC 3339 with an offset, e.g. 2026-11-23T10:00:00Z).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = crate::output::parse_time)]
     at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Print one JSON object instead of the state's fields.
-    #[arg(long)]
-    json: bool,
 }
 
 pub async fn run(
@@ -36,14 +33,16 @@ pub async fn run(
     let shown = aggregates
         .state(stores, &args.aggregate, &args.id, at)
         .await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&shown)?);
+    if crate::output::json() {
+        say!("{}", serde_json::to_string(&shown)?);
     } else {
-        println!(
+        say!(
             "{} {}, version {}",
-            shown.aggregate, shown.id, shown.version
+            shown.aggregate,
+            shown.id,
+            shown.version
         );
-        println!("{}", serde_json::to_string_pretty(&shown.state)?);
+        say!("{}", serde_json::to_string_pretty(&shown.state)?);
     }
     Ok(())
 }

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use logbook::registry::AggregateRegistry;
 use logbook::transfer;
 use logbook_ports::Stores;
 
 /// File formats.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// One recorded event per line (every field, payload bytes untouched).
     Jsonl,
@@ -65,11 +66,19 @@ pub async fn export(stores: &Stores, args: ExportArgs) -> anyhow::Result<()> {
         }
     };
     drop(out);
-    eprintln!("exported {count} events");
+    if crate::output::json() && args.output.is_some() {
+        crate::output::json_line(&serde_json::json!({ "exported": count }));
+    } else {
+        eprintln!("exported {count} events");
+    }
     Ok(())
 }
 
-pub async fn import(stores: &Stores, args: ImportArgs) -> anyhow::Result<()> {
+pub async fn import(
+    stores: &Stores,
+    aggregates: &AggregateRegistry,
+    args: ImportArgs,
+) -> anyhow::Result<()> {
     let mut text = String::new();
     match args.file.as_ref().or(args.input.as_ref()) {
         Some(path) => {
@@ -90,10 +99,36 @@ pub async fn import(stores: &Stores, args: ImportArgs) -> anyhow::Result<()> {
     if events.is_empty() {
         bail!("the input holds no events");
     }
-    let report = transfer::import(&*stores.events, events).await?;
-    println!(
+    let report = match transfer::import(&*stores.events, events, aggregates).await {
+        Err(transfer::TransferError::Undecodable { number, problem })
+            if args.format == Format::Jsonl =>
+        {
+            // Events are counted without the blank lines the file may have.
+            let line = text
+                .lines()
+                .enumerate()
+                .filter(|(_, line)| !line.trim().is_empty())
+                .nth(number - 1)
+                .map_or(number, |(index, _)| index + 1);
+            bail!("line {line}: {problem}; nothing was imported");
+        }
+        other => other?,
+    };
+    if crate::output::json() {
+        crate::output::json_line(&report);
+        return Ok(());
+    }
+    say!(
         "imported {} events into {} streams ({} were already present)",
-        report.imported, report.streams, report.already_present
+        report.imported,
+        report.streams,
+        report.already_present
     );
+    if report.unchecked > 0 {
+        eprintln!(
+            "note: {} events of streams no registered aggregate claims were kept without checking their payloads",
+            report.unchecked
+        );
+    }
     Ok(())
 }

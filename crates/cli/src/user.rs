@@ -55,11 +55,8 @@ pub enum UserCommand {
         /// User id.
         id: String,
         /// Only events recorded at or before this time (RFC 3339, e.g. 2026-11-23T10:00:00Z).
-        #[arg(long, value_name = "TIME")]
+        #[arg(long, value_name = "TIME", value_parser = crate::output::parse_time)]
         until: Option<DateTime<Utc>>,
-        /// Print a JSON array.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -69,7 +66,9 @@ pub async fn run(stores: &Stores, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Show(args) => {
             return aggregate::show::<UserWallet>(stores, &args).await;
         }
-        UserCommand::Replay { id, until, json } => return replay(stores, &id, until, json).await,
+        UserCommand::Replay { id, until } => {
+            return replay(stores, &id, until, output::json()).await;
+        }
         UserCommand::Create { username, balance } => {
             let id = Uuid::now_v7().to_string();
             return aggregate::create::<UserWallet>(
@@ -99,7 +98,7 @@ async fn replay(
     let events = repository
         .history_until(id, until.unwrap_or_else(Utc::now))
         .await
-        .with_context(|| format!("user {id}"))?;
+        .with_context(|| format!("user {}", id.escape_debug()))?;
     if events.is_empty() && repository.history(id).await?.is_empty() {
         bail!("user {id} does not exist");
     }
@@ -116,10 +115,10 @@ async fn replay(
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&lines)?);
+        say!("{}", serde_json::to_string_pretty(&lines)?);
     } else {
         for e in &events {
-            println!(
+            say!(
                 "{}  {:<18} {}  {}",
                 output::time(e.recorded_at),
                 e.event_type,

@@ -9,19 +9,32 @@ use logbook::verify::verify_store;
 
 pub async fn run(url: &StoreUrl) -> anyhow::Result<()> {
     let verification = verify_store(url).await?;
+    if crate::output::json() {
+        crate::output::json_line(&serde_json::json!({
+            "store": url.to_string(),
+            "verified": verification.is_ok(),
+            "problem": verification.problem(),
+            "corruption": verification.corruption,
+            "walk": verification.walk,
+        }));
+        if let Some(problem) = verification.problem() {
+            bail!("store {url} is not sound: {problem}");
+        }
+        return Ok(());
+    }
     if let Some(byte_level) = &verification.byte_level {
-        println!("{byte_level}");
+        say!("{byte_level}");
     }
     if let Some(corruption) = &verification.corruption {
         bail!("store {url} is corrupt: {corruption}");
     }
     if let Some(walk) = &verification.walk {
-        println!("{walk}");
+        say!("{walk}");
     }
     match verification.problem() {
         Some(problem) => bail!("store {url} breaks the log's rules: {problem}"),
         None => {
-            println!("store {url} verified");
+            say!("store {url} verified");
             Ok(())
         }
     }

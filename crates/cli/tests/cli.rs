@@ -148,7 +148,7 @@ fn a_refused_command_exits_non_zero_with_one_line_and_appends_nothing() {
         );
         refused(
             logbook(store, &["account", "deposit", "nobody", "5"]),
-            "not active",
+            "account nobody: account does not exist; open it first",
         );
         refused(
             logbook(store, &["account", "show", "nobody"]),

@@ -117,8 +117,11 @@ pub enum BankAccountError {
     /// `Open` on an account that was opened before.
     #[error("account already exists")]
     AlreadyExists,
-    /// Any command but `Open` on an account that is not open.
-    #[error("account is not active")]
+    /// Any command but `Open` on an account never opened.
+    #[error("account does not exist; open it first")]
+    NotOpened,
+    /// Any command but `Open` on a closed account.
+    #[error("account is not active: it was closed")]
     NotActive,
     /// A deposit or withdrawal of zero or less.
     #[error("amount must be positive, got {0}")]
@@ -149,7 +152,8 @@ impl BankAccount {
     fn require_active(&self) -> Result<(), BankAccountError> {
         match self.status {
             AccountStatus::Active => Ok(()),
-            _ => Err(BankAccountError::NotActive),
+            AccountStatus::NotOpened => Err(BankAccountError::NotOpened),
+            AccountStatus::Closed => Err(BankAccountError::NotActive),
         }
     }
 
@@ -357,7 +361,7 @@ mod tests {
     fn an_account_not_opened_accepts_nothing_but_open() {
         let account = BankAccount::default();
         for command in [deposit("1"), withdraw("1"), C::Close] {
-            assert_eq!(account.handle(&command), Err(E::NotActive));
+            assert_eq!(account.handle(&command), Err(E::NotOpened));
         }
     }
 

@@ -18,7 +18,9 @@ pub type Position = u64;
 pub const MAX_STREAM_ID_LEN: usize = 256;
 
 /// The name of one stream, validated: non-empty, at most
-/// [`MAX_STREAM_ID_LEN`] bytes, no control characters. By convention
+/// [`MAX_STREAM_ID_LEN`] bytes, no control characters and no invisible or
+/// bidirectional-formatting characters (a U+202E override would make two
+/// different ids look alike, or one look like another). By convention
 /// `Type-<id>`, e.g. `BankAccount-acc_001`.
 ///
 /// Cheap to clone (shared string).
@@ -45,6 +47,43 @@ pub enum StreamIdError {
         /// Byte offset of the first control character.
         index: usize,
     },
+    /// The id contained an invisible or bidirectional-formatting character.
+    #[error(
+        "stream id {id:?} contains the invisible character U+{:04X} at byte {index}",
+        u32::from(*character)
+    )]
+    InvisibleCharacter {
+        /// The rejected id (escaped when displayed).
+        id: String,
+        /// Byte offset of the character.
+        index: usize,
+        /// The character.
+        character: char,
+    },
+    /// An aggregate id was empty: `Type-` names no aggregate.
+    #[error("{aggregate_type} id must not be empty")]
+    EmptyAggregateId {
+        /// The aggregate type.
+        aggregate_type: String,
+    },
+}
+
+/// Characters that show nothing, or reorder what is shown: zero-width
+/// spaces and joiners, bidirectional marks, embeddings, overrides and
+/// isolates, word joiners and invisible operators, the byte-order mark, the
+/// soft hyphen.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+    )
 }
 
 impl StreamId {
@@ -67,14 +106,29 @@ impl StreamId {
                 index,
             });
         }
+        if let Some((index, character)) = id.char_indices().find(|(_, c)| is_invisible(*c)) {
+            return Err(StreamIdError::InvisibleCharacter {
+                id: id.to_owned(),
+                index,
+                character,
+            });
+        }
         Ok(Self(Arc::from(id)))
     }
 
     /// The stream of aggregate `id` of type `aggregate_type`: `Type-<id>`.
+    /// Every front end names aggregates through this, so one rule holds for
+    /// every id a user types.
     ///
     /// # Errors
-    /// As [`StreamId::new`] for the joined name.
+    /// [`StreamIdError::EmptyAggregateId`] for an empty `id`; otherwise as
+    /// [`StreamId::new`] for the joined name.
     pub fn for_aggregate(aggregate_type: &str, id: &str) -> Result<Self, StreamIdError> {
+        if id.is_empty() {
+            return Err(StreamIdError::EmptyAggregateId {
+                aggregate_type: aggregate_type.to_owned(),
+            });
+        }
         Self::new(format!("{aggregate_type}-{id}"))
     }
 
@@ -153,6 +207,36 @@ mod tests {
             StreamId::new("a\nb"),
             Err(StreamIdError::ControlCharacter { index: 1, .. })
         ));
+    }
+
+    #[test]
+    fn rejects_invisible_and_bidirectional_characters() {
+        let error = StreamId::new("BankAccount-ab\u{202E}cd").unwrap_err();
+        assert!(matches!(
+            error,
+            StreamIdError::InvisibleCharacter {
+                index: 14,
+                character: '\u{202E}',
+                ..
+            }
+        ));
+        assert!(error.to_string().contains("U+202E"), "{error}");
+        assert!(StreamId::new("a\u{200B}b").is_err());
+        assert!(StreamId::new("Konto-Müller-ß").is_ok());
+    }
+
+    #[test]
+    fn an_aggregate_id_must_not_be_empty() {
+        assert_eq!(
+            StreamId::for_aggregate("CargoShip", ""),
+            Err(StreamIdError::EmptyAggregateId {
+                aggregate_type: "CargoShip".into()
+            })
+        );
+        assert_eq!(
+            StreamId::for_aggregate("CargoShip", "s1").unwrap().as_str(),
+            "CargoShip-s1"
+        );
     }
 
     #[test]

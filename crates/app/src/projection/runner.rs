@@ -84,7 +84,7 @@ pub struct ProjectionState<R> {
 }
 
 /// What a catch-up did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CatchUp {
     /// Events applied.
     pub applied: u64,
@@ -95,7 +95,7 @@ pub struct CatchUp {
 }
 
 /// Where a projection stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
     /// Its name.
     pub name: &'static str,

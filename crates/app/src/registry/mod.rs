@@ -19,14 +19,15 @@ use chrono::{DateTime, Utc};
 use logbook_domain::bank_account::BankAccount;
 use logbook_domain::cargo_ship::CargoShip;
 use logbook_domain::user_wallet::UserWallet;
-use logbook_domain::{Aggregate, StreamId, StreamIdError, Version};
+use logbook_domain::{Aggregate, RecordedEvent, StreamId, StreamIdError, Version};
+use logbook_ports::append::is_tombstone;
 use logbook_ports::{BoxError, StoreError, Stores};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use arguments::{ArgumentError, ArgumentErrorKind};
 
-use crate::codec::CodecError;
+use crate::codec::{CodecError, Decoder};
 use crate::repository::{Repository, RepositoryError};
 
 /// Why a command by name, or a state by name, could not be had.
@@ -251,6 +252,26 @@ pub trait RegisteredAggregate: Send + Sync {
     /// [`ExecError::NotFound`] when it has no events (by then);
     /// [`ExecError::VersionNotReached`] for a version past its stream's end.
     async fn state(&self, stores: &Stores, id: &str, at: At) -> Result<AggregateState, ExecError>;
+
+    /// Whether `event` reads as one of this aggregate's events: `None` when
+    /// it is not in this aggregate's streams (`Type-...`) or is a tombstone,
+    /// otherwise whether it decodes, and if not which payload field is at
+    /// fault.
+    fn check_event(&self, event: &RecordedEvent) -> Option<Result<(), UndecodableEvent>>;
+}
+
+/// A stored (or imported) event that its aggregate cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{event_type} in {stream} does not decode{}: {reason}", field.as_ref().map(|f| format!(" (field `{f}`)")).unwrap_or_default())]
+pub struct UndecodableEvent {
+    /// The stream.
+    pub stream: StreamId,
+    /// The event type.
+    pub event_type: String,
+    /// The payload field at fault, when one is.
+    pub field: Option<String>,
+    /// Why, in the decoder's words.
+    pub reason: String,
 }
 
 /// The registration of aggregate `A`, whose command enum is serde-tagged by
@@ -344,6 +365,53 @@ where
             state: serde_json::to_value(&loaded.state).unwrap_or_default(),
         })
     }
+
+    fn check_event(&self, event: &RecordedEvent) -> Option<Result<(), UndecodableEvent>> {
+        (event.stream.category() == A::TYPE && !is_tombstone(&event.event_type))
+            .then(|| check_decodes::<A::Event>(event))
+    }
+}
+
+/// Checks that `event` decodes as an `E`; when not, finds the payload field
+/// at fault as the first whose removal changes the decoder's complaint.
+fn check_decodes<E: logbook_domain::DomainEvent>(
+    event: &RecordedEvent,
+) -> Result<(), UndecodableEvent> {
+    let decoder = Decoder::<E>::new();
+    let complaint = |event: &RecordedEvent| {
+        decoder.decode(event).err().map(|error| match error {
+            CodecError::Decode { source, .. } => source.to_string(),
+            other => other.to_string(),
+        })
+    };
+    let Some(reason) = complaint(event) else {
+        return Ok(());
+    };
+    let field = event
+        .payload
+        .to_value::<serde_json::Map<String, serde_json::Value>>()
+        .ok()
+        .and_then(|object| {
+            object
+                .keys()
+                .find(|key| {
+                    let mut without = object.clone();
+                    without.remove(*key);
+                    let mut probe = event.clone();
+                    match serde_json::to_vec(&without).map(logbook_domain::Payload::from_json) {
+                        Ok(Ok(payload)) => probe.payload = payload,
+                        _ => return false,
+                    }
+                    complaint(&probe).as_deref() != Some(reason.as_str())
+                })
+                .cloned()
+        });
+    Err(UndecodableEvent {
+        stream: event.stream.clone(),
+        event_type: event.event_type.to_string(),
+        field,
+        reason,
+    })
 }
 
 /// Aggregates by name.
@@ -436,6 +504,14 @@ impl AggregateRegistry {
         self.get(aggregate)?
             .execute(stores, id, command, arguments)
             .await
+    }
+
+    /// Whether `event` reads as an event of the registered aggregate whose
+    /// streams it is in: `None` when no registered aggregate claims it.
+    pub fn check_event(&self, event: &RecordedEvent) -> Option<Result<(), UndecodableEvent>> {
+        self.aggregates
+            .values()
+            .find_map(|registered| registered.check_event(event))
     }
 
     /// The state of `aggregate` `id` at `at`.
