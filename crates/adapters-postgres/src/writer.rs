@@ -28,6 +28,7 @@
 //! outcome is unknown, and their retry with the same event ids is
 //! idempotent.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ use logbook_ports::append::{self, RecordedSlot};
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{AppendOutcome, ExpectedVersion, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
 
@@ -132,6 +134,8 @@ impl Writer {
 /// The statements of an append, prepared once per connection.
 struct Statements {
     lookup: Statement,
+    states: Statement,
+    recorded_ids: Statement,
     slots: Statement,
     insert: Statement,
     advance: Statement,
@@ -301,6 +305,18 @@ async fn prepare(client: &Client, url: &PostgresUrl) -> Result<Statements, Store
             )
             .await
             .map_err(error)?,
+        states: client
+            .prepare(
+                "SELECT s.stream, l.version, l.event_type FROM unnest($1::text[]) AS s(stream) \
+                 LEFT JOIN LATERAL (SELECT version, event_type FROM events e \
+                     WHERE e.stream = s.stream ORDER BY version DESC LIMIT 1) l ON true",
+            )
+            .await
+            .map_err(error)?,
+        recorded_ids: client
+            .prepare("SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])")
+            .await
+            .map_err(error)?,
         slots: client
             .prepare(
                 "SELECT event_id, version, position FROM events \
@@ -312,9 +328,9 @@ async fn prepare(client: &Client, url: &PostgresUrl) -> Result<Statements, Store
             .prepare(
                 "INSERT INTO events (position, stream, version, event_id, event_type, \
                  schema_version, payload, metadata, recorded_at) \
-                 SELECT p, $1, v, i, t, s, pl::json, m::json, r FROM UNNEST(\
-                 $2::bigint[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[], \
-                 $7::text[], $8::text[], $9::timestamptz[]) AS u(p, v, i, t, s, pl, m, r)",
+                 SELECT p, st, v, i, t, s, pl::json, m::json, r FROM UNNEST(\
+                 $1::text[], $2::bigint[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[], \
+                 $7::text[], $8::text[], $9::timestamptz[]) AS u(st, p, v, i, t, s, pl, m, r)",
             )
             .await
             .map_err(error)?,
@@ -340,20 +356,23 @@ async fn run_group(
     let lost = |doing: &'static str| {
         move |e: tokio_postgres::Error| Lost::RolledBack(store_error(url, doing, &e))
     };
-    let begun = client
-        .simple_query("BEGIN; SELECT position FROM head FOR UPDATE")
-        .await
-        .map_err(lost("beginning a transaction"))?;
-    let mut head: Position = begun
-        .iter()
-        .find_map(|message| match message {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            Lost::RolledBack(corrupt(url, "head", "its row", "the head row is missing"))
-        })?;
-    let start = head;
+    if group.len() > 1 {
+        let start = begin(client, url).await?;
+        match run_batched(client, statements, url, group, start).await {
+            Ok((results, head)) => {
+                return finish(client, statements, url, results, start, head, pause).await;
+            }
+            // A statement failed (a row the server refuses, say): undo the
+            // whole group and run it again append by append, so that only
+            // the append at fault fails.
+            Err(_) => client
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(lost("rolling back"))?,
+        }
+    }
+    let start = begin(client, url).await?;
+    let mut head = start;
     // A job alone needs no savepoint: rolling the transaction back undoes
     // exactly its work.
     let lone = group.len() == 1;
@@ -397,11 +416,40 @@ async fn run_group(
         }
         results.push(result);
     }
+    finish(client, statements, url, results, start, head, pause).await
+}
+
+/// Opens the group's transaction and takes the head row lock: the last
+/// position taken.
+async fn begin(client: &Client, url: &PostgresUrl) -> Result<Position, Lost> {
+    let begun = client
+        .simple_query("BEGIN; SELECT position FROM head FOR UPDATE")
+        .await
+        .map_err(|e| Lost::RolledBack(store_error(url, "beginning a transaction", &e)))?;
+    begun
+        .iter()
+        .find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+            _ => None,
+        })
+        .ok_or_else(|| Lost::RolledBack(corrupt(url, "head", "its row", "the head row is missing")))
+}
+
+/// Moves the head (announcing it) when events were written, and commits.
+async fn finish(
+    client: &Client,
+    statements: &Statements,
+    url: &PostgresUrl,
+    results: Vec<Result<AppendOutcome, StoreError>>,
+    start: Position,
+    head: Position,
+    pause: Option<Duration>,
+) -> Result<(Vec<Result<AppendOutcome, StoreError>>, Option<Position>), Lost> {
     if head > start {
         client
             .execute(&statements.advance, &[&sql_int(head), &url.channel()])
             .await
-            .map_err(lost("advancing the head"))?;
+            .map_err(|e| Lost::RolledBack(store_error(url, "advancing the head", &e)))?;
     }
     if let Some(pause) = pause {
         tokio::time::sleep(pause).await;
@@ -411,6 +459,128 @@ async fn run_group(
         .await
         .map_err(|e| Lost::Unknown(store_error(url, "committing", &e)))?;
     Ok((results, (head > start).then_some(head)))
+}
+
+/// A group of several appends with a constant number of statements: the
+/// state of every stream and the recorded ids among the group's are read
+/// with two statements, each append is decided in order against that state
+/// as the earlier appends of the group left it (with the rules of
+/// [`logbook_ports::append`]), and the events of every accepted append are
+/// inserted with one statement. An append whose ids are already recorded
+/// (a retry, or a duplicate) is decided by the general path instead, after
+/// the rows staged before it are inserted.
+///
+/// # Errors
+/// A statement's error: the caller rolls the group back.
+async fn run_batched(
+    client: &Client,
+    statements: &Statements,
+    url: &PostgresUrl,
+    group: &[Job],
+    mut head: Position,
+) -> Result<(Vec<Result<AppendOutcome, StoreError>>, Position), tokio_postgres::Error> {
+    let mut names: Vec<&str> = group
+        .iter()
+        .map(|job| match &job.work {
+            Work::Append { stream, .. } | Work::Delete { stream, .. } => stream.as_str(),
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let ids: Vec<Uuid> = group
+        .iter()
+        .flat_map(|job| match &job.work {
+            Work::Append { events, .. } => events.iter().map(|e| e.id.0).collect(),
+            Work::Delete { .. } => Vec::new(),
+        })
+        .collect();
+    // Sent together: the client pipelines them on the connection.
+    let (names_param, ids_param): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+        ([&names], [&ids]);
+    let (state_rows, id_rows) = tokio::try_join!(
+        client.query(&statements.states, &names_param),
+        client.query(&statements.recorded_ids, &ids_param),
+    )?;
+    // Each stream's (version, deleted) as the group's appends leave it.
+    let mut states: HashMap<String, (Option<Version>, bool)> = HashMap::new();
+    for row in &state_rows {
+        let stream: String = row.try_get(0)?;
+        let version: Option<i64> = row.try_get(1)?;
+        let last_type: Option<&str> = row.try_get(2)?;
+        states.insert(
+            stream,
+            (
+                version.and_then(unsigned).filter(|v| *v > 0),
+                last_type.is_some_and(append::is_tombstone),
+            ),
+        );
+    }
+    let recorded: HashSet<Uuid> = id_rows
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    // Ids written by this group so far.
+    let mut written: HashSet<Uuid> = HashSet::new();
+    let mut rows = Rows::default();
+    let mut results = Vec::with_capacity(group.len());
+    for job in group {
+        let (stream, ids_known) = match &job.work {
+            Work::Append { stream, events, .. } => (
+                stream,
+                events
+                    .iter()
+                    .any(|e| recorded.contains(&e.id.0) || written.contains(&e.id.0)),
+            ),
+            Work::Delete { stream, .. } => (stream, false),
+        };
+        let (current, deleted) = states
+            .get(stream.as_str())
+            .copied()
+            .unwrap_or((None, false));
+        let result = if ids_known {
+            flush(client, statements, &mut rows).await?;
+            client.batch_execute("SAVEPOINT job").await?;
+            let result = run_work(client, statements, url, &job.work, head).await;
+            if result.is_ok() {
+                client.batch_execute("RELEASE job").await?;
+            } else {
+                client.batch_execute("ROLLBACK TO job; RELEASE job").await?;
+            }
+            result
+        } else {
+            match &job.work {
+                Work::Append {
+                    stream,
+                    expected,
+                    events,
+                } => append::check_not_deleted(stream, deleted)
+                    .and_then(|()| append::check_expected(stream, *expected, current))
+                    .and_then(|()| stage(&mut rows, stream, events, current, head)),
+                Work::Delete { stream, expected } => {
+                    append::check_delete(stream, *expected, current, deleted).and_then(|()| {
+                        stage(&mut rows, stream, &[append::tombstone()], current, head)
+                    })
+                }
+            }
+        };
+        if let Ok(outcome) = &result
+            && !outcome.already_recorded
+            && let Some(last) = outcome.last_position
+        {
+            head = last;
+            let tombstone = matches!(job.work, Work::Delete { .. });
+            states.insert(
+                stream.as_str().to_owned(),
+                (outcome.stream_version, tombstone),
+            );
+            if let Work::Append { events, .. } = &job.work {
+                written.extend(events.iter().map(|e| e.id.0));
+            }
+        }
+        results.push(result);
+    }
+    flush(client, statements, &mut rows).await?;
+    Ok((results, head))
 }
 
 async fn lookup(
@@ -533,12 +703,24 @@ async fn slots(
         .collect()
 }
 
-/// Inserts `events` after the stream's `current` version, at the positions
-/// after `head`, in one statement.
-async fn insert(
-    client: &Client,
-    statements: &Statements,
-    url: &PostgresUrl,
+/// Event rows waiting to be inserted with one statement.
+#[derive(Default)]
+struct Rows {
+    streams: Vec<String>,
+    positions: Vec<i64>,
+    versions: Vec<i64>,
+    ids: Vec<Uuid>,
+    types: Vec<String>,
+    schema_versions: Vec<i64>,
+    payloads: Vec<String>,
+    metadata: Vec<Option<String>>,
+    recorded_at: Vec<DateTime<Utc>>,
+}
+
+/// Stages `events` after the stream's `current` version, at the positions
+/// after `head`; nothing is staged when an event is unusable.
+fn stage(
+    rows: &mut Rows,
     stream: &StreamId,
     events: &[NewEvent],
     current: Option<Version>,
@@ -552,54 +734,92 @@ async fn insert(
             already_recorded: false,
         });
     }
+    let mut payloads = Vec::with_capacity(events.len());
+    let mut metadata = Vec::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
+        let payload = std::str::from_utf8(event.payload.as_bytes()).map_err(|error| {
+            StoreError::InvalidEvent {
+                index,
+                reason: format!("payload is not UTF-8 JSON: {error}"),
+            }
+        })?;
+        payloads.push(payload.to_owned());
+        metadata.push(encode_metadata(&event.metadata, index)?);
+    }
     let base = current.unwrap_or(0);
     let count = events.len() as u64;
     let now = timestamp_now();
-    let positions: Vec<i64> = (1..=count).map(|i| sql_int(head + i)).collect();
-    let versions: Vec<i64> = (1..=count).map(|i| sql_int(base + i)).collect();
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id.0).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let schema_versions: Vec<i64> = events.iter().map(|e| i64::from(e.schema_version)).collect();
-    let payloads = events
-        .iter()
-        .enumerate()
-        .map(|(index, e)| {
-            std::str::from_utf8(e.payload.as_bytes()).map_err(|error| StoreError::InvalidEvent {
-                index,
-                reason: format!("payload is not UTF-8 JSON: {error}"),
-            })
-        })
-        .collect::<Result<Vec<&str>, StoreError>>()?;
-    let metadata = events
-        .iter()
-        .enumerate()
-        .map(|(index, e)| encode_metadata(&e.metadata, index))
-        .collect::<Result<Vec<Option<String>>, StoreError>>()?;
-    let recorded_at: Vec<DateTime<Utc>> = events
-        .iter()
-        .map(|e| e.recorded_at.map_or(now, |at| at.trunc_subsecs(6)))
-        .collect();
-    client
-        .execute(
-            &statements.insert,
-            &[
-                &stream.as_str(),
-                &positions,
-                &versions,
-                &ids,
-                &types,
-                &schema_versions,
-                &payloads,
-                &metadata,
-                &recorded_at,
-            ],
-        )
-        .await
-        .map_err(|e| store_error(url, &format!("appending to stream {stream}"), &e))?;
+    rows.streams.extend(std::iter::repeat_n(
+        stream.as_str().to_owned(),
+        events.len(),
+    ));
+    rows.positions
+        .extend((1..=count).map(|i| sql_int(head + i)));
+    rows.versions.extend((1..=count).map(|i| sql_int(base + i)));
+    rows.ids.extend(events.iter().map(|e| e.id.0));
+    rows.types
+        .extend(events.iter().map(|e| e.event_type.clone()));
+    rows.schema_versions
+        .extend(events.iter().map(|e| i64::from(e.schema_version)));
+    rows.payloads.extend(payloads);
+    rows.metadata.extend(metadata);
+    rows.recorded_at.extend(
+        events
+            .iter()
+            .map(|e| e.recorded_at.map_or(now, |at| at.trunc_subsecs(6))),
+    );
     Ok(AppendOutcome {
         stream_version: Some(base + count),
         first_position: Some(head + 1),
         last_position: Some(head + count),
         already_recorded: false,
     })
+}
+
+/// Inserts the staged rows with one statement, and empties `rows`.
+async fn flush(
+    client: &Client,
+    statements: &Statements,
+    rows: &mut Rows,
+) -> Result<(), tokio_postgres::Error> {
+    if rows.ids.is_empty() {
+        return Ok(());
+    }
+    let rows = std::mem::take(rows);
+    client
+        .execute(
+            &statements.insert,
+            &[
+                &rows.streams,
+                &rows.positions,
+                &rows.versions,
+                &rows.ids,
+                &rows.types,
+                &rows.schema_versions,
+                &rows.payloads,
+                &rows.metadata,
+                &rows.recorded_at,
+            ],
+        )
+        .await
+        .map(drop)
+}
+
+/// Inserts `events` after the stream's `current` version, at the positions
+/// after `head`, in one statement.
+async fn insert(
+    client: &Client,
+    statements: &Statements,
+    url: &PostgresUrl,
+    stream: &StreamId,
+    events: &[NewEvent],
+    current: Option<Version>,
+    head: Position,
+) -> Result<AppendOutcome, StoreError> {
+    let mut rows = Rows::default();
+    let outcome = stage(&mut rows, stream, events, current, head)?;
+    flush(client, statements, &mut rows)
+        .await
+        .map_err(|e| store_error(url, &format!("appending to stream {stream}"), &e))?;
+    Ok(outcome)
 }
