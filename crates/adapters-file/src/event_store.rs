@@ -7,12 +7,12 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use async_trait::async_trait;
 use chrono::DateTime;
-use logbook_domain::{Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, Version};
-use logbook_ports::append;
+use logbook_domain::{NewEvent, Payload, Position, RecordedEvent, StreamId, Version};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
     StoreError,
 };
+use logbook_ports::{append, metadata};
 use tokio::sync::{oneshot, watch};
 
 use crate::format;
@@ -134,7 +134,7 @@ impl Plan {
             position,
             segment,
             offset: entry.offset,
-            stream: index.stream(entry.stream).id.clone(),
+            stream: index.stream_id(entry.stream).clone(),
             event_type: Arc::clone(index.types.name(entry.event_type)),
         });
     }
@@ -170,12 +170,8 @@ fn to_recorded(
             target.position, target.stream, record.position, record.stream
         )));
     }
-    let metadata = if record.metadata.is_empty() {
-        Metadata::default()
-    } else {
-        serde_json::from_slice(record.metadata)
-            .map_err(|e| corrupt(format!("metadata is not valid: {e}")))?
-    };
+    let metadata = metadata::decode(record.metadata)
+        .map_err(|e| corrupt(format!("metadata is not valid: {e}")))?;
     Ok(RecordedEvent {
         id: record.id,
         stream: target.stream,
@@ -190,18 +186,12 @@ fn to_recorded(
     })
 }
 
+/// Each event's metadata as stored, and the bytes the batch's records take
+/// without their stream ids, after checking each record's field sizes.
 fn encode_metadata(events: &[NewEvent]) -> Result<(Vec<Vec<u8>>, u64), StoreError> {
+    let all = metadata::encode(events)?;
     let mut bytes = 0u64;
-    let mut all = Vec::with_capacity(events.len());
-    for (index, event) in events.iter().enumerate() {
-        let metadata = if event.metadata.is_empty() {
-            Vec::new()
-        } else {
-            serde_json::to_vec(&event.metadata).map_err(|e| StoreError::InvalidEvent {
-                index,
-                reason: format!("metadata does not serialize: {e}"),
-            })?
-        };
+    for (index, (event, metadata)) in events.iter().zip(&all).enumerate() {
         record::check_sizes(
             0,
             event.event_type.len(),
@@ -218,7 +208,6 @@ fn encode_metadata(events: &[NewEvent]) -> Result<(Vec<Vec<u8>>, u64), StoreErro
             metadata.len(),
             event.payload.len(),
         ) as u64;
-        all.push(metadata);
     }
     Ok((all, bytes))
 }
@@ -323,7 +312,7 @@ impl EventStore for FileEventStore {
                         let entry = index.entry(position);
                         let s = &mut stream_ok[entry.stream as usize];
                         if *s == 0 {
-                            let name = index.stream(entry.stream).id.as_str();
+                            let name = index.stream_id(entry.stream).as_str();
                             *s = if filter
                                 .stream_prefix
                                 .as_deref()

@@ -7,7 +7,6 @@
 //! position list and about 5 bytes in the id table: a stream read or an
 //! append check never touches the log files.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
@@ -15,6 +14,8 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 use logbook_domain::{EventId, Position, StreamId, Version};
+use logbook_ports::append::{self, RecordedAt, StreamState};
+use logbook_ports::interner::{Interner, StreamNames};
 
 /// Most events one store holds: positions are kept as `u32` in memory.
 pub const MAX_EVENTS: u64 = u32::MAX as u64;
@@ -43,47 +44,6 @@ pub struct SegmentRef {
     pub file: Arc<File>,
 }
 
-/// One stream: its id and the position of each of its events (index =
-/// version - 1).
-#[derive(Debug)]
-pub struct StreamInfo {
-    /// The stream id.
-    pub id: StreamId,
-    /// Positions, ascending.
-    pub positions: Vec<u32>,
-}
-
-/// Names interned to small numbers.
-#[derive(Debug, Default)]
-pub struct Interner {
-    names: Vec<Arc<str>>,
-    index: HashMap<Arc<str>, u32>,
-}
-
-impl Interner {
-    /// The number of `name`, adding it if new.
-    pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.index.get(name) {
-            return i;
-        }
-        let i = u32::try_from(self.names.len()).expect("fewer than 4 billion names");
-        let name: Arc<str> = Arc::from(name);
-        self.names.push(Arc::clone(&name));
-        self.index.insert(name, i);
-        i
-    }
-
-    /// The name numbered `i`.
-    pub fn name(&self, i: u32) -> &Arc<str> {
-        &self.names[i as usize]
-    }
-
-    /// How many names.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-}
-
 /// The whole index. Positions up to `committed` are visible to readers;
 /// those after it are written (or being written) by the writer and not yet
 /// acknowledged.
@@ -93,8 +53,11 @@ pub struct Index {
     committed: Position,
     /// Segment files in position order.
     pub segments: Vec<SegmentRef>,
-    streams: Vec<StreamInfo>,
-    stream_index: HashMap<Arc<str>, u32>,
+    /// Stream ids, interned; `Entry::stream` is a number of this.
+    streams: StreamNames,
+    /// Per stream number, the position of each of its events (index =
+    /// version - 1), ascending.
+    positions: Vec<Vec<u32>>,
     /// Interned event types.
     pub types: Interner,
     ids: HashTable<u32>,
@@ -164,14 +127,20 @@ impl Index {
         self.streams.len()
     }
 
-    /// The stream numbered `i`.
-    pub fn stream(&self, i: u32) -> &StreamInfo {
-        &self.streams[i as usize]
+    /// The id of the stream numbered `i`.
+    pub fn stream_id(&self, i: u32) -> &StreamId {
+        self.streams.name(i)
+    }
+
+    /// Every indexed position of the stream numbered `i` (committed or
+    /// not), in version order.
+    pub fn positions(&self, i: u32) -> &[u32] {
+        &self.positions[i as usize]
     }
 
     /// The number of a stream, if it has ever been indexed.
     pub fn stream_number(&self, name: &str) -> Option<u32> {
-        self.stream_index.get(name).copied()
+        self.streams.number(name)
     }
 
     /// The number of `name`'s stream, adding the stream if new.
@@ -179,34 +148,24 @@ impl Index {
     /// # Errors
     /// The reason `name` is not a valid stream id (only for a new one).
     pub fn intern_stream(&mut self, name: &str) -> Result<u32, String> {
-        if let Some(&i) = self.stream_index.get(name) {
-            return Ok(i);
+        match self.streams.number(name) {
+            Some(i) => Ok(i),
+            None => Ok(self.intern_stream_id(&StreamId::new(name).map_err(|e| e.to_string())?)),
         }
-        let id = StreamId::new(name).map_err(|e| e.to_string())?;
-        Ok(self.add_stream(id))
     }
 
     /// As [`Index::intern_stream`] for an already valid id.
     pub fn intern_stream_id(&mut self, id: &StreamId) -> u32 {
-        match self.stream_index.get(id.as_str()) {
-            Some(&i) => i,
-            None => self.add_stream(id.clone()),
+        let i = self.streams.intern_key(id);
+        if i as usize == self.positions.len() {
+            self.positions.push(Vec::new());
         }
-    }
-
-    fn add_stream(&mut self, id: StreamId) -> u32 {
-        let i = u32::try_from(self.streams.len()).expect("fewer than 4 billion streams");
-        self.stream_index.insert(Arc::from(id.as_str()), i);
-        self.streams.push(StreamInfo {
-            id,
-            positions: Vec::new(),
-        });
         i
     }
 
     /// Positions of stream `i` that readers may see.
     pub fn visible_positions(&self, i: u32) -> &[u32] {
-        let positions = &self.streams[i as usize].positions;
+        let positions = &self.positions[i as usize];
         let committed = self.committed;
         let visible = positions
             .iter()
@@ -216,10 +175,29 @@ impl Index {
         &positions[..positions.len() - visible]
     }
 
-    /// The stream's version counting every indexed event (the writer's view).
-    pub fn current_version(&self, i: u32) -> Option<Version> {
-        let len = self.streams[i as usize].positions.len();
-        (len > 0).then_some(len as Version)
+    /// The version of stream `i` and whether it is deleted, counting every
+    /// indexed event (the writer's view); a stream never indexed
+    /// (`None`) has neither.
+    pub fn stream_state(&self, i: Option<u32>) -> StreamState {
+        let positions = i.map_or(&[][..], |i| self.positions(i));
+        StreamState {
+            version: (!positions.is_empty()).then_some(positions.len() as Version),
+            deleted: self.ends_deleted(positions),
+        }
+    }
+
+    /// Where `id` is recorded, seen from an append to stream `i`.
+    pub fn locate(&self, i: Option<u32>, id: &EventId) -> Option<RecordedAt> {
+        let position = self.find_id(id)?;
+        let owner = self.entry(position).stream;
+        Some(if Some(owner) == i {
+            RecordedAt::ThisStream {
+                version: self.version_at(position),
+                position,
+            }
+        } else {
+            RecordedAt::OtherStream(self.stream_id(owner).clone())
+        })
     }
 
     /// The position holding `id`, if any.
@@ -235,16 +213,14 @@ impl Index {
     /// visible ones) is a tombstone: the stream is deleted.
     pub fn ends_deleted(&self, positions: &[u32]) -> bool {
         positions.last().is_some_and(|&p| {
-            logbook_ports::append::is_tombstone(
-                self.types.name(self.entry(Position::from(p)).event_type),
-            )
+            append::is_tombstone(self.types.name(self.entry(Position::from(p)).event_type))
         })
     }
 
     /// The version of the event at `position` in its stream.
     pub fn version_at(&self, position: Position) -> Version {
         let entry = self.entry(position);
-        let positions = &self.streams[entry.stream as usize].positions;
+        let positions = &self.positions[entry.stream as usize];
         positions.partition_point(|&p| Position::from(p) < position) as Version + 1
     }
 
@@ -260,7 +236,7 @@ impl Index {
         self.ids.insert_unique(hash, position, |&p| {
             hasher.hash_one(entries[(p - 1) as usize].id)
         });
-        let positions = &mut self.streams[entry.stream as usize].positions;
+        let positions = &mut self.positions[entry.stream as usize];
         positions.push(position);
         (Position::from(position), positions.len() as Version)
     }
@@ -270,7 +246,7 @@ impl Index {
     pub fn push_unindexed(&mut self, entry: Entry) -> (Position, Version) {
         let position = u32::try_from(self.entries.len() + 1).expect("checked against MAX_EVENTS");
         self.entries.push(entry);
-        let positions = &mut self.streams[entry.stream as usize].positions;
+        let positions = &mut self.positions[entry.stream as usize];
         positions.push(position);
         (Position::from(position), positions.len() as Version)
     }
@@ -377,7 +353,7 @@ impl Index {
             {
                 slot.remove();
             }
-            self.streams[entry.stream as usize].positions.pop();
+            self.positions[entry.stream as usize].pop();
             self.entries.pop();
         }
         self.committed = self.committed.min(head);
@@ -413,7 +389,7 @@ mod tests {
         index.truncate(2);
         assert_eq!(index.find_id(&c.id), None);
         assert_eq!(index.find_id(&a.id), Some(1));
-        assert_eq!(index.current_version(a.stream), Some(1));
+        assert_eq!(index.stream_state(Some(a.stream)).version, Some(1));
     }
 
     #[test]

@@ -357,7 +357,7 @@ fn scan_segment(
                 i
             }
         };
-        let version = scan.index.current_version(stream).unwrap_or(0) + 1;
+        let version = scan.index.positions(stream).len() as u64 + 1;
         if record.version != version {
             return corrupt(
                 scan,

@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use logbook_domain::{NewEvent, StreamId};
-use logbook_ports::append::{self, RecordedSlot};
+use logbook_ports::append::{self, AppendDecision, IdCheck};
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{AppendOutcome, ExpectedVersion, StoreError};
 use tokio::sync::oneshot;
@@ -505,8 +505,9 @@ impl WriterThread {
         drop(spent);
     }
 
-    /// Checks one request against the index and, if it is accepted and not
-    /// a retry, indexes its events and encodes them into the buffer.
+    /// Decides one request (`ports::append`) from what the index knows and,
+    /// if it is to be written, indexes its events and encodes them into the
+    /// buffer.
     fn apply(
         &mut self,
         index: &mut Index,
@@ -522,57 +523,19 @@ impl WriterThread {
             ..
         } = request;
         let number = index.stream_number(stream.as_str());
-        let current = number.and_then(|i| index.current_version(i));
-        let deleted = number.is_some_and(|i| index.ends_deleted(&index.stream(i).positions));
-        if *delete {
-            append::check_delete(stream, *expected, current, deleted)?;
+        let state = index.stream_state(number);
+        let plan = if *delete {
+            append::decide_delete(stream, *expected, state)?
         } else {
-            append::check_not_deleted(stream, deleted)?;
-        }
-
-        if let Some(first) = events.first()
-            && let Some(position) = index.find_id(&first.id)
-        {
-            let owner = index.entry(position).stream;
-            if Some(owner) != number {
-                return Err(StoreError::DuplicateEventId {
-                    event_id: first.id,
-                    stream: index.stream(owner).id.clone(),
-                });
+            let decision =
+                append::decide_append(stream, *expected, events, state, IdCheck::Lookup, |id| {
+                    Ok(index.locate(number, id))
+                })?;
+            match decision {
+                AppendDecision::Write(plan) => plan,
+                AppendDecision::Done(outcome) => return Ok(outcome),
             }
-            let positions = &index.stream(owner).positions;
-            let from = (index.version_at(position) - 1) as usize;
-            let to = (from + events.len()).min(positions.len());
-            let recorded: Vec<RecordedSlot> = positions[from..to]
-                .iter()
-                .zip(from as u64 + 1..)
-                .map(|(&p, version)| RecordedSlot {
-                    id: index.entry(u64::from(p)).id,
-                    version,
-                    position: u64::from(p),
-                })
-                .collect();
-            return append::retry_outcome(stream, *expected, events, &recorded, current);
-        }
-        if !*delete {
-            append::check_expected(stream, *expected, current)?;
-        }
-        for event in events {
-            if let Some(position) = index.find_id(&event.id) {
-                return Err(StoreError::DuplicateEventId {
-                    event_id: event.id,
-                    stream: index.stream(index.entry(position).stream).id.clone(),
-                });
-            }
-        }
-        if events.is_empty() {
-            return Ok(AppendOutcome {
-                stream_version: current,
-                first_position: None,
-                last_position: None,
-                already_recorded: false,
-            });
-        }
+        };
         if index.head() + events.len() as u64 > MAX_EVENTS {
             return Err(StoreError::InvalidEvent {
                 index: 0,
@@ -583,7 +546,6 @@ impl WriterThread {
         let stream_number = index.intern_stream_id(stream);
         let now = timestamp_now();
         let first_position = index.head() + 1;
-        let mut last = (0, 0);
         let mut last_type: Option<(&str, u32)> = None;
         for (i, (event, metadata)) in events.iter().zip(metadata).enumerate() {
             let offset = self.len + self.buf.len() as u64;
@@ -621,14 +583,9 @@ impl WriterThread {
                 },
                 &mut self.buf,
             );
-            last = (position, version);
+            debug_assert_eq!(version, plan.first_version + i as u64);
         }
-        Ok(AppendOutcome {
-            stream_version: Some(last.1),
-            first_position: Some(first_position),
-            last_position: Some(last.0),
-            already_recorded: false,
-        })
+        Ok(plan.outcome(first_position))
     }
 
     /// Closes the current segment (fsynced, so only the last segment can

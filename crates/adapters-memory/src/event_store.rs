@@ -1,6 +1,5 @@
 //! [`MemoryEventStore`]: the reference [`EventStore`].
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
@@ -8,11 +7,11 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::DateTime;
-use logbook_domain::{
-    EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, Version,
-};
-use logbook_ports::append::{self, RecordedSlot};
+use logbook_domain::{EventId, NewEvent, Payload, Position, RecordedEvent, StreamId, Version};
+use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
 use logbook_ports::event_store::timestamp_now;
+use logbook_ports::interner::{Interner, StreamNames};
+use logbook_ports::metadata;
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
     StoreError,
@@ -39,33 +38,13 @@ struct Entry {
 }
 
 #[derive(Default)]
-struct Interner {
-    names: Vec<Arc<str>>,
-    index: HashMap<Arc<str>, u32>,
-}
-
-impl Interner {
-    fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.index.get(name) {
-            return i;
-        }
-        let i = u32::try_from(self.names.len()).expect("fewer than 4 billion names");
-        let name: Arc<str> = Arc::from(name);
-        self.names.push(Arc::clone(&name));
-        self.index.insert(name, i);
-        i
-    }
-}
-
-#[derive(Default)]
 struct Inner {
     /// The global log in chunks; position `p` is entry `p - 1`.
     log: Vec<Vec<Entry>>,
     len: usize,
     arena: Arena,
-    /// Stream ids, interned; `Entry::stream` indexes this.
-    streams: Vec<StreamId>,
-    stream_index: HashMap<StreamId, u32>,
+    /// Stream ids, interned; `Entry::stream` is a number of this.
+    streams: StreamNames,
     /// Per stream, the position of each of its events (index = version - 1).
     stream_positions: Vec<Vec<u32>>,
     types: Interner,
@@ -110,29 +89,36 @@ impl Inner {
         &self.log[index / LOG_CHUNK][index % LOG_CHUNK]
     }
 
-    fn current_version(&self, stream: &StreamId) -> Option<Version> {
-        self.stream_of(stream)
-            .and_then(|p| (!p.is_empty()).then_some(p.len() as Version))
-    }
-
-    /// A stream is deleted when its last event is a tombstone.
-    fn is_deleted(&self, stream: &StreamId) -> bool {
-        self.stream_of(stream)
-            .and_then(|p| p.last())
-            .is_some_and(|&p| {
+    /// The stream's version, and whether it is deleted (its last event is
+    /// a tombstone), for the stream numbered `number` (`None`: never seen).
+    fn state(&self, number: Option<u32>) -> StreamState {
+        let positions = self.positions(number);
+        StreamState {
+            version: (!positions.is_empty()).then_some(positions.len() as Version),
+            deleted: positions.last().is_some_and(|&p| {
                 let entry = self.entry(Position::from(p));
-                append::is_tombstone(&self.types.names[entry.event_type as usize])
-            })
+                append::is_tombstone(self.types.name(entry.event_type))
+            }),
+        }
     }
 
-    fn position_of(&self, id: &EventId) -> Option<u32> {
-        self.ids.get(&self.log, id)
+    /// Where `id` is recorded, seen from an append to stream `number`.
+    fn locate(&self, number: Option<u32>, id: &EventId) -> Option<RecordedAt> {
+        let position = self.ids.get(&self.log, id)?;
+        let entry = self.entry(Position::from(position));
+        Some(if Some(entry.stream) == number {
+            RecordedAt::ThisStream {
+                version: entry.version,
+                position: Position::from(position),
+            }
+        } else {
+            RecordedAt::OtherStream(self.streams.name(entry.stream).clone())
+        })
     }
 
-    fn stream_of(&self, stream: &StreamId) -> Option<&[u32]> {
-        self.stream_index
-            .get(stream)
-            .map(|&i| self.stream_positions[i as usize].as_slice())
+    /// The positions of the stream numbered `number`, in version order.
+    fn positions(&self, number: Option<u32>) -> &[u32] {
+        number.map_or(&[], |i| self.stream_positions[i as usize].as_slice())
     }
 
     fn push(&mut self, entry: Entry) {
@@ -154,37 +140,19 @@ impl Inner {
             location: format!("memory store, position {position}"),
             detail,
         };
-        let metadata = if metadata.is_empty() {
-            Metadata::default()
-        } else {
-            serde_json::from_slice(metadata).map_err(|e| corrupt(format!("metadata: {e}")))?
-        };
+        let metadata = metadata::decode(metadata).map_err(|e| corrupt(format!("metadata: {e}")))?;
         Ok(RecordedEvent {
             id: entry.id,
-            stream: self.streams[entry.stream as usize].clone(),
+            stream: self.streams.name(entry.stream).clone(),
             version: entry.version,
             position,
-            event_type: Arc::clone(&self.types.names[entry.event_type as usize]),
+            event_type: Arc::clone(self.types.name(entry.event_type)),
             schema_version: entry.schema_version,
             payload: Payload::from_stored(payload.to_vec()),
             metadata,
             recorded_at: DateTime::from_timestamp_micros(entry.recorded_at_micros)
                 .ok_or_else(|| corrupt("timestamp out of range".into()))?,
         })
-    }
-
-    fn slots(&self, positions: &[u32]) -> Vec<RecordedSlot> {
-        positions
-            .iter()
-            .map(|&p| {
-                let entry = self.entry(Position::from(p));
-                RecordedSlot {
-                    id: entry.id,
-                    version: entry.version,
-                    position: Position::from(p),
-                }
-            })
-            .collect()
     }
 }
 
@@ -239,12 +207,12 @@ impl MemoryEventStore {
     }
 }
 
-/// Writes `events` (at least one) after the stream's `current` version. The
-/// caller holds the write lock and has made every check.
+/// Writes `events` as `plan` says. The caller holds the write lock and
+/// has decided the append.
 fn write_locked(
     inner: &mut Inner,
     stream: &StreamId,
-    current: Option<Version>,
+    plan: WritePlan,
     events: &[NewEvent],
     metadata: &[Vec<u8>],
 ) -> Result<AppendOutcome, StoreError> {
@@ -254,27 +222,19 @@ fn write_locked(
             reason: "the in-memory store holds at most 4 billion events".into(),
         });
     }
-    let stream_index = match inner.stream_index.get(stream) {
-        Some(&i) => i,
-        None => {
-            let i = u32::try_from(inner.streams.len()).expect("fewer streams than events");
-            inner.streams.push(stream.clone());
-            inner.stream_index.insert(stream.clone(), i);
-            inner.stream_positions.push(Vec::new());
-            i
-        }
-    };
+    let stream_number = inner.streams.intern_key(stream);
+    if stream_number as usize == inner.stream_positions.len() {
+        inner.stream_positions.push(Vec::new());
+    }
     let now = timestamp_now();
     let first_position = inner.len as Position + 1;
-    let mut version = current.unwrap_or(0);
-    for (event, metadata) in events.iter().zip(metadata) {
-        version += 1;
+    for ((event, metadata), version) in events.iter().zip(metadata).zip(plan.first_version..) {
         let position = (inner.len + 1) as u32;
         let data = inner.arena.push(&[event.payload.as_bytes(), metadata]);
         let event_type = inner.types.intern(&event.event_type);
         inner.push(Entry {
             id: event.id,
-            stream: stream_index,
+            stream: stream_number,
             event_type,
             schema_version: event.schema_version,
             version,
@@ -284,38 +244,26 @@ fn write_locked(
         });
         let Inner { ids, log, .. } = inner;
         ids.insert(log, &event.id, position);
-        inner.stream_positions[stream_index as usize].push(position);
+        inner.stream_positions[stream_number as usize].push(position);
     }
-    Ok(AppendOutcome {
-        stream_version: Some(version),
-        first_position: Some(first_position),
-        last_position: Some(inner.len as Position),
-        already_recorded: false,
-    })
+    Ok(plan.outcome(first_position))
 }
 
+/// Each event's metadata as stored, after checking that it and the payload
+/// fit the arena's 32-bit lengths.
 fn encode(events: &[NewEvent]) -> Result<Vec<Vec<u8>>, StoreError> {
-    events
+    let stored = metadata::encode(events)?;
+    let too_large = events
         .iter()
-        .enumerate()
-        .map(|(index, event)| {
-            let metadata = if event.metadata.is_empty() {
-                Vec::new()
-            } else {
-                serde_json::to_vec(&event.metadata).map_err(|e| StoreError::InvalidEvent {
-                    index,
-                    reason: format!("metadata does not serialize: {e}"),
-                })?
-            };
-            if event.payload.len() + metadata.len() > u32::MAX as usize {
-                return Err(StoreError::InvalidEvent {
-                    index,
-                    reason: "payload and metadata exceed 4 GiB".into(),
-                });
-            }
-            Ok(metadata)
-        })
-        .collect()
+        .zip(&stored)
+        .position(|(event, metadata)| event.payload.len() + metadata.len() > u32::MAX as usize);
+    match too_large {
+        Some(index) => Err(StoreError::InvalidEvent {
+            index,
+            reason: "payload and metadata exceed 4 GiB".into(),
+        }),
+        None => Ok(stored),
+    }
 }
 
 #[async_trait]
@@ -329,46 +277,20 @@ impl EventStore for MemoryEventStore {
         append::validate_batch(&events)?;
         let metadata = encode(&events)?;
         let mut inner = self.write();
-        append::check_not_deleted(stream, inner.is_deleted(stream))?;
-        let positions = inner.stream_of(stream).unwrap_or(&[]);
-        let current = (!positions.is_empty()).then_some(positions.len() as Version);
-
-        if let Some(first) = events.first()
-            && let Some(position) = inner.position_of(&first.id)
-        {
-            let entry = inner.entry(Position::from(position));
-            let owner = &inner.streams[entry.stream as usize];
-            if owner != stream {
-                return Err(StoreError::DuplicateEventId {
-                    event_id: first.id,
-                    stream: owner.clone(),
-                });
-            }
-            let from = (entry.version - 1) as usize;
-            let to = (from + events.len()).min(positions.len());
-            let recorded = inner.slots(&positions[from..to]);
-            return append::retry_outcome(stream, expected, &events, &recorded, current);
-        }
-        append::check_expected(stream, expected, current)?;
-        for event in &events {
-            if let Some(position) = inner.position_of(&event.id) {
-                let owner = inner.entry(Position::from(position)).stream;
-                return Err(StoreError::DuplicateEventId {
-                    event_id: event.id,
-                    stream: inner.streams[owner as usize].clone(),
-                });
-            }
-        }
-        if events.is_empty() {
-            return Ok(AppendOutcome {
-                stream_version: current,
-                first_position: None,
-                last_position: None,
-                already_recorded: false,
-            });
-        }
-
-        let outcome = write_locked(&mut inner, stream, current, &events, &metadata)?;
+        let number = inner.streams.number(stream.as_str());
+        let decision = append::decide_append(
+            stream,
+            expected,
+            &events,
+            inner.state(number),
+            IdCheck::Lookup,
+            |id| Ok(inner.locate(number, id)),
+        )?;
+        let plan = match decision {
+            AppendDecision::Write(plan) => plan,
+            AppendDecision::Done(outcome) => return Ok(outcome),
+        };
+        let outcome = write_locked(&mut inner, stream, plan, &events, &metadata)?;
         self.signal(inner);
         Ok(outcome)
     }
@@ -379,12 +301,12 @@ impl EventStore for MemoryEventStore {
         expected: ExpectedVersion,
     ) -> Result<AppendOutcome, StoreError> {
         let mut inner = self.write();
-        let current = inner.current_version(stream);
-        append::check_delete(stream, expected, current, inner.is_deleted(stream))?;
+        let state = inner.state(inner.streams.number(stream.as_str()));
+        let plan = append::decide_delete(stream, expected, state)?;
         let outcome = write_locked(
             &mut inner,
             stream,
-            current,
+            plan,
             &[append::tombstone()],
             &[Vec::new()],
         )?;
@@ -400,12 +322,10 @@ impl EventStore for MemoryEventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = self.read();
-        append::check_not_deleted(stream, inner.is_deleted(stream))?;
-        let Some(positions) = inner.stream_of(stream) else {
-            return Ok(Vec::new());
-        };
+        let number = inner.streams.number(stream.as_str());
+        append::check_not_deleted(stream, inner.state(number).deleted)?;
         direction
-            .select(positions, from, limit)
+            .select(inner.positions(number), from, limit)
             .into_iter()
             .map(|&p| inner.record(Position::from(p)))
             .collect()
@@ -425,8 +345,8 @@ impl EventStore for MemoryEventStore {
             let entry = inner.entry(position);
             if filter.is_all()
                 || filter.matches(
-                    inner.streams[entry.stream as usize].as_str(),
-                    &inner.types.names[entry.event_type as usize],
+                    inner.streams.name(entry.stream).as_str(),
+                    inner.types.name(entry.event_type),
                 )
             {
                 out.push(inner.record(position)?);
@@ -438,8 +358,9 @@ impl EventStore for MemoryEventStore {
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {
         let inner = self.read();
-        append::check_not_deleted(stream, inner.is_deleted(stream))?;
-        Ok(inner.current_version(stream))
+        let state = inner.state(inner.streams.number(stream.as_str()));
+        append::check_not_deleted(stream, state.deleted)?;
+        Ok(state.version)
     }
 
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {

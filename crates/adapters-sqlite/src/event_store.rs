@@ -10,16 +10,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use logbook_domain::{NewEvent, Position, RecordedEvent, StreamId, Version};
-use logbook_ports::append::{self, RecordedSlot};
+use logbook_domain::{EventId, NewEvent, Position, RecordedEvent, StreamId, Version};
+use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
 use logbook_ports::event_store::timestamp_now;
+use logbook_ports::metadata;
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
     StoreError,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
-use uuid::Uuid;
 
 use crate::Shared;
 use crate::error::{corrupt, store_error};
@@ -51,26 +51,6 @@ impl SqliteEventStore {
     }
 }
 
-/// Metadata as stored: JSON text, or `NULL` when empty.
-fn encode_metadata(events: &[NewEvent]) -> Result<Vec<Option<String>>, StoreError> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(index, event)| {
-            if event.metadata.is_empty() {
-                Ok(None)
-            } else {
-                serde_json::to_string(&event.metadata)
-                    .map(Some)
-                    .map_err(|e| StoreError::InvalidEvent {
-                        index,
-                        reason: format!("metadata does not serialize: {e}"),
-                    })
-            }
-        })
-        .collect()
-}
-
 /// The stream's version and whether it is deleted (its last event is a
 /// tombstone): one lookup in `streams`, one in the (stream, version) index.
 ///
@@ -82,7 +62,7 @@ fn stream_state(
     conn: &Connection,
     path: &Path,
     stream: &StreamId,
-) -> Result<(Option<Version>, bool), StoreError> {
+) -> Result<StreamState, StoreError> {
     conn.prepare_cached(
         "SELECT s.version, (SELECT e.event_type FROM events e \
          WHERE e.stream = s.stream AND e.version = s.version) \
@@ -95,72 +75,70 @@ fn stream_state(
         .optional()
     })
     .map(|found| match found {
-        Some((version, last_type)) => (
-            unsigned(version).filter(|v| *v > 0),
-            last_type.as_deref().is_some_and(append::is_tombstone),
-        ),
-        None => (None, false),
+        Some((version, last_type)) => StreamState {
+            version: unsigned(version).filter(|v| *v > 0),
+            deleted: last_type.as_deref().is_some_and(append::is_tombstone),
+        },
+        None => StreamState::default(),
     })
     .map_err(|e| store_error(path, &format!("reading the version of stream {stream}"), e))
 }
 
-/// A deletion, on the write connection inside a transaction: the checks,
-/// then the tombstone appended like any event.
+/// A deletion, on the write connection inside a transaction: decided,
+/// then the tombstone written like any event.
 fn delete_in(
     conn: &Connection,
     path: &Path,
     stream: &StreamId,
     expected: ExpectedVersion,
 ) -> Result<AppendOutcome, StoreError> {
-    let (current, deleted) = stream_state(conn, path, stream)?;
-    append::check_delete(stream, expected, current, deleted)?;
-    append_in(
+    let plan = append::decide_delete(stream, expected, stream_state(conn, path, stream)?)?;
+    write_in(
         conn,
         path,
         stream,
-        ExpectedVersion::Any,
+        plan,
         &[append::tombstone()],
-        &[None],
+        &[Vec::new()],
     )
 }
 
-/// The append itself, on the write connection inside a transaction.
+/// An append, on the write connection inside a transaction: decided from
+/// the stream's state and the first id's row; the `events_by_id` unique
+/// index refuses any other recorded id while writing.
 fn append_in(
     conn: &Connection,
     path: &Path,
     stream: &StreamId,
     expected: ExpectedVersion,
     events: &[NewEvent],
-    metadata: &[Option<String>],
+    metadata: &[Vec<u8>],
+) -> Result<AppendOutcome, StoreError> {
+    let state = stream_state(conn, path, stream)?;
+    let decision =
+        append::decide_append(stream, expected, events, state, IdCheck::ByWrite, |id| {
+            locate(conn, path, stream, id)
+        })?;
+    match decision {
+        AppendDecision::Write(plan) => write_in(conn, path, stream, plan, events, metadata),
+        AppendDecision::Done(outcome) => Ok(outcome),
+    }
+}
+
+/// Inserts `events` as `plan` says and records the stream's new version.
+fn write_in(
+    conn: &Connection,
+    path: &Path,
+    stream: &StreamId,
+    plan: WritePlan,
+    events: &[NewEvent],
+    metadata: &[Vec<u8>],
 ) -> Result<AppendOutcome, StoreError> {
     let doing = |what: &str| format!("{what} stream {stream}");
     let sql_error = |what: &str| {
         let context = doing(what);
         move |e| store_error(path, &context, e)
     };
-    let (current, deleted) = stream_state(conn, path, stream)?;
-    append::check_not_deleted(stream, deleted)?;
-
-    // A batch whose first id is already recorded is a retry, or a conflict.
-    if let Some(first) = events.first()
-        && let Some((owner, version)) = find_id(conn, path, &first.id.0)?
-    {
-        if owner != stream.as_str() {
-            return Err(duplicate(path, first.id, &owner));
-        }
-        let recorded = slots(conn, path, stream, version, events.len())?;
-        return append::retry_outcome(stream, expected, events, &recorded, current);
-    }
-    append::check_expected(stream, expected, current)?;
-    let Some(last) = events.len().checked_sub(1) else {
-        return Ok(AppendOutcome {
-            stream_version: current,
-            first_position: None,
-            last_position: None,
-            already_recorded: false,
-        });
-    };
-
     let now = timestamp_now().timestamp_micros();
     let mut insert = conn
         .prepare_cached(
@@ -168,10 +146,9 @@ fn append_in(
              payload, metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(sql_error("preparing to append to"))?;
-    let mut version = current.unwrap_or(0);
     let mut first_position = 0;
-    for (index, (event, metadata)) in events.iter().zip(metadata).enumerate() {
-        version += 1;
+    let rows = events.iter().zip(metadata).zip(plan.first_version..);
+    for (index, ((event, metadata), version)) in rows.enumerate() {
         let id = IdText::new(&event.id);
         let inserted = insert.execute(params![
             stream.as_str(),
@@ -180,14 +157,15 @@ fn append_in(
             event.event_type,
             event.schema_version,
             json_text(event.payload.as_bytes()),
-            metadata,
+            // Metadata is JSON text, or NULL when empty.
+            (!metadata.is_empty()).then(|| json_text(metadata)),
             event.recorded_at.map_or(now, |at| at.timestamp_micros()),
         ]);
         if let Err(error) = inserted {
             // The only unique key a new event can hit is its id (the
             // stream's next versions are free: we hold the write lock).
-            if let Some((owner, _)) = find_id(conn, path, &event.id.0)? {
-                return Err(duplicate(path, event.id, &owner));
+            if let Some(recorded) = locate(conn, path, stream, &event.id)? {
+                return Err(append::duplicate_event_id(stream, event.id, recorded));
             }
             return Err(store_error(path, &doing("appending to"), error));
         }
@@ -195,84 +173,52 @@ fn append_in(
             first_position = conn.last_insert_rowid();
         }
     }
-    let last_position = first_position + last as i64;
     conn.prepare_cached(
         "INSERT INTO streams (stream, version) VALUES (?1, ?2) \
          ON CONFLICT (stream) DO UPDATE SET version = excluded.version",
     )
-    .and_then(|mut s| s.execute(params![stream.as_str(), sql_int(version)]))
+    .and_then(|mut s| s.execute(params![stream.as_str(), sql_int(plan.last_version())]))
     .map_err(sql_error("recording the version of"))?;
-    Ok(AppendOutcome {
-        stream_version: Some(version),
-        first_position: unsigned(first_position),
-        last_position: unsigned(last_position),
-        already_recorded: false,
-    })
+    let first_position = unsigned(first_position)
+        .ok_or_else(|| corrupt(path, "events", "the appended rows", "negative position"))?;
+    Ok(plan.outcome(first_position))
 }
 
-fn duplicate(path: &Path, event_id: logbook_domain::EventId, owner: &str) -> StoreError {
-    match StreamId::new(owner) {
-        Ok(stream) => StoreError::DuplicateEventId { event_id, stream },
-        Err(e) => corrupt(
-            path,
-            "events",
-            &format!("event id {event_id}"),
-            e.to_string(),
-        ),
-    }
-}
-
-/// The stream and version holding event `id`, if it is recorded.
-fn find_id(conn: &Connection, path: &Path, id: &Uuid) -> Result<Option<(String, u64)>, StoreError> {
-    let text = IdText::new(&logbook_domain::EventId(*id));
-    conn.prepare_cached("SELECT stream, version FROM events WHERE event_id = +?1")
-        .and_then(|mut s| {
-            s.query_row([text.as_sql()], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })
-            .optional()
-        })
-        .map(|found| found.map(|(stream, version)| (stream, unsigned(version).unwrap_or(0))))
-        .map_err(|e| store_error(path, &format!("looking up event id {id}"), e))
-}
-
-/// Up to `count` recorded events of `stream` from `version` on.
-fn slots(
+/// Where event `id` is recorded, if it is, seen from an append to `stream`.
+fn locate(
     conn: &Connection,
     path: &Path,
     stream: &StreamId,
-    version: Version,
-    count: usize,
-) -> Result<Vec<RecordedSlot>, StoreError> {
-    let error = |e| store_error(path, &format!("reading stream {stream}"), e);
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT event_id, version, position FROM events \
-             WHERE stream = +?1 AND version >= +?2 ORDER BY version LIMIT +?3",
-        )
-        .map_err(error)?;
-    let mut rows = statement
-        .query(params![
-            stream.as_str(),
-            sql_int(version),
-            sql_int(count as u64)
-        ])
-        .map_err(error)?;
-    let mut slots = Vec::with_capacity(count);
-    while let Some(row) = rows.next().map_err(error)? {
-        let position: i64 = row.get(2).map_err(error)?;
-        let bad = |detail: String| corrupt(path, "events", &format!("position {position}"), detail);
-        let id: String = row.get(0).map_err(error)?;
-        slots.push(RecordedSlot {
-            id: id
-                .parse()
-                .map_err(|e: uuid::Error| bad(format!("event_id: {e}")))?,
-            version: unsigned(row.get(1).map_err(error)?)
-                .ok_or_else(|| bad("negative version".into()))?,
+    id: &EventId,
+) -> Result<Option<RecordedAt>, StoreError> {
+    let text = IdText::new(id);
+    let found = conn
+        .prepare_cached("SELECT stream, version, position FROM events WHERE event_id = +?1")
+        .and_then(|mut s| {
+            s.query_row([text.as_sql()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(|e| store_error(path, &format!("looking up event id {id}"), e))?;
+    let Some((owner, version, position)) = found else {
+        return Ok(None);
+    };
+    let bad = |detail: String| corrupt(path, "events", &format!("event id {id}"), detail);
+    if owner == stream.as_str() {
+        return Ok(Some(RecordedAt::ThisStream {
+            version: unsigned(version).ok_or_else(|| bad("negative version".into()))?,
             position: unsigned(position).ok_or_else(|| bad("negative position".into()))?,
-        });
+        }));
     }
-    Ok(slots)
+    match StreamId::new(&owner) {
+        Ok(owner) => Ok(Some(RecordedAt::OtherStream(owner))),
+        Err(e) => Err(bad(format!("stream {owner:?}: {e}"))),
+    }
 }
 
 /// The SQL of a stream read: `?1` stream, `?2` from, `?3` limit.
@@ -304,8 +250,7 @@ fn read_stream_in(
     from: Version,
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let (_, deleted) = stream_state(conn, path, &stream)?;
-    append::check_not_deleted(&stream, deleted)?;
+    append::check_not_deleted(&stream, stream_state(conn, path, &stream)?.deleted)?;
     if limit == 0 {
         return Ok(Vec::new());
     }
@@ -412,7 +357,7 @@ impl EventStore for SqliteEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
         append::validate_batch(&events)?;
-        let metadata = encode_metadata(&events)?;
+        let metadata = metadata::encode(&events)?;
         let stream = stream.clone();
         let path = self.shared.path.clone();
         self.shared
@@ -479,9 +424,9 @@ impl EventStore for SqliteEventStore {
         self.shared
             .readers
             .read(move |conn, path| {
-                let (current, deleted) = stream_state(conn, path, &stream)?;
-                append::check_not_deleted(&stream, deleted)?;
-                Ok(current)
+                let state = stream_state(conn, path, &stream)?;
+                append::check_not_deleted(&stream, state.deleted)?;
+                Ok(state.version)
             })
             .await
     }
@@ -555,7 +500,7 @@ mod tests {
             ),
             (
                 "event id lookup",
-                "SELECT stream, version FROM events WHERE event_id = +?1".to_owned(),
+                "SELECT stream, version, position FROM events WHERE event_id = +?1".to_owned(),
             ),
         ];
         for (name, sql) in &cases {
@@ -603,7 +548,7 @@ mod tests {
         for round in 0..3u64 {
             for stream in &streams {
                 let batch = events(2);
-                let metadata = encode_metadata(&batch).unwrap();
+                let metadata = metadata::encode(&batch).unwrap();
                 append_in(
                     &conn,
                     &path,
@@ -628,7 +573,7 @@ mod tests {
             read_all_sql(&EventFilter::all()).0,
             read_all_sql(&EventFilter::event_types(["A", "B"])).0,
         ];
-        sqls.push("SELECT stream, version FROM events WHERE event_id = +?1".to_owned());
+        sqls.push("SELECT stream, version, position FROM events WHERE event_id = +?1".to_owned());
         sqls.push(
             "SELECT s.version, (SELECT e.event_type FROM events e \
              WHERE e.stream = s.stream AND e.version = s.version) \

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use logbook_domain::{EventId, Metadata, Payload, Position, RecordedEvent, StreamId};
-use logbook_ports::StoreError;
+use logbook_ports::{StoreError, metadata};
 use rusqlite::Row;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use uuid::Uuid;
@@ -116,7 +116,7 @@ impl<'a> Decoder<'a> {
         let metadata = match row.get_ref(7) {
             Ok(ValueRef::Null) => Metadata::default(),
             Ok(ValueRef::Text(bytes)) => {
-                serde_json::from_slice(bytes).map_err(|e| bad(format!("metadata: {e}")))?
+                metadata::decode(bytes).map_err(|e| bad(format!("metadata: {e}")))?
             }
             Ok(other) => {
                 return Err(bad(format!(

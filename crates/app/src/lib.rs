@@ -35,8 +35,3 @@ pub use logbook_ports as ports;
 pub use repository::{Executed, Loaded, Repository, RepositoryError, RepositoryOptions};
 pub use store_url::{StoreUrl, StoreUrlError, open_stores};
 pub use subscription::Subscription;
-
-/// The README's Rust examples, compiled as doc tests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeExamples;

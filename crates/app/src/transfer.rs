@@ -26,6 +26,15 @@ use serde::{Deserialize, Serialize};
 use crate::codec::Decoder;
 use crate::registry::{AggregateRegistry, UndecodableEvent};
 
+/// How far a long transfer or check has come: `done` of `total` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Events handled so far.
+    pub done: u64,
+    /// Events in all.
+    pub total: u64,
+}
+
 /// Events read per page while exporting.
 const PAGE: usize = 10_000;
 
@@ -90,7 +99,9 @@ pub struct ImportReport {
 pub async fn export_json_lines(
     store: &dyn EventStore,
     out: &mut dyn Write,
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<u64, TransferError> {
+    let total = store.head_position().await?.unwrap_or(0);
     let mut count = 0;
     let all = EventFilter::all();
     let mut pages = GlobalPages::new(store, 1, &all, PAGE);
@@ -100,6 +111,10 @@ pub async fn export_json_lines(
             out.write_all(b"\n")?;
             count += 1;
         }
+        progress(Progress {
+            done: pages.position().map_or(total, |next| next - 1),
+            total,
+        });
     }
     out.flush()?;
     Ok(count)
@@ -143,7 +158,9 @@ pub async fn import(
     store: &dyn EventStore,
     events: Vec<RecordedEvent>,
     aggregates: &AggregateRegistry,
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ImportReport, TransferError> {
+    let total = events.len() as u64;
     check_input(&events)?;
     let mut unchecked = 0;
     for (index, event) in events.iter().enumerate() {
@@ -168,7 +185,10 @@ pub async fn import(
     // Write in input order, so the target's global log keeps the source's
     // order; consecutive events of one stream go in one batch.
     let mut pending: Vec<RecordedEvent> = Vec::new();
-    for event in events {
+    for (done, event) in (0u64..).zip(events) {
+        if done.is_multiple_of(1_000) {
+            progress(Progress { done, total });
+        }
         if event.version <= present[&event.stream] {
             report.already_present += 1;
             continue;
@@ -184,6 +204,7 @@ pub async fn import(
         pending.push(event);
     }
     report.imported += flush(store, &mut pending).await?;
+    progress(Progress { done: total, total });
     Ok(report)
 }
 

@@ -12,6 +12,7 @@ use logbook_ports::append::is_tombstone;
 use logbook_ports::{EventFilter, EventStore, GlobalPages, StoreError};
 
 use crate::store_url::{StoreUrl, StoreUrlError};
+use crate::transfer::Progress;
 
 /// Events read per page.
 const PAGE: usize = 10_000;
@@ -54,7 +55,11 @@ impl fmt::Display for WalkReport {
 /// # Errors
 /// Store failures (a store that cannot read its own data reports
 /// [`StoreError::Corrupt`] with the location).
-pub async fn walk(store: &dyn EventStore) -> Result<WalkReport, StoreError> {
+pub async fn walk(
+    store: &dyn EventStore,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<WalkReport, StoreError> {
+    let total = store.head_position().await?.unwrap_or(0);
     let mut report = WalkReport::default();
     let mut versions: HashMap<StreamId, (Version, bool)> = HashMap::new();
     let mut expected_position = 1;
@@ -96,6 +101,10 @@ pub async fn walk(store: &dyn EventStore) -> Result<WalkReport, StoreError> {
             report.events += 1;
             expected_position += 1;
         }
+        progress(Progress {
+            done: expected_position - 1,
+            total,
+        });
     }
     report.streams = versions.len();
     report.deleted_streams = versions.values().filter(|(_, d)| *d).count();
@@ -157,7 +166,10 @@ pub enum VerifyError {
 ///
 /// # Errors
 /// [`VerifyError`] when the store is missing or cannot be read at all.
-pub async fn verify_store(url: &StoreUrl) -> Result<StoreVerification, VerifyError> {
+pub async fn verify_store(
+    url: &StoreUrl,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<StoreVerification, VerifyError> {
     let mut verification = StoreVerification::default();
     match url {
         StoreUrl::File(dir) if !dir.is_dir() => {
@@ -188,6 +200,6 @@ pub async fn verify_store(url: &StoreUrl) -> Result<StoreVerification, VerifyErr
         _ => {}
     }
     let stores = url.open_read_only()?;
-    verification.walk = Some(walk(&*stores.events).await?);
+    verification.walk = Some(walk(&*stores.events, progress).await?);
     Ok(verification)
 }

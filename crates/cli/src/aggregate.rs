@@ -27,18 +27,7 @@ pub async fn execute<A: Presented>(
     id: &str,
     command: A::Command,
 ) -> anyhow::Result<()> {
-    let (state, version) = execute_quietly::<A>(stores, id, command).await?;
-    if crate::output::json() {
-        crate::output::json_line(&state_object(id, &state, version));
-    } else {
-        let fields: Vec<String> = state
-            .fields()
-            .into_iter()
-            .map(|(name, value)| format!("{name} {}", plain(&value)))
-            .collect();
-        say!("{} {id}: {}, version {version}", A::NOUN, fields.join(", "));
-    }
-    Ok(())
+    run::<A>(stores, id, command, false).await
 }
 
 /// Creates aggregate `id` with `command` and prints only the id, for scripts
@@ -49,11 +38,27 @@ pub async fn create<A: Presented>(
     id: &str,
     command: A::Command,
 ) -> anyhow::Result<()> {
+    run::<A>(stores, id, command, true).await
+}
+
+async fn run<A: Presented>(
+    stores: &Stores,
+    id: &str,
+    command: A::Command,
+    only_the_id: bool,
+) -> anyhow::Result<()> {
     let (state, version) = execute_quietly::<A>(stores, id, command).await?;
     if crate::output::json() {
         crate::output::json_line(&state_object(id, &state, version));
-    } else {
+    } else if only_the_id {
         say!("{id}");
+    } else {
+        let fields: Vec<String> = state
+            .fields()
+            .into_iter()
+            .map(|(name, value)| format!("{name} {}", plain(&value)))
+            .collect();
+        say!("{} {id}: {}, version {version}", A::NOUN, fields.join(", "));
     }
     Ok(())
 }

@@ -30,6 +30,7 @@ mod events;
 mod exec;
 mod log;
 mod output;
+mod progress;
 mod projection;
 mod ship;
 mod show;
@@ -124,6 +125,7 @@ impl Logbook {
         };
         init_tracing();
         output::set_json(global.json);
+        progress::set_asked(global.progress);
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -223,6 +225,11 @@ struct GlobalArgs {
     /// Print JSON instead of lines for a person (every command but `demo`).
     #[arg(long, global = true)]
     json: bool,
+
+    /// Report progress of long commands as plain lines on standard error even
+    /// when it is not a terminal (on a terminal a bar is shown anyway).
+    #[arg(long, global = true)]
+    progress: bool,
 }
 
 enum Parsed {
@@ -319,3 +326,9 @@ fn colour_on_stderr() -> bool {
     use std::io::IsTerminal as _;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
+
+/// The README's Rust examples, compiled as doc tests so they stay true (here,
+/// where every crate they use is a dependency).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;

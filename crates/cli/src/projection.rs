@@ -1,13 +1,13 @@
 //! `logbook projection ...`: list, inspect, rebuild, verify the read models,
 //! and handle their parked events.
 
-use std::io::IsTerminal;
-
 use anyhow::bail;
 use clap::Subcommand;
 use logbook::projection::{
-    PoisonPolicy, Progress, ProjectionRegistry, ProjectorOptions, RegisteredProjection,
+    PoisonPolicy, ProjectionRegistry, ProjectorOptions, RegisteredProjection,
 };
+
+use crate::progress::Reporter;
 use logbook_ports::Stores;
 
 /// `logbook projection [--on-poison POLICY] <COMMAND>`.
@@ -177,9 +177,9 @@ async fn act(
             }
         }
         Action::Rebuild => {
-            let mut report = Reporter::new();
+            let mut report = Reporter::new("rebuild", "positions");
             let done = projection
-                .rebuild(stores, options, &mut |p| report.progress(p))
+                .rebuild(stores, options, &mut |p| report.update(p.position, p.head))
                 .await?;
             report.finish();
             if json {
@@ -254,52 +254,4 @@ async fn act(
         }
     }
     Ok(())
-}
-
-/// A progress bar with rate and ETA on a terminal; plain lines otherwise.
-struct Reporter {
-    bar: Option<indicatif::ProgressBar>,
-    last_line: std::time::Instant,
-}
-
-impl Reporter {
-    fn new() -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} positions  {per_sec}  eta {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
-        Self {
-            bar,
-            last_line: std::time::Instant::now(),
-        }
-    }
-
-    fn progress(&mut self, p: Progress) {
-        match &self.bar {
-            Some(bar) => {
-                bar.set_length(p.head);
-                bar.set_position(p.position);
-            }
-            None if self.last_line.elapsed().as_secs() >= 1 || p.position >= p.head => {
-                eprintln!(
-                    "rebuild: position {} of {}, {} events applied",
-                    p.position, p.head, p.applied
-                );
-                self.last_line = std::time::Instant::now();
-            }
-            None => {}
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }

@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use logbook::registry::AggregateRegistry;
 use logbook::transfer;
+
+use crate::progress::Reporter;
 use logbook_ports::Stores;
 
 /// File formats.
@@ -53,7 +55,15 @@ pub async fn export(stores: &Stores, args: ExportArgs) -> anyhow::Result<()> {
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let count = match args.format {
-        Format::Jsonl => transfer::export_json_lines(&*stores.events, &mut out).await?,
+        Format::Jsonl => {
+            let mut report = Reporter::new("export", "events");
+            let count = transfer::export_json_lines(&*stores.events, &mut out, &mut |p| {
+                report.update(p.done, p.total);
+            })
+            .await?;
+            report.finish();
+            count
+        }
         Format::SeedJson => {
             let written = transfer::export_seed_json(&*stores.events, &mut out).await?;
             if written.deleted_ships_left_out > 0 {
@@ -99,7 +109,13 @@ pub async fn import(
     if events.is_empty() {
         bail!("the input holds no events");
     }
-    let report = match transfer::import(&*stores.events, events, aggregates).await {
+    let mut progress = Reporter::new("import", "events");
+    let imported = transfer::import(&*stores.events, events, aggregates, &mut |p| {
+        progress.update(p.done, p.total);
+    })
+    .await;
+    progress.finish();
+    let report = match imported {
         Err(transfer::TransferError::Undecodable { number, problem })
             if args.format == Format::Jsonl =>
         {

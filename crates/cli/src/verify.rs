@@ -7,8 +7,12 @@ use anyhow::bail;
 use logbook::StoreUrl;
 use logbook::verify::verify_store;
 
+use crate::progress::Reporter;
+
 pub async fn run(url: &StoreUrl) -> anyhow::Result<()> {
-    let verification = verify_store(url).await?;
+    let mut report = Reporter::new("verify", "events");
+    let verification = verify_store(url, &mut |p| report.update(p.done, p.total)).await?;
+    report.finish();
     if crate::output::json() {
         crate::output::json_line(&serde_json::json!({
             "store": url.to_string(),

@@ -313,3 +313,29 @@ fn every_command_that_prints_speaks_json_in_one_vocabulary() {
     assert_eq!(imported["imported"], 6);
     assert_eq!(json(&["user", "create", "u"])["username"], "u");
 }
+
+#[test]
+fn progress_is_shown_off_a_terminal_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_url(dir.path());
+    ok(logbook(&store, &["account", "open", "a1", "--owner", "o"]));
+    let export = dir.path().join("e.jsonl");
+    let path = export.to_str().unwrap();
+    // Piped, not asked: only the summary.
+    let quiet = logbook(&store, &["export", "--output", path]);
+    assert_eq!(stderr(&quiet).trim(), "exported 1 events");
+    // Asked: plain lines with the count and a whole rate.
+    let asked = logbook(&store, &["--progress", "export", "--output", path]);
+    let err = stderr(&asked);
+    assert!(err.contains("export: 1 of 1 events, "), "{err}");
+    assert!(
+        err.lines().all(|l| !l.contains('.') || !l.contains("/s")),
+        "whole rates: {err}"
+    );
+    let verify = logbook(&store, &["verify", "--progress"]);
+    assert!(
+        stderr(&verify).contains("verify: 1 of 1 events"),
+        "{}",
+        stderr(&verify)
+    );
+}

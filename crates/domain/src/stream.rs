@@ -158,6 +158,14 @@ impl fmt::Debug for StreamId {
     }
 }
 
+/// A stream id hashes and compares as its text, so maps keyed by stream id
+/// are searched with a `&str`.
+impl std::borrow::Borrow<str> for StreamId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for StreamId {
     fn as_ref(&self) -> &str {
         &self.0

@@ -19,6 +19,8 @@ pub mod checkpoint;
 pub mod conformance;
 pub mod error;
 pub mod event_store;
+pub mod interner;
+pub mod metadata;
 pub mod read;
 pub mod snapshot;
 
