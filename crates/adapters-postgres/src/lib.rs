@@ -25,8 +25,8 @@
 //!
 //! How it works: one writer task per store owns a write connection and
 //! commits the appends of concurrent callers in groups, one transaction per
-//! group, one savepoint per append (an append that fails is rolled back
-//! alone). Each group takes its global positions under the lock of the one
+//! group, each append decided by `logbook_ports::append::decide_append` (an
+//! append that is refused fails alone and takes no position). Each group takes its global positions under the lock of the one
 //! `head` row, held until COMMIT, so positions are gap-free and become
 //! visible in position order: no reader can skip an event (the argument is
 //! in `docs/postgres.md`). Reads use a pool of connections. Commits are

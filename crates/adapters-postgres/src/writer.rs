@@ -8,11 +8,14 @@
 //!
 //! 1. `BEGIN; SELECT position FROM head FOR UPDATE` — the lock of the one
 //!    head row, held until COMMIT: writers of every process take turns here;
-//! 2. per append, in its own savepoint: look up the stream and the batch's
-//!    ids, decide (expected version, retry, duplicate) with
-//!    [`logbook_ports::append`], insert the events at the next positions;
-//!    an append that fails is rolled back to its savepoint alone, and the
-//!    positions it would have taken go to the next one;
+//! 2. two statements sent together read the state of every stream the
+//!    group names and where each of its event ids is recorded; each append
+//!    is then decided in order by [`logbook_ports::append::decide_append`]
+//!    against those facts as the earlier appends of the group left them (a
+//!    refused append takes no position), and the events of every accepted
+//!    one are inserted with one statement. If a statement fails (a row the
+//!    server refuses), the group is rolled back and run again append by
+//!    append, each in its own savepoint, so only the append at fault fails;
 //! 3. `UPDATE head SET position = <last>` and `pg_notify` in one statement,
 //!    then COMMIT, and only then every caller is answered.
 //!
@@ -28,13 +31,13 @@
 //! outcome is unknown, and their retry with the same event ids is
 //! idempotent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use logbook_domain::{EventId, NewEvent, Position, StreamId, Version};
-use logbook_ports::append::{self, RecordedSlot};
+use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{AppendOutcome, ExpectedVersion, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -133,22 +136,10 @@ impl Writer {
 
 /// The statements of an append, prepared once per connection.
 struct Statements {
-    lookup: Statement,
     states: Statement,
     recorded_ids: Statement,
-    slots: Statement,
     insert: Statement,
     advance: Statement,
-}
-
-/// The stream's state and where the batch's ids are recorded.
-struct Lookup {
-    current: Option<Version>,
-    deleted: bool,
-    /// Stream and version of the batch's first id, if recorded.
-    first: Option<(String, Version)>,
-    /// Another id of the batch that is recorded, and its stream.
-    other: Option<(Uuid, String)>,
 }
 
 struct Task {
@@ -292,19 +283,6 @@ impl Task {
 async fn prepare(client: &Client, url: &PostgresUrl) -> Result<Statements, StoreError> {
     let error = |e: tokio_postgres::Error| store_error(url, "preparing the append statements", &e);
     Ok(Statements {
-        lookup: client
-            .prepare(
-                "SELECT l.version, l.event_type, f.stream, f.version, o.event_id, o.stream \
-                 FROM (SELECT 1) AS one \
-                 LEFT JOIN LATERAL (SELECT version, event_type FROM events \
-                     WHERE stream = $1 ORDER BY version DESC LIMIT 1) l ON true \
-                 LEFT JOIN LATERAL (SELECT stream, version FROM events \
-                     WHERE event_id = $2) f ON true \
-                 LEFT JOIN LATERAL (SELECT event_id, stream FROM events \
-                     WHERE event_id = ANY($3::uuid[]) ORDER BY position LIMIT 1) o ON true",
-            )
-            .await
-            .map_err(error)?,
         states: client
             .prepare(
                 "SELECT s.stream, l.version, l.event_type FROM unnest($1::text[]) AS s(stream) \
@@ -314,14 +292,7 @@ async fn prepare(client: &Client, url: &PostgresUrl) -> Result<Statements, Store
             .await
             .map_err(error)?,
         recorded_ids: client
-            .prepare("SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])")
-            .await
-            .map_err(error)?,
-        slots: client
-            .prepare(
-                "SELECT event_id, version, position FROM events \
-                 WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
-            )
+            .prepare("SELECT event_id, stream, version, position FROM events WHERE event_id = ANY($1::uuid[])")
             .await
             .map_err(error)?,
         insert: client
@@ -346,6 +317,11 @@ async fn prepare(client: &Client, url: &PostgresUrl) -> Result<Statements, Store
 
 /// One group in one transaction: each job's result, and the new head if
 /// events were written.
+///
+/// The whole group is decided and written with a constant number of
+/// statements ([`run_batched`]). When one of them fails (the server refuses
+/// a row, say) the group is rolled back and run again append by append,
+/// each in its own savepoint, so that only the append at fault fails.
 async fn run_group(
     client: &Client,
     statements: &Statements,
@@ -356,65 +332,46 @@ async fn run_group(
     let lost = |doing: &'static str| {
         move |e: tokio_postgres::Error| Lost::RolledBack(store_error(url, doing, &e))
     };
-    if group.len() > 1 {
-        let start = begin(client, url).await?;
-        match run_batched(client, statements, url, group, start).await {
-            Ok((results, head)) => {
-                return finish(client, statements, url, results, start, head, pause).await;
-            }
-            // A statement failed (a row the server refuses, say): undo the
-            // whole group and run it again append by append, so that only
-            // the append at fault fails.
-            Err(_) => client
-                .batch_execute("ROLLBACK")
-                .await
-                .map_err(lost("rolling back"))?,
+    let works: Vec<&Work> = group.iter().map(|job| &job.work).collect();
+    let start = begin(client, url).await?;
+    let error = match run_batched(client, statements, url, &works, start).await {
+        Ok((results, head)) => {
+            return finish(client, statements, url, results, start, head, pause).await;
         }
+        Err(error) => error,
+    };
+    if works.len() == 1 {
+        return Err(Lost::RolledBack(store_error(url, "appending", &error)));
     }
+    client
+        .batch_execute("ROLLBACK")
+        .await
+        .map_err(lost("rolling back"))?;
     let start = begin(client, url).await?;
     let mut head = start;
-    // A job alone needs no savepoint: rolling the transaction back undoes
-    // exactly its work.
-    let lone = group.len() == 1;
-    let mut results = Vec::with_capacity(group.len());
-    for job in group {
-        if !lone {
-            client
-                .batch_execute("SAVEPOINT job")
-                .await
-                .map_err(lost("opening a savepoint"))?;
-        }
-        let result = run_work(client, statements, url, &job.work, head).await;
-        match &result {
-            Ok(outcome) => {
-                if !outcome.already_recorded
-                    && let Some(last) = outcome.last_position
-                {
-                    head = last;
-                }
-                if !lone {
-                    client
-                        .batch_execute("RELEASE job")
-                        .await
-                        .map_err(lost("releasing a savepoint"))?;
-                }
-            }
-            Err(_) if lone => {
+    let mut results = Vec::with_capacity(works.len());
+    for work in works {
+        client
+            .batch_execute("SAVEPOINT job")
+            .await
+            .map_err(lost("opening a savepoint"))?;
+        match run_batched(client, statements, url, &[work], head).await {
+            Ok((mut result, moved)) => {
                 client
-                    .batch_execute("ROLLBACK")
+                    .batch_execute("RELEASE job")
                     .await
-                    .map_err(lost("rolling back"))?;
-                results.push(result);
-                return Ok((results, None));
+                    .map_err(lost("releasing a savepoint"))?;
+                head = moved;
+                results.push(result.remove(0));
             }
-            Err(_) => {
+            Err(error) => {
                 client
                     .batch_execute("ROLLBACK TO job; RELEASE job")
                     .await
                     .map_err(lost("rolling back to a savepoint"))?;
+                results.push(Err(store_error(url, "appending", &error)));
             }
         }
-        results.push(result);
     }
     finish(client, statements, url, results, start, head, pause).await
 }
@@ -461,35 +418,37 @@ async fn finish(
     Ok((results, (head > start).then_some(head)))
 }
 
-/// A group of several appends with a constant number of statements: the
-/// state of every stream and the recorded ids among the group's are read
-/// with two statements, each append is decided in order against that state
-/// as the earlier appends of the group left it (with the rules of
-/// [`logbook_ports::append`]), and the events of every accepted append are
-/// inserted with one statement. An append whose ids are already recorded
-/// (a retry, or a duplicate) is decided by the general path instead, after
-/// the rows staged before it are inserted.
+/// Where an id is recorded: stream, version, position.
+type Recorded = HashMap<Uuid, (String, Version, Position)>;
+
+/// Appends and deletions decided and written with a constant number of
+/// statements, after `head`: the state of every stream named and where
+/// each id of the batches is recorded are read with two statements (sent
+/// together), each append is decided in order by
+/// [`append::decide_append`] against those facts as the earlier appends of
+/// the group left them, and the events of every accepted append are
+/// inserted with one statement.
 ///
 /// # Errors
-/// A statement's error: the caller rolls the group back.
+/// A statement's error: the caller rolls back.
 async fn run_batched(
     client: &Client,
     statements: &Statements,
     url: &PostgresUrl,
-    group: &[Job],
+    works: &[&Work],
     mut head: Position,
 ) -> Result<(Vec<Result<AppendOutcome, StoreError>>, Position), tokio_postgres::Error> {
-    let mut names: Vec<&str> = group
+    let mut names: Vec<&str> = works
         .iter()
-        .map(|job| match &job.work {
+        .map(|work| match work {
             Work::Append { stream, .. } | Work::Delete { stream, .. } => stream.as_str(),
         })
         .collect();
     names.sort_unstable();
     names.dedup();
-    let ids: Vec<Uuid> = group
+    let ids: Vec<Uuid> = works
         .iter()
-        .flat_map(|job| match &job.work {
+        .flat_map(|work| match work {
             Work::Append { events, .. } => events.iter().map(|e| e.id.0).collect(),
             Work::Delete { .. } => Vec::new(),
         })
@@ -501,206 +460,125 @@ async fn run_batched(
         client.query(&statements.states, &names_param),
         client.query(&statements.recorded_ids, &ids_param),
     )?;
-    // Each stream's (version, deleted) as the group's appends leave it.
-    let mut states: HashMap<String, (Option<Version>, bool)> = HashMap::new();
+    // Each stream's state as the group's appends leave it.
+    let mut states: HashMap<String, StreamState> = HashMap::new();
     for row in &state_rows {
         let stream: String = row.try_get(0)?;
         let version: Option<i64> = row.try_get(1)?;
         let last_type: Option<&str> = row.try_get(2)?;
         states.insert(
             stream,
+            StreamState {
+                version: version.and_then(unsigned).filter(|v| *v > 0),
+                deleted: last_type.is_some_and(append::is_tombstone),
+            },
+        );
+    }
+    let mut recorded: Recorded = HashMap::new();
+    for row in &id_rows {
+        let id: Uuid = row.try_get(0)?;
+        let stream: String = row.try_get(1)?;
+        let version: i64 = row.try_get(2)?;
+        let position: i64 = row.try_get(3)?;
+        recorded.insert(
+            id,
             (
-                version.and_then(unsigned).filter(|v| *v > 0),
-                last_type.is_some_and(append::is_tombstone),
+                stream,
+                unsigned(version).unwrap_or(0),
+                unsigned(position).unwrap_or(0),
             ),
         );
     }
-    let recorded: HashSet<Uuid> = id_rows
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
-    // Ids written by this group so far.
-    let mut written: HashSet<Uuid> = HashSet::new();
     let mut rows = Rows::default();
-    let mut results = Vec::with_capacity(group.len());
-    for job in group {
-        let (stream, ids_known) = match &job.work {
-            Work::Append { stream, events, .. } => (
+    let mut results = Vec::with_capacity(works.len());
+    for work in works {
+        let (stream, batch, plan) = match work {
+            Work::Append {
                 stream,
-                events
-                    .iter()
-                    .any(|e| recorded.contains(&e.id.0) || written.contains(&e.id.0)),
-            ),
-            Work::Delete { stream, .. } => (stream, false),
-        };
-        let (current, deleted) = states
-            .get(stream.as_str())
-            .copied()
-            .unwrap_or((None, false));
-        let result = if ids_known {
-            flush(client, statements, &mut rows).await?;
-            client.batch_execute("SAVEPOINT job").await?;
-            let result = run_work(client, statements, url, &job.work, head).await;
-            if result.is_ok() {
-                client.batch_execute("RELEASE job").await?;
-            } else {
-                client.batch_execute("ROLLBACK TO job; RELEASE job").await?;
-            }
-            result
-        } else {
-            match &job.work {
-                Work::Append {
+                expected,
+                events,
+            } => {
+                let state = states.get(stream.as_str()).copied().unwrap_or_default();
+                let decision = append::decide_append(
                     stream,
-                    expected,
+                    *expected,
                     events,
-                } => append::check_not_deleted(stream, deleted)
-                    .and_then(|()| append::check_expected(stream, *expected, current))
-                    .and_then(|()| stage(&mut rows, stream, events, current, head)),
-                Work::Delete { stream, expected } => {
-                    append::check_delete(stream, *expected, current, deleted).and_then(|()| {
-                        stage(&mut rows, stream, &[append::tombstone()], current, head)
-                    })
+                    state,
+                    IdCheck::Lookup,
+                    |id| locate(url, &recorded, stream, id),
+                );
+                match decision {
+                    Ok(AppendDecision::Write(plan)) => (stream, events.clone(), plan),
+                    Ok(AppendDecision::Done(outcome)) => {
+                        results.push(Ok(outcome));
+                        continue;
+                    }
+                    Err(error) => {
+                        results.push(Err(error));
+                        continue;
+                    }
+                }
+            }
+            Work::Delete { stream, expected } => {
+                let state = states.get(stream.as_str()).copied().unwrap_or_default();
+                match append::decide_delete(stream, *expected, state) {
+                    Ok(plan) => (stream, vec![append::tombstone()], plan),
+                    Err(error) => {
+                        results.push(Err(error));
+                        continue;
+                    }
                 }
             }
         };
-        if let Ok(outcome) = &result
-            && !outcome.already_recorded
-            && let Some(last) = outcome.last_position
-        {
-            head = last;
-            let tombstone = matches!(job.work, Work::Delete { .. });
-            states.insert(
-                stream.as_str().to_owned(),
-                (outcome.stream_version, tombstone),
-            );
-            if let Work::Append { events, .. } = &job.work {
-                written.extend(events.iter().map(|e| e.id.0));
+        match stage(&mut rows, stream, &batch, plan, head) {
+            Ok(outcome) => {
+                for (i, event) in batch.iter().enumerate() {
+                    recorded.insert(
+                        event.id.0,
+                        (
+                            stream.as_str().to_owned(),
+                            plan.first_version + i as Version,
+                            head + 1 + i as Position,
+                        ),
+                    );
+                }
+                head += batch.len() as Position;
+                states.insert(
+                    stream.as_str().to_owned(),
+                    StreamState {
+                        version: outcome.stream_version,
+                        deleted: matches!(work, Work::Delete { .. }),
+                    },
+                );
+                results.push(Ok(outcome));
             }
+            Err(error) => results.push(Err(error)),
         }
-        results.push(result);
     }
     flush(client, statements, &mut rows).await?;
     Ok((results, head))
 }
 
-async fn lookup(
-    client: &Client,
-    statements: &Statements,
+/// Where `id` is recorded, for [`append::decide_append`], from the facts of
+/// the group.
+fn locate(
     url: &PostgresUrl,
+    recorded: &Recorded,
     stream: &StreamId,
-    ids: &[EventId],
-) -> Result<Lookup, StoreError> {
-    let first = ids.first().map(|id| id.0);
-    let rest: Vec<Uuid> = ids.iter().skip(1).map(|id| id.0).collect();
-    let row = client
-        .query_one(&statements.lookup, &[&stream.as_str(), &first, &rest])
-        .await
-        .map_err(|e| store_error(url, &format!("reading the version of stream {stream}"), &e))?;
-    let bad = |detail: String| corrupt(url, "events", &format!("stream {stream}"), detail);
-    let current: Option<i64> = row.try_get(0).map_err(|e| bad(e.to_string()))?;
-    let last_type: Option<&str> = row.try_get(1).map_err(|e| bad(e.to_string()))?;
-    let first_stream: Option<String> = row.try_get(2).map_err(|e| bad(e.to_string()))?;
-    let first_version: Option<i64> = row.try_get(3).map_err(|e| bad(e.to_string()))?;
-    let other_id: Option<Uuid> = row.try_get(4).map_err(|e| bad(e.to_string()))?;
-    let other_stream: Option<String> = row.try_get(5).map_err(|e| bad(e.to_string()))?;
-    Ok(Lookup {
-        current: current.and_then(unsigned).filter(|v| *v > 0),
-        deleted: last_type.is_some_and(append::is_tombstone),
-        first: first_stream.zip(first_version.and_then(unsigned)),
-        other: other_id.zip(other_stream),
-    })
-}
-
-fn duplicate(url: &PostgresUrl, event_id: EventId, owner: &str) -> StoreError {
-    match StreamId::new(owner) {
-        Ok(stream) => StoreError::DuplicateEventId { event_id, stream },
-        Err(e) => corrupt(
-            url,
-            "events",
-            &format!("event id {event_id}"),
-            e.to_string(),
-        ),
+    id: &EventId,
+) -> Result<Option<RecordedAt>, StoreError> {
+    let Some((owner, version, position)) = recorded.get(&id.0) else {
+        return Ok(None);
+    };
+    if owner == stream.as_str() {
+        return Ok(Some(RecordedAt::ThisStream {
+            version: *version,
+            position: *position,
+        }));
     }
-}
-
-/// One append or deletion inside the group's transaction, its events at
-/// positions after `head`.
-async fn run_work(
-    client: &Client,
-    statements: &Statements,
-    url: &PostgresUrl,
-    work: &Work,
-    head: Position,
-) -> Result<AppendOutcome, StoreError> {
-    match work {
-        Work::Append {
-            stream,
-            expected,
-            events,
-        } => {
-            let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-            let found = lookup(client, statements, url, stream, &ids).await?;
-            append::check_not_deleted(stream, found.deleted)?;
-            if let (Some(first), Some((owner, version))) = (events.first(), &found.first) {
-                if owner != stream.as_str() {
-                    return Err(duplicate(url, first.id, owner));
-                }
-                let recorded =
-                    slots(client, statements, url, stream, *version, events.len()).await?;
-                return append::retry_outcome(stream, *expected, events, &recorded, found.current);
-            }
-            append::check_expected(stream, *expected, found.current)?;
-            if let Some((id, owner)) = &found.other {
-                return Err(duplicate(url, EventId(*id), owner));
-            }
-            insert(client, statements, url, stream, events, found.current, head).await
-        }
-        Work::Delete { stream, expected } => {
-            let found = lookup(client, statements, url, stream, &[]).await?;
-            append::check_delete(stream, *expected, found.current, found.deleted)?;
-            insert(
-                client,
-                statements,
-                url,
-                stream,
-                &[append::tombstone()],
-                found.current,
-                head,
-            )
-            .await
-        }
-    }
-}
-
-/// Up to `count` recorded events of `stream` from `version` on.
-async fn slots(
-    client: &Client,
-    statements: &Statements,
-    url: &PostgresUrl,
-    stream: &StreamId,
-    version: Version,
-    count: usize,
-) -> Result<Vec<RecordedSlot>, StoreError> {
-    let rows = client
-        .query(
-            &statements.slots,
-            &[&stream.as_str(), &sql_int(version), &sql_int(count as u64)],
-        )
-        .await
-        .map_err(|e| store_error(url, &format!("reading stream {stream}"), &e))?;
-    rows.iter()
-        .map(|row| {
-            let bad = |detail: String| corrupt(url, "events", &format!("stream {stream}"), detail);
-            let id: Uuid = row.try_get(0).map_err(|e| bad(e.to_string()))?;
-            let version: i64 = row.try_get(1).map_err(|e| bad(e.to_string()))?;
-            let position: i64 = row.try_get(2).map_err(|e| bad(e.to_string()))?;
-            Ok(RecordedSlot {
-                id: EventId(id),
-                version: unsigned(version).ok_or_else(|| bad("negative version".into()))?,
-                position: unsigned(position).ok_or_else(|| bad("negative position".into()))?,
-            })
-        })
-        .collect()
+    StreamId::new(owner.as_str())
+        .map(|owner| Some(RecordedAt::OtherStream(owner)))
+        .map_err(|e| corrupt(url, "events", &format!("event id {id}"), e.to_string()))
 }
 
 /// Event rows waiting to be inserted with one statement.
@@ -717,23 +595,15 @@ struct Rows {
     recorded_at: Vec<DateTime<Utc>>,
 }
 
-/// Stages `events` after the stream's `current` version, at the positions
-/// after `head`; nothing is staged when an event is unusable.
+/// Stages `events` at the versions `plan` gives and the positions after
+/// `head`; nothing is staged when an event is unusable.
 fn stage(
     rows: &mut Rows,
     stream: &StreamId,
     events: &[NewEvent],
-    current: Option<Version>,
+    plan: WritePlan,
     head: Position,
 ) -> Result<AppendOutcome, StoreError> {
-    if events.is_empty() {
-        return Ok(AppendOutcome {
-            stream_version: current,
-            first_position: None,
-            last_position: None,
-            already_recorded: false,
-        });
-    }
     let mut payloads = Vec::with_capacity(events.len());
     let mut metadata = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
@@ -746,7 +616,6 @@ fn stage(
         payloads.push(payload.to_owned());
         metadata.push(encode_metadata(&event.metadata, index)?);
     }
-    let base = current.unwrap_or(0);
     let count = events.len() as u64;
     let now = timestamp_now();
     rows.streams.extend(std::iter::repeat_n(
@@ -755,7 +624,8 @@ fn stage(
     ));
     rows.positions
         .extend((1..=count).map(|i| sql_int(head + i)));
-    rows.versions.extend((1..=count).map(|i| sql_int(base + i)));
+    rows.versions
+        .extend((0..count).map(|i| sql_int(plan.first_version + i)));
     rows.ids.extend(events.iter().map(|e| e.id.0));
     rows.types
         .extend(events.iter().map(|e| e.event_type.clone()));
@@ -768,12 +638,7 @@ fn stage(
             .iter()
             .map(|e| e.recorded_at.map_or(now, |at| at.trunc_subsecs(6))),
     );
-    Ok(AppendOutcome {
-        stream_version: Some(base + count),
-        first_position: Some(head + 1),
-        last_position: Some(head + count),
-        already_recorded: false,
-    })
+    Ok(plan.outcome(head + 1))
 }
 
 /// Inserts the staged rows with one statement, and empties `rows`.
@@ -803,23 +668,4 @@ async fn flush(
         )
         .await
         .map(drop)
-}
-
-/// Inserts `events` after the stream's `current` version, at the positions
-/// after `head`, in one statement.
-async fn insert(
-    client: &Client,
-    statements: &Statements,
-    url: &PostgresUrl,
-    stream: &StreamId,
-    events: &[NewEvent],
-    current: Option<Version>,
-    head: Position,
-) -> Result<AppendOutcome, StoreError> {
-    let mut rows = Rows::default();
-    let outcome = stage(&mut rows, stream, events, current, head)?;
-    flush(client, statements, &mut rows)
-        .await
-        .map_err(|e| store_error(url, &format!("appending to stream {stream}"), &e))?;
-    Ok(outcome)
 }
