@@ -333,12 +333,12 @@ async fn run_group(
         move |e: tokio_postgres::Error| Lost::RolledBack(store_error(url, doing, &e))
     };
     let works: Vec<&Work> = group.iter().map(|job| &job.work).collect();
-    let start = begin(client, url).await?;
-    let error = match run_batched(client, statements, url, &works, start).await {
-        Ok((results, head)) => {
-            return finish(client, statements, url, results, start, head, pause).await;
+    let error = match run_batched(client, statements, url, &works, Start::Begin).await {
+        Ok((results, start, head)) => {
+            return finish(client, statements, url, results, (start, head, true), pause).await;
         }
-        Err(error) => error,
+        Err(Batch::Lost(lost)) => return Err(lost),
+        Err(Batch::Failed(error)) => error,
     };
     if works.len() == 1 {
         return Err(Lost::RolledBack(store_error(url, "appending", &error)));
@@ -355,8 +355,8 @@ async fn run_group(
             .batch_execute("SAVEPOINT job")
             .await
             .map_err(lost("opening a savepoint"))?;
-        match run_batched(client, statements, url, &[work], head).await {
-            Ok((mut result, moved)) => {
+        match run_batched(client, statements, url, &[work], Start::After(head)).await {
+            Ok((mut result, _, moved)) => {
                 client
                     .batch_execute("RELEASE job")
                     .await
@@ -364,7 +364,8 @@ async fn run_group(
                 head = moved;
                 results.push(result.remove(0));
             }
-            Err(error) => {
+            Err(Batch::Lost(lost)) => return Err(lost),
+            Err(Batch::Failed(error)) => {
                 client
                     .batch_execute("ROLLBACK TO job; RELEASE job")
                     .await
@@ -373,7 +374,37 @@ async fn run_group(
             }
         }
     }
-    finish(client, statements, url, results, start, head, pause).await
+    finish(
+        client,
+        statements,
+        url,
+        results,
+        (start, head, false),
+        pause,
+    )
+    .await
+}
+
+/// Where [`run_batched`] starts: with the group's BEGIN and head lock (sent
+/// together with its lookups), or after `head` inside a transaction.
+#[derive(Clone, Copy)]
+enum Start {
+    Begin,
+    After(Position),
+}
+
+/// Why [`run_batched`] did not finish.
+enum Batch {
+    /// The transaction could not begin.
+    Lost(Lost),
+    /// A statement failed: the caller rolls back.
+    Failed(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for Batch {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Self::Failed(error)
+    }
 }
 
 /// Opens the group's transaction and takes the head row lock: the last
@@ -392,17 +423,17 @@ async fn begin(client: &Client, url: &PostgresUrl) -> Result<Position, Lost> {
         .ok_or_else(|| Lost::RolledBack(corrupt(url, "head", "its row", "the head row is missing")))
 }
 
-/// Moves the head (announcing it) when events were written, and commits.
+/// Moves the head (announcing it) when events were written, unless that
+/// was done already (`advanced`), and commits.
 async fn finish(
     client: &Client,
     statements: &Statements,
     url: &PostgresUrl,
     results: Vec<Result<AppendOutcome, StoreError>>,
-    start: Position,
-    head: Position,
+    (start, head, advanced): (Position, Position, bool),
     pause: Option<Duration>,
 ) -> Result<(Vec<Result<AppendOutcome, StoreError>>, Option<Position>), Lost> {
-    if head > start {
+    if head > start && !advanced {
         client
             .execute(&statements.advance, &[&sql_int(head), &url.channel()])
             .await
@@ -431,13 +462,20 @@ type Recorded = HashMap<Uuid, (String, Version, Position)>;
 ///
 /// # Errors
 /// A statement's error: the caller rolls back.
+///
+/// With [`Start::Begin`] the round trips are three whatever the group's
+/// size: BEGIN with the head lock and both lookups are sent together (the
+/// server runs them in order, so the lookups see everything committed
+/// before the lock was granted), then the insert with the head's update,
+/// then COMMIT (by [`finish`]). Returns the results, the head it started
+/// after and the head it leaves.
 async fn run_batched(
     client: &Client,
     statements: &Statements,
     url: &PostgresUrl,
     works: &[&Work],
-    mut head: Position,
-) -> Result<(Vec<Result<AppendOutcome, StoreError>>, Position), tokio_postgres::Error> {
+    start: Start,
+) -> Result<(Vec<Result<AppendOutcome, StoreError>>, Position, Position), Batch> {
     let mut names: Vec<&str> = works
         .iter()
         .map(|work| match work {
@@ -456,10 +494,20 @@ async fn run_batched(
     // Sent together: the client pipelines them on the connection.
     let (names_param, ids_param): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
         ([&names], [&ids]);
-    let (state_rows, id_rows) = tokio::try_join!(
-        client.query(&statements.states, &names_param),
-        client.query(&statements.recorded_ids, &ids_param),
-    )?;
+    let lookups = async {
+        tokio::try_join!(
+            client.query(&statements.states, &names_param),
+            client.query(&statements.recorded_ids, &ids_param),
+        )
+    };
+    let (first, (state_rows, id_rows)) = match start {
+        Start::Begin => {
+            let (begun, looked) = tokio::join!(begin(client, url), lookups);
+            (begun.map_err(Batch::Lost)?, looked?)
+        }
+        Start::After(head) => (head, lookups.await?),
+    };
+    let mut head = first;
     // Each stream's state as the group's appends leave it.
     let mut states: HashMap<String, StreamState> = HashMap::new();
     for row in &state_rows {
@@ -555,8 +603,20 @@ async fn run_batched(
             Err(error) => results.push(Err(error)),
         }
     }
-    flush(client, statements, &mut rows).await?;
-    Ok((results, head))
+    if matches!(start, Start::Begin) && head > first {
+        let channel = url.channel();
+        let head_param = sql_int(head);
+        let advance_params: [&(dyn ToSql + Sync); 2] = [&head_param, &channel];
+        let (flushed, advanced) = tokio::join!(
+            flush(client, statements, &mut rows),
+            client.execute(&statements.advance, &advance_params),
+        );
+        flushed?;
+        advanced?;
+    } else {
+        flush(client, statements, &mut rows).await?;
+    }
+    Ok((results, first, head))
 }
 
 /// Where `id` is recorded, for [`append::decide_append`], from the facts of
