@@ -1,4 +1,4 @@
-//! [`FileCheckpointStore`]: every projection's checkpoint in one small
+//! [`FileCheckpointStore`]: every subscriber's checkpoint in one small
 //! file, `checkpoints`, replaced atomically on each save. The map is kept
 //! in memory; the file is read once, on open.
 
@@ -15,7 +15,7 @@ use crate::format::{self, CHECKPOINTS_FILE, CHECKPOINTS_MAGIC};
 use crate::segment;
 use crate::store::Core;
 
-/// Projection name to position.
+/// Subscriber name to position.
 pub type Checkpoints = BTreeMap<String, Position>;
 
 /// The checkpoint store of a [`crate::FileStore`].

@@ -1,6 +1,6 @@
 //! The on-disk layout shared by every file of a store: format version,
 //! segment header, file names, and the checksummed envelope of the small
-//! files (snapshots, checkpoints). docs/file-format.md describes it byte by
+//! files (snapshots, projection documents, checkpoints). docs/file-format.md describes it byte by
 //! byte; the constants here are the source of truth.
 
 use std::path::Path;
@@ -30,6 +30,9 @@ pub const CHECKPOINTS_FILE: &str = "checkpoints";
 
 /// Name of the snapshots directory.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
+
+/// Name of the directory of read models' documents.
+pub const PROJECTIONS_DIR: &str = "projections";
 
 /// Suffix of files being written before an atomic rename.
 pub const TEMP_SUFFIX: &str = ".tmp";
@@ -99,7 +102,8 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<u64, HeaderError> {
     ))
 }
 
-/// Magic of the small files (snapshots, checkpoints): kind-specific.
+/// Magic of the small files (snapshots, projection documents,
+/// checkpoints): kind-specific.
 pub type FileMagic = [u8; 8];
 
 /// Magic of a snapshot file.
@@ -107,6 +111,9 @@ pub const SNAPSHOT_MAGIC: FileMagic = *b"LBSNAPSH";
 
 /// Magic of the checkpoints file.
 pub const CHECKPOINTS_MAGIC: FileMagic = *b"LBCHKPTS";
+
+/// Magic of a projection document file.
+pub const PROJECTION_MAGIC: FileMagic = *b"LBPROJDC";
 
 /// Length of a small file's envelope header: magic (8), format version (4),
 /// body length (4), CRC32C of the body (4).

@@ -1,5 +1,5 @@
 //! [`FileStore`]: opening a store directory (lock, recovery, writer) and
-//! handing out its three stores, which share one writer.
+//! handing out its four stores, which share one writer.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,10 +11,11 @@ use tokio::sync::watch;
 
 use crate::checkpoints::{self, Checkpoints, FileCheckpointStore};
 use crate::event_store::{FileEventStore, Shared};
-use crate::format::{SEGMENT_HEADER_LEN, SNAPSHOTS_DIR};
+use crate::format::{PROJECTIONS_DIR, SEGMENT_HEADER_LEN, SNAPSHOTS_DIR};
 use crate::index::SegmentRef;
 use crate::lock::{self, DirLock};
 use crate::options::FileOptions;
+use crate::projections::FileProjectionStore;
 use crate::recovery::{self, Mode, TornTail};
 use crate::segment;
 use crate::snapshots::FileSnapshotStore;
@@ -73,6 +74,7 @@ pub struct Core {
     pub(crate) shared: Arc<Shared>,
     pub(crate) checkpoints: Mutex<Checkpoints>,
     pub(crate) snapshot_lock: Mutex<()>,
+    pub(crate) projection_lock: Mutex<()>,
     recovery: RecoveryReport,
     _lock: Option<DirLock>,
 }
@@ -100,7 +102,8 @@ fn read_only() -> StoreError {
 }
 
 /// A store in a directory: segment files of framed, checksummed event
-/// records, snapshot files and a checkpoints file.
+/// records, snapshot files, read models' document files and a checkpoints
+/// file.
 ///
 /// ```no_run
 /// use logbook_adapters_file::{Durability, FileOptions, FileStore};
@@ -144,8 +147,11 @@ impl FileStore {
     /// - [`StoreError::Io`] for file-system failures.
     pub fn open(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir.join(SNAPSHOTS_DIR))
-            .map_err(|e| StoreError::io(format!("create store directory {}", dir.display()), e))?;
+        for sub in [SNAPSHOTS_DIR, PROJECTIONS_DIR] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| {
+                StoreError::io(format!("create store directory {}", dir.display()), e)
+            })?;
+        }
         let lock = lock::acquire(dir)?;
         let started = Instant::now();
         let scan = recovery::scan(dir, Mode::Repair)?;
@@ -199,6 +205,7 @@ impl FileStore {
                 shared,
                 checkpoints: Mutex::new(checkpoints),
                 snapshot_lock: Mutex::new(()),
+                projection_lock: Mutex::new(()),
                 recovery,
                 _lock: Some(lock),
             }),
@@ -248,19 +255,21 @@ impl FileStore {
                 }),
                 checkpoints: Mutex::new(checkpoints),
                 snapshot_lock: Mutex::new(()),
+                projection_lock: Mutex::new(()),
                 recovery,
                 _lock: None,
             }),
         })
     }
 
-    /// The events, snapshots and checkpoints of this store, sharing one
+    /// The events, snapshots, projections and checkpoints of this store, sharing one
     /// writer. The store closes (writer stopped, lock released) when the
     /// last handle, this one included, is dropped.
     pub fn stores(&self) -> Stores {
         Stores {
             events: Arc::new(self.events()),
             snapshots: Arc::new(FileSnapshotStore::new(Arc::clone(&self.core))),
+            projections: Arc::new(FileProjectionStore::new(Arc::clone(&self.core))),
             checkpoints: Arc::new(FileCheckpointStore::new(Arc::clone(&self.core))),
         }
     }

@@ -7,9 +7,9 @@ use std::path::Path;
 use logbook_ports::StoreError;
 
 use crate::checkpoints;
-use crate::format::SNAPSHOTS_DIR;
+use crate::format::{PROJECTIONS_DIR, SNAPSHOTS_DIR};
 use crate::recovery::{self, Corruption, Mode, TornTail};
-use crate::snapshots;
+use crate::{projections, snapshots};
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,7 +25,9 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Snapshot files checked.
     pub snapshots: usize,
-    /// Projection checkpoints read.
+    /// Read models' document files checked.
+    pub projections: usize,
+    /// Subscribers' checkpoints read.
     pub checkpoints: usize,
     /// A torn tail (a write cut short by a crash, or in progress now): not
     /// corruption; opening the store for writing cuts it off.
@@ -45,8 +47,14 @@ impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} events in {} streams, {} segments ({} bytes), {} snapshots, {} checkpoints",
-            self.events, self.streams, self.segments, self.bytes, self.snapshots, self.checkpoints
+            "{} events in {} streams, {} segments ({} bytes), {} snapshots, {} projections, {} checkpoints",
+            self.events,
+            self.streams,
+            self.segments,
+            self.bytes,
+            self.snapshots,
+            self.projections,
+            self.checkpoints
         )?;
         if let Some(torn) = &self.torn_tail {
             writeln!(f, "{torn}")?;
@@ -59,7 +67,8 @@ impl fmt::Display for VerifyReport {
 }
 
 /// Reads every record of the store in `dir` (checksums, framing, positions,
-/// versions, unique ids), every snapshot file and the checkpoints file.
+/// versions, unique ids), every snapshot file, every read model's document
+/// file and the checkpoints file.
 /// Takes no lock and writes nothing, so it may run while the store is open.
 ///
 /// # Errors
@@ -95,29 +104,56 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
         }
         Err(e) => return Err(e),
     }
-    let snapshot_dir = dir.join(SNAPSHOTS_DIR);
-    if let Ok(entries) = std::fs::read_dir(&snapshot_dir) {
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for path in paths {
-            if path.extension().is_some_and(|ext| ext == "tmp") {
-                continue;
+    report.snapshots = match check_files(&dir.join(SNAPSHOTS_DIR), |path, bytes| {
+        snapshots::decode(path, bytes, None).map(drop)
+    })? {
+        Ok(count) => count,
+        Err(corruption) => {
+            report.corruption = Some(corruption);
+            return Ok(report);
+        }
+    };
+    report.projections = match check_files(&dir.join(PROJECTIONS_DIR), |path, bytes| {
+        projections::decode(path, bytes, None).map(drop)
+    })? {
+        Ok(count) => count,
+        Err(corruption) => {
+            report.corruption = Some(corruption);
+            return Ok(report);
+        }
+    };
+    Ok(report)
+}
+
+/// Decodes every file of `dir` (none when it is missing) but unfinished
+/// temporary ones: how many, or the first corruption.
+fn check_files(
+    dir: &Path,
+    decode: impl Fn(&Path, &[u8]) -> Result<(), StoreError>,
+) -> Result<Result<usize, Corruption>, StoreError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Ok(0));
+    };
+    let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    let mut count = 0;
+    for path in paths {
+        if path.extension().is_some_and(|ext| ext == "tmp") {
+            continue;
+        }
+        let bytes = std::fs::read(&path)
+            .map_err(|e| StoreError::io(format!("read {}", path.display()), e))?;
+        match decode(&path, &bytes) {
+            Ok(()) => count += 1,
+            Err(StoreError::Corrupt { detail, .. }) => {
+                return Ok(Err(Corruption {
+                    file: path,
+                    offset: 0,
+                    detail,
+                }));
             }
-            let bytes = std::fs::read(&path)
-                .map_err(|e| StoreError::io(format!("read {}", path.display()), e))?;
-            match snapshots::decode(&path, &bytes, None) {
-                Ok(_) => report.snapshots += 1,
-                Err(StoreError::Corrupt { detail, .. }) => {
-                    report.corruption = Some(Corruption {
-                        file: path,
-                        offset: 0,
-                        detail,
-                    });
-                    return Ok(report);
-                }
-                Err(e) => return Err(e),
-            }
+            Err(e) => return Err(e),
         }
     }
-    Ok(report)
+    Ok(Ok(count))
 }

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use logbook_adapters_file::format::{SEGMENT_HEADER_LEN, SNAPSHOTS_DIR, parse_segment_name};
+use logbook_adapters_file::format::{
+    PROJECTIONS_DIR, SEGMENT_HEADER_LEN, SNAPSHOTS_DIR, parse_segment_name,
+};
 use logbook_adapters_file::{Durability, FileOptions, FileStore, record, verify};
 use logbook_ports::conformance::payload;
 use logbook_ports::{EventFilter, ExpectedVersion, NewEvent, StoreError, Stores, StreamId};
@@ -311,6 +313,53 @@ fn a_damaged_snapshot_is_reported_by_load_and_by_verify() {
             Err(StoreError::Corrupt { .. })
         ));
     });
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(report.corruption.map(|c| c.file), Some(file));
+}
+
+#[test]
+fn a_damaged_projection_document_is_reported_by_load_save_and_verify() {
+    // Given a read model's document on disk, with one byte flipped
+    let dir = store_with(options(), &[1]);
+    let store = FileStore::open(dir.path(), options()).unwrap();
+    let projections = store.stores().projections;
+    let document = logbook_ports::ProjectionDocument {
+        generation: 0,
+        checkpoint: Some(1),
+        model: payload(json!({"balance": "1.00"})),
+        parked: Vec::new(),
+        saved_at: logbook_ports::event_store::timestamp_now(),
+    };
+    runtime().block_on(async {
+        projections
+            .save(
+                "balances",
+                &document,
+                logbook_ports::ProjectionSave::Advance,
+            )
+            .await
+            .unwrap();
+    });
+    let file = dir.path().join(PROJECTIONS_DIR).join("balances");
+    flip(&file, 30);
+    // Then loading it, and saving over it, say it is corrupt
+    runtime().block_on(async {
+        assert!(matches!(
+            projections.load("balances").await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        let next = logbook_ports::ProjectionDocument {
+            generation: 1,
+            ..document.clone()
+        };
+        assert!(matches!(
+            projections
+                .save("balances", &next, logbook_ports::ProjectionSave::Advance)
+                .await,
+            Err(StoreError::Corrupt { .. })
+        ));
+    });
+    // And verify names the file
     let report = verify(dir.path()).unwrap();
     assert_eq!(report.corruption.map(|c| c.file), Some(file));
 }

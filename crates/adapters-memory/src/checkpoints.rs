@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use logbook_domain::Position;
 use logbook_ports::{CheckpointStore, StoreError};
 
-/// Keeps projection checkpoints in memory.
+/// Keeps subscribers' checkpoints (the dispatcher's) in memory.
 #[derive(Default)]
 pub struct MemoryCheckpointStore {
     positions: Mutex<HashMap<String, Position>>,

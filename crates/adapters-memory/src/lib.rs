@@ -1,7 +1,7 @@
 //! The in-memory adapter of logbook: the reference implementation of every
 //! port ([`MemoryEventStore`], [`MemorySnapshotStore`],
-//! [`MemoryCheckpointStore`], [`MemoryEventBus`]), the fastest, for tests and
-//! for embedding where durability is not wanted.
+//! [`MemoryProjectionStore`], [`MemoryCheckpointStore`], [`MemoryEventBus`]),
+//! the fastest, for tests and for embedding where durability is not wanted.
 //!
 //! Events are held compactly: payload and metadata bytes in an append-only
 //! arena, stream and type names interned, one small fixed-size entry per
@@ -16,6 +16,7 @@ mod arena;
 mod bus;
 mod checkpoints;
 mod event_store;
+mod projections;
 mod snapshots;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use bus::MemoryEventBus;
 pub use checkpoints::MemoryCheckpointStore;
 pub use event_store::MemoryEventStore;
 use logbook_ports::Stores;
+pub use projections::MemoryProjectionStore;
 pub use snapshots::MemorySnapshotStore;
 
 /// A fresh, empty set of in-memory stores.
@@ -31,6 +33,7 @@ pub fn stores() -> Stores {
     Stores {
         events: Arc::new(MemoryEventStore::new()),
         snapshots: Arc::new(MemorySnapshotStore::new()),
+        projections: Arc::new(MemoryProjectionStore::new()),
         checkpoints: Arc::new(MemoryCheckpointStore::new()),
     }
 }

@@ -1,4 +1,4 @@
-//! [`SqliteCheckpointStore`]: each projection's position in the
+//! [`SqliteCheckpointStore`]: each subscriber's position in the
 //! `checkpoints` table.
 
 use std::sync::Arc;

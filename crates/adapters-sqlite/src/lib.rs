@@ -1,5 +1,5 @@
-//! The SQLite adapter of logbook: event, snapshot and checkpoint stores on
-//! one SQLite file, the durable embedded default.
+//! The SQLite adapter of logbook: event, snapshot, projection and
+//! checkpoint stores on one SQLite file, the durable embedded default.
 //!
 //! **Architecture invariant:** depends on `logbook-ports` and
 //! `logbook-domain` only among logbook's crates; never on another adapter or
@@ -37,6 +37,7 @@ mod connection;
 mod error;
 mod event_store;
 mod options;
+mod projections;
 mod readers;
 mod rows;
 mod schema;
@@ -53,6 +54,7 @@ use tokio::sync::watch;
 pub use checkpoints::SqliteCheckpointStore;
 pub use event_store::SqliteEventStore;
 pub use options::{SqliteOptions, Synchronous};
+pub use projections::SqliteProjectionStore;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use snapshots::SqliteSnapshotStore;
 
@@ -66,8 +68,9 @@ pub(crate) struct Shared {
     commits: Arc<watch::Sender<Position>>,
 }
 
-/// One open SQLite database: its event, snapshot and checkpoint stores,
-/// which share one writer thread and one pool of readers. Cheap to clone.
+/// One open SQLite database: its event, snapshot, projection and checkpoint
+/// stores, which share one writer thread and one pool of readers. Cheap to
+/// clone.
 ///
 /// The database stays open while any handle (this, a clone, or a store it
 /// gave out) lives; when the last one is dropped the writer finishes the
@@ -141,16 +144,22 @@ impl SqliteStore {
         SqliteSnapshotStore::new(Arc::clone(&self.shared))
     }
 
+    /// The projection store (read models' documents).
+    pub fn projection_store(&self) -> SqliteProjectionStore {
+        SqliteProjectionStore::new(Arc::clone(&self.shared))
+    }
+
     /// The checkpoint store.
     pub fn checkpoint_store(&self) -> SqliteCheckpointStore {
         SqliteCheckpointStore::new(Arc::clone(&self.shared))
     }
 
-    /// The three stores, as the application uses them.
+    /// The four stores, as the application uses them.
     pub fn stores(&self) -> Stores {
         Stores {
             events: Arc::new(self.event_store()),
             snapshots: Arc::new(self.snapshot_store()),
+            projections: Arc::new(self.projection_store()),
             checkpoints: Arc::new(self.checkpoint_store()),
         }
     }

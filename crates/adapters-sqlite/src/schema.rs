@@ -66,8 +66,23 @@ SELECT position, stream, version, event_type, schema_version, event_id,
 FROM events;
 ";
 
+/// Version 2: read models' documents, in a table of their own. Earlier
+/// versions kept them as snapshots of `$projection-<name>`; those rows are
+/// left alone and no longer read: read models are derived data, and the
+/// first run after the upgrade folds them again from the log.
+const V2: &str = "
+CREATE TABLE projections (
+    name       TEXT    PRIMARY KEY,   -- the read model's name, e.g. account-summary
+    generation INTEGER NOT NULL,      -- saves so far: 1 after the first, +1 each save
+    checkpoint INTEGER,               -- position of the last event applied or skipped; NULL: none yet
+    model      TEXT    NOT NULL,      -- JSON
+    parked     TEXT    NOT NULL,      -- JSON array of parked events
+    saved_at   INTEGER NOT NULL       -- microseconds since 1970-01-01T00:00:00Z
+);
+";
+
 /// Every migration, in order: index `i` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Refuses a database this build must not touch: one written by a newer
 /// logbook, or a SQLite database that is not logbook's. Reads only.

@@ -10,7 +10,10 @@ use logbook_adapters_sqlite::{
     APPLICATION_ID, SCHEMA_VERSION, SqliteOptions, SqliteStore, Synchronous,
 };
 use logbook_ports::conformance::event;
-use logbook_ports::{EventFilter, ExpectedVersion, ReadDirection, Snapshot, StoreError, StreamId};
+use logbook_ports::{
+    EventFilter, ExpectedVersion, ProjectionDocument, ProjectionSave, ReadDirection, Snapshot,
+    StoreError, StreamId,
+};
 
 fn stream(name: &str) -> StreamId {
     StreamId::new(name).unwrap()
@@ -190,6 +193,7 @@ fn an_empty_file_is_migrated_to_the_current_schema() {
             "events_by_id",
             "events_by_stream",
             "events_by_type",
+            "projections",
             "snapshots",
             "streams"
         ]
@@ -544,4 +548,90 @@ async fn rows_are_readable_with_plain_sql() {
             "2025-05-07T16:08:34.633698Z".to_owned()
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projection_documents_are_readable_with_plain_sql() {
+    // Given a read model's document saved through the store
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let store = open(&path).unwrap();
+    let document = ProjectionDocument {
+        generation: 0,
+        checkpoint: Some(12),
+        model: logbook_ports::conformance::payload(
+            serde_json::json!({"accounts": {"acc_001": {"balance": "500.00"}}}),
+        ),
+        parked: Vec::new(),
+        saved_at: chrono::DateTime::from_timestamp_micros(1_746_634_114_633_698).unwrap(),
+    };
+    use logbook_ports::ProjectionStore;
+    store
+        .projection_store()
+        .save("account-balance", &document, ProjectionSave::Advance)
+        .await
+        .unwrap();
+    // When another program queries it with SQL
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let row: (i64, i64, String, i64) = conn
+        .query_row(
+            "SELECT generation, checkpoint, \
+             json_extract(model, '$.accounts.acc_001.balance'), json_array_length(parked) \
+             FROM projections WHERE name = 'account-balance'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    // Then it sees the model as JSON, with its generation and checkpoint
+    assert_eq!(row, (1, 12, "500.00".to_owned(), 0));
+}
+
+#[test]
+fn a_version_1_database_gains_the_projections_table_and_keeps_its_data() {
+    // Given a database at schema version 1 (no projections table) holding an event
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use logbook_ports::EventStore;
+        open(&path)
+            .unwrap()
+            .event_store()
+            .append(
+                &stream("A-1"),
+                ExpectedVersion::NoStream,
+                vec![event("Opened", 1)],
+            )
+            .await
+            .unwrap();
+    });
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE projections; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    // When this build opens it
+    let store = open(&path).unwrap();
+    // Then it is migrated to the current version, the event is still there, and
+    // read models can be saved
+    assert_eq!(pragma(&path, "user_version"), i64::from(SCHEMA_VERSION));
+    runtime.block_on(async {
+        use logbook_ports::{EventStore, ProjectionStore};
+        assert_eq!(store.event_store().head_position().await.unwrap(), Some(1));
+        let document = ProjectionDocument {
+            generation: 0,
+            checkpoint: Some(1),
+            model: logbook_ports::conformance::payload(serde_json::json!({})),
+            parked: Vec::new(),
+            saved_at: chrono::Utc::now(),
+        };
+        assert_eq!(
+            store
+                .projection_store()
+                .save("p", &document, ProjectionSave::Advance)
+                .await
+                .unwrap(),
+            1
+        );
+    });
 }

@@ -5,11 +5,15 @@
 //!
 //! Delivery is at least once: a batch is published, then its checkpoint is
 //! saved; a crash in between delivers that batch again. A handler that fails
-//! stops the run at that event, and the next run starts there, delivering it
-//! (and what followed it) to every handler again. So handlers must be
-//! idempotent by position (as the seeds' version-guarded projection was).
+//! holds the checkpoint just before that event: [`Dispatcher::catch_up`]
+//! returns, and the next run starts there; [`Dispatcher::follow`] waits a
+//! back-off (doubling while failures repeat) and starts there again in the
+//! same run. Either way the failed event (and what followed it) reaches
+//! every handler again, so handlers must be idempotent by position (as the
+//! seeds' version-guarded projection was).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use logbook_domain::Position;
 use logbook_ports::{CheckpointStore, DeliveryFailure, EventBus, EventFilter, StoreError, Stores};
@@ -28,12 +32,58 @@ pub struct DispatchReport {
     pub checkpoint: Option<Position>,
 }
 
-/// Publishes the global log to a bus, resumably.
+/// The first wait of [`Dispatcher::follow`] after a failed delivery.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest wait after failed deliveries: the back-off doubles at most
+/// this many times.
+const MAX_DOUBLINGS: u32 = 5;
+
+/// Publishes the global log to a bus, resumably: at least once, in order,
+/// from a checkpoint kept in the [`CheckpointStore`](logbook_ports::CheckpointStore)
+/// that never passes an event a handler failed.
+///
+/// ```
+/// use std::sync::Arc;
+/// use logbook::dispatch::Dispatcher;
+/// use logbook_adapters_memory::MemoryEventBus;
+/// use logbook_domain::{NewEvent, Payload, RecordedEvent, StreamId};
+/// use logbook_ports::{BoxError, EventBus, EventHandler, ExpectedVersion};
+///
+/// struct Mailer;
+///
+/// #[async_trait::async_trait]
+/// impl EventHandler for Mailer {
+///     fn name(&self) -> &str {
+///         "mailer"
+///     }
+///     async fn handle(&self, event: &RecordedEvent) -> Result<(), BoxError> {
+///         println!("mail about {}", event.stream);
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let stores = logbook_adapters_memory::stores();
+/// let signed_up = NewEvent::new("SignedUp", Payload::from_json(b"{}".to_vec()).unwrap());
+/// let stream = StreamId::new("User-1").unwrap();
+/// stores.events.append(&stream, ExpectedVersion::Any, vec![signed_up]).await.unwrap();
+///
+/// let bus = Arc::new(MemoryEventBus::new());
+/// bus.register(Some("SignedUp"), Arc::new(Mailer));
+/// let dispatcher = Dispatcher::new("mailer", &stores, bus);
+/// let report = dispatcher.catch_up().await.unwrap();
+/// assert_eq!((report.events, report.checkpoint), (1, Some(1)));
+/// // Resumable: a second run starts after the checkpoint.
+/// assert_eq!(dispatcher.catch_up().await.unwrap().events, 0);
+/// # });
+/// ```
 pub struct Dispatcher {
     name: String,
     stores: Stores,
     bus: Arc<dyn EventBus>,
     batch: usize,
+    backoff: Duration,
 }
 
 impl Dispatcher {
@@ -44,7 +94,15 @@ impl Dispatcher {
             stores: stores.clone(),
             bus,
             batch: 1_000,
+            backoff: DEFAULT_BACKOFF,
         }
+    }
+
+    /// Waits `backoff` (then twice as long, up to 32 times, while failures
+    /// repeat) before [`Dispatcher::follow`] delivers a failed event again.
+    pub fn with_backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
+        self
     }
 
     /// Publishes everything after the checkpoint, a batch at a time, saving
@@ -58,7 +116,8 @@ impl Dispatcher {
     }
 
     /// Catches up, then publishes new events as they are committed, until
-    /// `stop` resolves.
+    /// `stop` resolves. After a failed delivery it waits its back-off and
+    /// publishes again from the first event that failed.
     ///
     /// # Errors
     /// As [`Dispatcher::catch_up`].
@@ -68,12 +127,27 @@ impl Dispatcher {
     ) -> Result<DispatchReport, StoreError> {
         let mut subscription = self.subscription().await?;
         let mut total = DispatchReport::default();
+        let mut failed_in_a_row = 0;
         tokio::pin!(stop);
         loop {
             let done = self.drain(&mut subscription).await?;
+            let failed = !done.failures.is_empty();
             total.events += done.events;
             total.failures.extend(done.failures);
             total.checkpoint = done.checkpoint.or(total.checkpoint);
+            if failed {
+                let wait = self.backoff * 2u32.pow(failed_in_a_row.min(MAX_DOUBLINGS));
+                failed_in_a_row += 1;
+                tokio::select! {
+                    () = &mut stop => return Ok(total),
+                    () = tokio::time::sleep(wait) => {}
+                }
+                // The subscription has read past the failed event; start
+                // again from the checkpoint, which stopped just before it.
+                subscription = self.subscription().await?;
+                continue;
+            }
+            failed_in_a_row = 0;
             tokio::select! {
                 () = &mut stop => return Ok(total),
                 () = subscription.wait() => {}

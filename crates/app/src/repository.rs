@@ -136,6 +136,38 @@ fn recorded_by(at: DateTime<Utc>) -> impl Fn(&RecordedEvent) -> bool {
 }
 
 /// Loads and saves aggregates of type `A` through any [`EventStore`].
+///
+/// ```
+/// use logbook::Repository;
+/// use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let stores = logbook_adapters_memory::stores();
+/// let accounts = Repository::<BankAccount>::new(&stores);
+/// let open = BankAccountCommand::Open {
+///     owner: "alice".into(),
+///     initial_balance: "100.00".parse().unwrap(),
+///     currency: Default::default(),
+/// };
+/// accounts.execute("acc_001", &open).await.unwrap();
+/// let deposit = BankAccountCommand::Deposit {
+///     amount: "5.00".parse().unwrap(),
+///     description: String::new(),
+/// };
+/// let done = accounts.execute("acc_001", &deposit).await.unwrap();
+/// assert_eq!((done.state.balance.to_string(), done.version), ("105.00".into(), 2));
+/// // Time travel: the account just after its first event.
+/// let then = accounts.load_at_version("acc_001", 1).await.unwrap();
+/// assert_eq!(then.state.balance.to_string(), "100.00");
+/// // A refused command appends nothing.
+/// let overdraw = BankAccountCommand::Withdraw {
+///     amount: "1000.00".parse().unwrap(),
+///     description: String::new(),
+/// };
+/// assert!(accounts.execute("acc_001", &overdraw).await.is_err());
+/// assert_eq!(accounts.load("acc_001").await.unwrap().version, 2);
+/// # });
+/// ```
 pub struct Repository<A: Aggregate> {
     events: Arc<dyn EventStore>,
     snapshots: Option<Arc<dyn SnapshotStore>>,

@@ -26,6 +26,29 @@ pub const DEFAULT_PAGE: usize = 1_000;
 pub const DEFAULT_RECHECK: Duration = Duration::from_millis(250);
 
 /// An ordered read of the global log that waits for new events at its end.
+///
+/// ```
+/// use logbook::Subscription;
+/// use logbook_domain::{NewEvent, Payload, StreamId};
+/// use logbook_ports::{EventFilter, ExpectedVersion};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let stores = logbook_adapters_memory::stores();
+/// let stream = StreamId::new("Sensor-1").unwrap();
+/// let reading = || NewEvent::new("Measured", Payload::from_json(b"{}".to_vec()).unwrap());
+/// stores.events.append(&stream, ExpectedVersion::Any, vec![reading()]).await.unwrap();
+///
+/// let mut subscription = Subscription::new(stores.events.clone(), 1, EventFilter::all());
+/// // History first ...
+/// assert_eq!(subscription.next().await.unwrap().position, 1);
+/// // ... then live: the next call waits until another event is committed.
+/// let events = stores.events.clone();
+/// tokio::spawn(async move {
+///     events.append(&stream, ExpectedVersion::Any, vec![reading()]).await.unwrap();
+/// });
+/// assert_eq!(subscription.next().await.unwrap().position, 2);
+/// # });
+/// ```
 pub struct Subscription {
     events: Arc<dyn EventStore>,
     filter: EventFilter,

@@ -2,7 +2,8 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use logbook::Repository;
 use logbook::projection::{
@@ -12,7 +13,10 @@ use logbook::projection::{
 use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
 use logbook_domain::cargo_ship::{CargoShip, CargoShipCommand};
 use logbook_domain::{Currency, Money, NewEvent, Payload, RecordedEvent, StreamId};
-use logbook_ports::{EventFilter, ExpectedVersion, Stores};
+use logbook_ports::{
+    EventFilter, ExpectedVersion, ProjectionDocument, ProjectionSave, ProjectionStore, StoreError,
+    Stores,
+};
 use serde::{Deserialize, Serialize};
 
 fn money(text: &str) -> Money {
@@ -295,14 +299,15 @@ async fn verify_reports_where_the_live_model_differs_from_a_fresh_fold() {
         .get_mut("a1")
         .unwrap()
         .transaction_count = 99;
-    let document = logbook_ports::Snapshot {
-        stream: Projector::<AccountSummaries>::document_id(),
-        version: state.checkpoint.unwrap(),
-        schema_version: 1,
-        state: Payload::from_serialize(&state).unwrap(),
-        taken_at: chrono::Utc::now(),
-    };
-    stores.snapshots.save(document).await.unwrap();
+    stores
+        .projections
+        .save(
+            AccountSummaries::NAME,
+            &state.to_document().unwrap(),
+            ProjectionSave::Advance,
+        )
+        .await
+        .unwrap();
     let differences = summaries.verify().await.unwrap();
     assert_eq!(differences.len(), 1, "{differences:?}");
     assert!(
@@ -311,29 +316,66 @@ async fn verify_reports_where_the_live_model_differs_from_a_fresh_fold() {
     );
 }
 
-/// Counts the saves that reach the snapshot store.
-struct CountingSaves(
-    std::sync::Arc<dyn logbook_ports::SnapshotStore>,
-    std::sync::atomic::AtomicUsize,
-);
+/// Counts the loads and saves that reach the projection store.
+struct Counting {
+    inner: Arc<dyn ProjectionStore>,
+    loads: AtomicUsize,
+    saves: AtomicUsize,
+}
+
+impl Counting {
+    fn around(inner: &Stores) -> (Arc<Self>, Stores) {
+        let counting = Arc::new(Self {
+            inner: inner.projections.clone(),
+            loads: AtomicUsize::new(0),
+            saves: AtomicUsize::new(0),
+        });
+        let stores = Stores {
+            projections: counting.clone(),
+            ..inner.clone()
+        };
+        (counting, stores)
+    }
+}
 
 #[async_trait::async_trait]
-impl logbook_ports::SnapshotStore for CountingSaves {
+impl ProjectionStore for Counting {
+    async fn load(&self, name: &str) -> Result<Option<ProjectionDocument>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.load(name).await
+    }
     async fn save(
         &self,
-        snapshot: logbook_ports::Snapshot,
-    ) -> Result<(), logbook_ports::StoreError> {
-        self.1.fetch_add(1, Ordering::SeqCst);
-        self.0.save(snapshot).await
+        name: &str,
+        document: &ProjectionDocument,
+        save: ProjectionSave,
+    ) -> Result<u64, StoreError> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        self.inner.save(name, document, save).await
     }
-    async fn load(
-        &self,
-        stream: &StreamId,
-    ) -> Result<Option<logbook_ports::Snapshot>, logbook_ports::StoreError> {
-        self.0.load(stream).await
-    }
-    async fn delete(&self, stream: &StreamId) -> Result<(), logbook_ports::StoreError> {
-        self.0.delete(stream).await
+}
+
+#[tokio::test]
+async fn a_catch_up_keeps_the_model_in_memory_between_batches() {
+    for (url, inner, _dir) in support::every_store() {
+        // Given 22 account events, read in batches of 5
+        bank_activity(&inner, "a1", 20).await;
+        let (counting, stores) = Counting::around(&inner);
+        let summaries = Projector::<AccountSummaries>::with_options(
+            &stores,
+            ProjectorOptions {
+                batch: 5,
+                ..Default::default()
+            },
+        );
+        // When it catches up
+        let done = summaries.catch_up().await.unwrap();
+        // Then it loaded the document once, at the start, and saved once per batch
+        assert_eq!(done.applied, 22, "{url}");
+        assert_eq!(counting.loads.load(Ordering::SeqCst), 1, "{url}");
+        assert_eq!(counting.saves.load(Ordering::SeqCst), 5, "{url}");
+        let state = summaries.state().await.unwrap();
+        assert_eq!((state.generation, state.checkpoint), (5, Some(22)), "{url}");
     }
 }
 
@@ -341,14 +383,7 @@ impl logbook_ports::SnapshotStore for CountingSaves {
 async fn a_rebuild_reports_progress_and_replaces_the_model_in_one_save() {
     let inner = logbook_adapters_memory::stores();
     bank_activity(&inner, "a1", 20).await;
-    let counting = std::sync::Arc::new(CountingSaves(
-        inner.snapshots.clone(),
-        std::sync::atomic::AtomicUsize::new(0),
-    ));
-    let stores = Stores {
-        snapshots: counting.clone(),
-        ..inner.clone()
-    };
+    let (counting, stores) = Counting::around(&inner);
     let summaries = Projector::<AccountSummaries>::with_options(
         &stores,
         ProjectorOptions {
@@ -359,7 +394,7 @@ async fn a_rebuild_reports_progress_and_replaces_the_model_in_one_save() {
     let mut reports = Vec::new();
     summaries.rebuild(|p| reports.push(p)).await.unwrap();
     assert_eq!(
-        counting.1.load(Ordering::SeqCst),
+        counting.saves.load(Ordering::SeqCst),
         1,
         "five batches folded, one save at the end"
     );
@@ -386,14 +421,15 @@ async fn a_follower_never_saves_over_a_rebuild_and_a_checkpoint_past_the_log_is_
         .get_mut("a1")
         .unwrap()
         .transaction_count = 99;
-    let tampered = logbook_ports::Snapshot {
-        stream: Projector::<AccountSummaries>::document_id(),
-        version: state.checkpoint.unwrap(),
-        schema_version: 1,
-        state: Payload::from_serialize(&state).unwrap(),
-        taken_at: chrono::Utc::now(),
-    };
-    stores.snapshots.save(tampered).await.unwrap();
+    stores
+        .projections
+        .save(
+            AccountSummaries::NAME,
+            &state.to_document().unwrap(),
+            ProjectionSave::Advance,
+        )
+        .await
+        .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let follower = {
         let stores = stores.clone();
@@ -429,16 +465,95 @@ async fn a_follower_never_saves_over_a_rebuild_and_a_checkpoint_past_the_log_is_
     // And a checkpoint past the end of the log is refused, not trusted
     let mut ahead = summaries.state().await.unwrap();
     ahead.checkpoint = Some(1_000);
-    let document = logbook_ports::Snapshot {
-        stream: Projector::<AccountSummaries>::document_id(),
-        version: 1_000,
-        schema_version: 1,
-        state: Payload::from_serialize(&ahead).unwrap(),
-        taken_at: chrono::Utc::now(),
-    };
-    stores.snapshots.save(document).await.unwrap();
+    stores
+        .projections
+        .save(
+            AccountSummaries::NAME,
+            &ahead.to_document().unwrap(),
+            ProjectionSave::Advance,
+        )
+        .await
+        .unwrap();
     match summaries.catch_up().await {
         Err(ProjectionError::AheadOfLog { checkpoint, .. }) => assert_eq!(checkpoint, 1_000),
         other => panic!("expected AheadOfLog, got {other:?}"),
+    }
+    // And a rebuild, as the error advises, brings it back to the log's end
+    summaries.rebuild(|_| {}).await.unwrap();
+    assert_eq!(summaries.state().await.unwrap().checkpoint, head);
+    summaries.catch_up().await.unwrap();
+    assert!(summaries.verify().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_catching_up_at_once_lose_nothing_and_count_nothing_twice() {
+    for (url, stores, _dir) in support::every_store() {
+        // Given account activity
+        bank_activity(&stores, "a1", 30).await;
+        bank_activity(&stores, "a2", 30).await;
+        // When two runners of one projection catch up at the same time, in
+        // small batches, so their saves interleave
+        let runners: Vec<_> = (0..2)
+            .map(|_| {
+                let stores = stores.clone();
+                tokio::spawn(async move {
+                    Projector::<AccountSummaries>::with_options(&stores, small_batches())
+                        .catch_up()
+                        .await
+                })
+            })
+            .collect();
+        for runner in runners {
+            runner.await.unwrap().unwrap();
+        }
+        // Then the saved model is exactly the fold of the log: each saver
+        // that lost a race reloaded the winner's document instead of
+        // saving over it
+        let summaries = Projector::<AccountSummaries>::new(&stores);
+        let state = summaries.state().await.unwrap();
+        assert_eq!(
+            state.checkpoint,
+            stores.events.head_position().await.unwrap(),
+            "{url}"
+        );
+        assert_eq!(state.model.accounts["a1"].transaction_count, 31, "{url}");
+        assert_eq!(state.model.accounts["a2"].transaction_count, 31, "{url}");
+        assert!(summaries.verify().await.unwrap().is_empty(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn a_model_that_no_longer_decodes_is_refused_and_a_rebuild_replaces_it() {
+    for (url, stores, _dir) in support::every_store() {
+        // Given a saved document whose model has a shape the read model does
+        // not know (its struct changed since)
+        bank_activity(&stores, "a1", 2).await;
+        let old_shape = ProjectionDocument {
+            generation: 0,
+            checkpoint: Some(2),
+            model: Payload::from_json(br#"{"accounts": 7}"#.to_vec()).unwrap(),
+            parked: Vec::new(),
+            saved_at: chrono::Utc::now(),
+        };
+        stores
+            .projections
+            .save(AccountSummaries::NAME, &old_shape, ProjectionSave::Advance)
+            .await
+            .unwrap();
+        let summaries = Projector::<AccountSummaries>::new(&stores);
+        // When it catches up, it refuses the document instead of folding onto it
+        assert!(
+            matches!(
+                summaries.catch_up().await,
+                Err(ProjectionError::Unreadable { .. })
+            ),
+            "{url}"
+        );
+        // And a rebuild, as the error advises, replaces it with the fold of the log
+        summaries.rebuild(|_| {}).await.unwrap();
+        let state = summaries.state().await.unwrap();
+        assert_eq!(state.generation, 2, "{url}");
+        assert_eq!(state.model.accounts["a1"].transaction_count, 3, "{url}");
+        assert!(summaries.verify().await.unwrap().is_empty(), "{url}");
     }
 }

@@ -163,7 +163,11 @@ async fn act(
             say!("parked:     {}", s.parked);
         }
         Action::Show => {
-            let (done, model) = projection.show(stores, options).await?;
+            let mut report = Reporter::new("catch-up", "positions");
+            let (done, model) = projection
+                .show(stores, options, &mut |p| report.update(p.position, p.head))
+                .await?;
+            report.finish();
             if done.parked > 0 {
                 eprintln!(
                     "warning: {} events parked; see `logbook projection parked {name}`",

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use logbook_domain::{EventId, StreamId, Version};
+use logbook_domain::{EventId, Position, StreamId, Version};
 
 use crate::event_store::ExpectedVersion;
 
@@ -42,6 +42,31 @@ pub enum StoreError {
         event_id: EventId,
         /// The stream that holds it.
         stream: StreamId,
+    },
+    /// A projection document was saved expecting a generation that is no
+    /// longer the stored one: another saver got there first. Nothing was
+    /// written; reload the document and go on from it.
+    #[error(
+        "projection {name} was saved by another runner: expected generation {expected}, stored is {actual}"
+    )]
+    ProjectionConflict {
+        /// The projection.
+        name: String,
+        /// The generation the saver read.
+        expected: u64,
+        /// The stored generation (0: no document).
+        actual: u64,
+    },
+    /// A projection save would have moved its checkpoint back without being
+    /// a replacement (a rebuild). Nothing was written.
+    #[error("projection {name} would move back from checkpoint {} to {}", display_position(*.stored), display_position(*.attempted))]
+    ProjectionCheckpointBehind {
+        /// The projection.
+        name: String,
+        /// The stored checkpoint.
+        stored: Option<Position>,
+        /// The checkpoint of the refused save.
+        attempted: Option<Position>,
     },
     /// An event of the batch is malformed. Nothing was written.
     #[error("event {index} of the batch is invalid: {reason}")]
@@ -95,6 +120,10 @@ pub enum StoreError {
         #[source]
         source: BackendError,
     },
+}
+
+fn display_position(position: Option<Position>) -> String {
+    position.map_or_else(|| "none".to_owned(), |p| p.to_string())
 }
 
 fn display_version(version: Option<Version>) -> String {

@@ -1,6 +1,6 @@
 //! The ports of logbook: the async traits through which the application
-//! reaches storage ([`EventStore`], [`SnapshotStore`], [`CheckpointStore`])
-//! and delivery ([`EventBus`]), the [`StoreError`] every adapter maps its
+//! reaches storage ([`EventStore`], [`SnapshotStore`], [`ProjectionStore`],
+//! [`CheckpointStore`]) and delivery ([`EventBus`]), the [`StoreError`] every adapter maps its
 //! backend errors into, and (feature `conformance`) the behaviour suite that
 //! every adapter runs from its own tests.
 //!
@@ -21,6 +21,7 @@ pub mod error;
 pub mod event_store;
 pub mod interner;
 pub mod metadata;
+pub mod projection;
 pub mod read;
 pub mod snapshot;
 
@@ -35,17 +36,25 @@ pub use event_store::{
 pub use logbook_domain::{
     EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, Version,
 };
+pub use projection::{ParkedEvent, ProjectionDocument, ProjectionSave, ProjectionStore};
 pub use read::{GlobalPages, StreamPages, read_stream_to_end};
 pub use snapshot::{Snapshot, SnapshotStore};
 
-/// The three stores of one storage location, as the application uses them.
+/// The stores of one storage location, as the application uses them.
+///
+/// Which holds what: a read model's whole document (model, checkpoint,
+/// parked events, generation) is in `projections`; `checkpoints` holds bare
+/// positions of subscribers that keep no state of their own (the
+/// dispatcher, whose handlers act on other systems).
 #[derive(Clone)]
 pub struct Stores {
     /// Events.
     pub events: Arc<dyn EventStore>,
     /// Aggregate snapshots.
     pub snapshots: Arc<dyn SnapshotStore>,
-    /// Projection checkpoints.
+    /// Read models' documents.
+    pub projections: Arc<dyn ProjectionStore>,
+    /// Subscribers' positions (the dispatcher's).
     pub checkpoints: Arc<dyn CheckpointStore>,
 }
 

@@ -31,7 +31,8 @@ pub trait RegisteredProjection: Send + Sync {
         options: ProjectorOptions,
     ) -> Result<Status, ProjectionError>;
 
-    /// Catches up, then returns what the catch-up did and the model as JSON.
+    /// Catches up (reporting progress after each batch), then returns what
+    /// the catch-up did and the model as JSON.
     ///
     /// # Errors
     /// As [`Projector::catch_up`].
@@ -39,6 +40,7 @@ pub trait RegisteredProjection: Send + Sync {
         &self,
         stores: &Stores,
         options: ProjectorOptions,
+        progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(CatchUp, serde_json::Value), ProjectionError>;
 
     /// Rebuilds beside the live model, reporting progress after each batch.
@@ -110,9 +112,10 @@ impl<R: ReadModel> RegisteredProjection for ProjectionRegistration<R> {
         &self,
         stores: &Stores,
         options: ProjectorOptions,
+        progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(CatchUp, serde_json::Value), ProjectionError> {
         let projector = Projector::<R>::with_options(stores, options);
-        let done = projector.catch_up().await?;
+        let done = projector.catch_up_reporting(progress).await?;
         let state = projector.state().await?;
         let model = serde_json::to_value(&state.model).unwrap_or_default();
         Ok((done, model))

@@ -4,9 +4,13 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use logbook_domain::{EventId, Payload, Position, RecordedEvent, StreamId};
+use logbook_domain::{EventId, Payload, PayloadError, Position, RecordedEvent};
+pub use logbook_ports::ParkedEvent;
 use logbook_ports::event_store::timestamp_now;
-use logbook_ports::{EventFilter, EventStore, Snapshot, SnapshotStore, StoreError, Stores};
+use logbook_ports::{
+    EventFilter, EventStore, GlobalPages, ProjectionDocument, ProjectionSave, ProjectionStore,
+    StoreError, Stores,
+};
 use serde::{Deserialize, Serialize};
 
 use super::ReadModel;
@@ -50,28 +54,13 @@ impl Default for ProjectorOptions {
     }
 }
 
-/// An event set aside by [`PoisonPolicy::Park`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParkedEvent {
-    /// Its global position.
-    pub position: Position,
-    /// Its id.
-    pub event_id: EventId,
-    /// Its stream.
-    pub stream: String,
-    /// Its type.
-    pub event_type: String,
-    /// Why it could not be applied (the last attempt).
-    pub error: String,
-}
-
-/// A read model with its checkpoint and parked events: what is saved,
-/// atomically, after each batch.
+/// A read model with its checkpoint and parked events: the decoded
+/// [`ProjectionDocument`], saved whole, atomically, after each batch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: ReadModel")]
 pub struct ProjectionState<R> {
-    /// Saves so far: a save expects the stored document to be the one it
-    /// loaded (same generation), so two writers cannot silently undo each
+    /// Saves so far (0: never saved). A save expects the stored document to
+    /// be at this generation, so two runners cannot silently undo each
     /// other.
     #[serde(default)]
     pub generation: u64,
@@ -81,6 +70,23 @@ pub struct ProjectionState<R> {
     pub model: R,
     /// Events set aside.
     pub parked: Vec<ParkedEvent>,
+}
+
+impl<R: ReadModel> ProjectionState<R> {
+    /// The document to save: the model serialized, at this state's
+    /// generation (the one the store expects to find).
+    ///
+    /// # Errors
+    /// When the model does not serialize.
+    pub fn to_document(&self) -> Result<ProjectionDocument, PayloadError> {
+        Ok(ProjectionDocument {
+            generation: self.generation,
+            checkpoint: self.checkpoint,
+            model: Payload::from_serialize(&self.model)?,
+            parked: self.parked.clone(),
+            saved_at: timestamp_now(),
+        })
+    }
 }
 
 /// What a catch-up did.
@@ -145,7 +151,9 @@ pub enum ProjectionError {
         error: String,
     },
     /// Another runner (a rebuild, a retry of parked events) saved the
-    /// projection since this one loaded it; this one's work was not saved.
+    /// projection since this one loaded it, again and again; this one's
+    /// work was not saved. (A single such conflict is not an error: the
+    /// runner reloads the document and goes on from it.)
     #[error("projection {name} was changed by another runner meanwhile; run again")]
     Superseded {
         /// The projection.
@@ -174,10 +182,36 @@ pub enum ProjectionError {
 }
 
 /// Keeps the read model `R` caught up, saving it with its checkpoint through
-/// the snapshot port.
+/// the [`ProjectionStore`] port. The model stays in memory between batches;
+/// each save expects the generation this runner last saved or loaded.
+///
+/// ```
+/// use logbook::Repository;
+/// use logbook::projection::{AccountBalances, Projector};
+/// use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let stores = logbook_adapters_memory::stores();
+/// let open = BankAccountCommand::Open {
+///     owner: "alice".into(),
+///     initial_balance: "10.00".parse().unwrap(),
+///     currency: Default::default(),
+/// };
+/// Repository::<BankAccount>::new(&stores).execute("a1", &open).await.unwrap();
+///
+/// let balances = Projector::<AccountBalances>::new(&stores);
+/// let done = balances.catch_up().await.unwrap();
+/// assert_eq!((done.applied, done.checkpoint), (1, Some(1)));
+/// let state = balances.state().await.unwrap();
+/// assert_eq!(state.model.accounts["a1"].balance.to_string(), "10.00");
+/// // Caught up: a second catch-up applies nothing, a fresh fold agrees.
+/// assert_eq!(balances.catch_up().await.unwrap().applied, 0);
+/// assert!(balances.verify().await.unwrap().is_empty());
+/// # });
+/// ```
 pub struct Projector<R> {
     events: Arc<dyn EventStore>,
-    documents: Arc<dyn SnapshotStore>,
+    documents: Arc<dyn ProjectionStore>,
     options: ProjectorOptions,
     _model: PhantomData<fn() -> R>,
 }
@@ -190,8 +224,10 @@ enum Save {
     Never,
 }
 
-/// The schema version of saved projection documents.
-const DOCUMENT_VERSION: u32 = 1;
+/// How many times in a row a one-shot operation (a retry of parked
+/// events, a rebuild's final replacement) reloads after a conflict before
+/// it gives up with [`ProjectionError::Superseded`].
+const CONFLICT_RETRIES: usize = 10;
 
 impl<R: ReadModel> Projector<R> {
     /// A projector over `stores` with default options.
@@ -205,31 +241,31 @@ impl<R: ReadModel> Projector<R> {
         options.batch = options.batch.max(1);
         Self {
             events: Arc::clone(&stores.events),
-            documents: Arc::clone(&stores.snapshots),
+            documents: Arc::clone(&stores.projections),
             options,
             _model: PhantomData,
         }
     }
 
-    /// Where the projection's document is kept.
-    pub fn document_id() -> StreamId {
-        StreamId::new(format!("$projection-{}", R::NAME)).expect("projection names make valid ids")
-    }
-
-    /// The saved state (empty before the first run).
+    /// The saved state (empty, at generation 0, before the first run).
     ///
     /// # Errors
     /// Store failures; [`ProjectionError::Unreadable`].
     pub async fn state(&self) -> Result<ProjectionState<R>, ProjectionError> {
-        match self.documents.load(&Self::document_id()).await? {
+        match self.documents.load(R::NAME).await? {
             None => Ok(ProjectionState::default()),
-            Some(document) => document
-                .state
-                .to_value()
-                .map_err(|e| ProjectionError::Unreadable {
-                    name: R::NAME,
-                    detail: e.to_string(),
-                }),
+            Some(document) => Ok(ProjectionState {
+                generation: document.generation,
+                checkpoint: document.checkpoint,
+                model: document
+                    .model
+                    .to_value()
+                    .map_err(|e| ProjectionError::Unreadable {
+                        name: R::NAME,
+                        detail: e.to_string(),
+                    })?,
+                parked: document.parked,
+            }),
         }
     }
 
@@ -252,17 +288,62 @@ impl<R: ReadModel> Projector<R> {
     }
 
     /// Applies everything after the checkpoint, a batch at a time, saving
-    /// after each batch.
+    /// after each batch. When another runner saved meanwhile (a rebuild),
+    /// it reloads that document and goes on from it.
     ///
     /// # Errors
     /// [`ProjectionError::Stopped`] when an event fails under
     /// [`PoisonPolicy::Stop`] (or after its retries): everything before it
     /// is saved, it is not.
     pub async fn catch_up(&self) -> Result<CatchUp, ProjectionError> {
+        self.catch_up_reporting(|_| {}).await
+    }
+
+    /// As [`Projector::catch_up`], reporting progress after every batch (for
+    /// a long catch-up over a big log).
+    ///
+    /// # Errors
+    /// As [`Projector::catch_up`].
+    pub async fn catch_up_reporting(
+        &self,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<CatchUp, ProjectionError> {
         let mut state = self.checked_state().await?;
         let mut subscription = self.subscription(state.checkpoint);
-        self.fold(&mut state, &mut subscription, Save::EachBatch, |_| {})
-            .await
+        let mut total = CatchUp {
+            applied: 0,
+            parked: 0,
+            checkpoint: state.checkpoint,
+        };
+        let head = self.events.head_position().await?.unwrap_or(0);
+        loop {
+            let applied_before = total.applied;
+            match self
+                .fold(&mut state, &mut subscription, Save::EachBatch, |p| {
+                    progress(Progress {
+                        position: p.0,
+                        head,
+                        applied: applied_before + p.1,
+                    });
+                })
+                .await
+            {
+                Ok(done) => {
+                    total.applied += done.applied;
+                    total.parked += done.parked;
+                    total.checkpoint = done.checkpoint;
+                    return Ok(total);
+                }
+                // What this runner applied since its last save is dropped;
+                // the other runner's document is the truth now.
+                Err(ProjectionError::Superseded { .. }) => {
+                    state = self.checked_state().await?;
+                    subscription = self.subscription(state.checkpoint);
+                    total.checkpoint = state.checkpoint;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Catches up, then applies new events as they are committed, until
@@ -324,6 +405,7 @@ impl<R: ReadModel> Projector<R> {
             parked: 0,
             checkpoint: None,
         };
+        let mut conflicts = 0;
         loop {
             let done = self
                 .fold(&mut fresh, &mut subscription, Save::Never, |p| {
@@ -338,14 +420,23 @@ impl<R: ReadModel> Projector<R> {
             total.parked += done.parked;
             total.checkpoint = fresh.checkpoint;
             // A live runner may have saved past us meanwhile: catch up to it
-            // before replacing, so the save is not refused as older.
-            let live = self.state().await?;
-            if live.checkpoint <= fresh.checkpoint {
+            // before replacing, so readers never see the model go back. A
+            // live checkpoint past the log's end is what a rebuild repairs:
+            // replace it all the same.
+            let live = self.state_or_empty().await?;
+            let log_end = self.events.head_position().await?;
+            if live.checkpoint <= fresh.checkpoint || live.checkpoint > log_end {
                 // Replace the live document on purpose: a runner still
                 // holding the old one is told it was superseded.
                 fresh.generation = live.generation;
-                self.save(&mut fresh).await?;
-                return Ok(total);
+                match self.save(&mut fresh, ProjectionSave::Replace).await {
+                    Ok(()) => return Ok(total),
+                    // Someone saved between our look and our save: look again.
+                    Err(ProjectionError::Superseded { .. }) if conflicts < CONFLICT_RETRIES => {
+                        conflicts += 1;
+                    }
+                    Err(error) => return Err(error),
+                }
             }
         }
     }
@@ -361,14 +452,9 @@ impl<R: ReadModel> Projector<R> {
             return Ok(Vec::new());
         };
         let mut fresh = R::default();
-        let mut from = 1;
-        'read: loop {
-            let page = self
-                .events
-                .read_all(from, self.options.batch, &R::filter())
-                .await?;
-            let Some(last) = page.last() else { break };
-            from = last.position + 1;
+        let filter = R::filter();
+        let mut pages = GlobalPages::new(&*self.events, 1, &filter, self.options.batch);
+        'read: while let Some(page) = pages.next_page().await? {
             for event in &page {
                 if event.position > through {
                     break 'read;
@@ -391,6 +477,18 @@ impl<R: ReadModel> Projector<R> {
     /// # Errors
     /// Store failures; [`ProjectionError::Unreadable`].
     pub async fn retry_parked(&self) -> Result<(usize, usize), ProjectionError> {
+        let mut conflicts = 0;
+        loop {
+            match self.retry_parked_once().await {
+                Err(ProjectionError::Superseded { .. }) if conflicts < CONFLICT_RETRIES => {
+                    conflicts += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn retry_parked_once(&self) -> Result<(usize, usize), ProjectionError> {
         let mut state = self.state().await?;
         let mut still = Vec::new();
         let mut applied = 0;
@@ -416,7 +514,7 @@ impl<R: ReadModel> Projector<R> {
             }
         }
         state.parked = still;
-        self.save(&mut state).await?;
+        self.save(&mut state, ProjectionSave::Advance).await?;
         Ok((applied, state.parked.len()))
     }
 
@@ -452,15 +550,17 @@ impl<R: ReadModel> Projector<R> {
                 if through > state.checkpoint.unwrap_or(0) {
                     state.checkpoint = Some(through);
                     if save == Save::EachBatch {
-                        self.save(state).await?;
+                        self.save(state, ProjectionSave::Advance).await?;
                     }
                 }
                 done.checkpoint = state.checkpoint;
                 return Ok(done);
             }
-            let mut model = state.model.clone();
+            // The model is folded in place: an event that fails leaves it as
+            // it was (the ReadModel contract), so what is saved on a stop is
+            // exactly the events before it.
             for event in &batch {
-                match self.apply_with_policy(&mut model, event).await {
+                match self.apply_with_policy(&mut state.model, event).await {
                     Ok(()) => done.applied += 1,
                     Err(error) if self.options.policy == PoisonPolicy::Park => {
                         state.parked.push(ParkedEvent {
@@ -474,12 +574,11 @@ impl<R: ReadModel> Projector<R> {
                     }
                     Err(error) => {
                         // Keep what came before the failing event, not it.
-                        state.model = model;
                         state.checkpoint = Some(event.position - 1)
                             .filter(|p| *p > 0)
                             .or(state.checkpoint);
                         if save == Save::EachBatch {
-                            self.save(state).await?;
+                            self.save(state, ProjectionSave::Advance).await?;
                         }
                         return Err(ProjectionError::Stopped {
                             name: R::NAME,
@@ -492,11 +591,10 @@ impl<R: ReadModel> Projector<R> {
                     }
                 }
             }
-            state.model = model;
             state.checkpoint = Some(through.max(batch.last().map_or(0, |e| e.position)));
             done.checkpoint = state.checkpoint;
             if save == Save::EachBatch {
-                self.save(state).await?;
+                self.save(state, ProjectionSave::Advance).await?;
             }
             progress((state.checkpoint.unwrap_or(0), done.applied));
         }
@@ -531,37 +629,50 @@ impl<R: ReadModel> Projector<R> {
         }
     }
 
-    /// Saves `state` if the stored document is still the generation it was
-    /// loaded as. The check and the write are two steps, so two runners
-    /// saving at the very same moment can still race; everything else (a
-    /// rebuild or a retry meeting a follower) is caught.
-    async fn save(&self, state: &mut ProjectionState<R>) -> Result<(), ProjectionError> {
-        let stored = self.state().await?;
-        if stored.generation != state.generation {
-            return Err(ProjectionError::Superseded { name: R::NAME });
-        }
-        state.generation += 1;
-        let saved = match Payload::from_serialize(&*state) {
-            Ok(document) => self
-                .documents
-                .save(Snapshot {
-                    stream: Self::document_id(),
-                    version: state.checkpoint.unwrap_or(0),
-                    schema_version: DOCUMENT_VERSION,
-                    state: document,
-                    taken_at: timestamp_now(),
+    /// The saved state, or an empty one at the stored generation when the
+    /// stored model does not decode (a rebuild replaces it).
+    async fn state_or_empty(&self) -> Result<ProjectionState<R>, ProjectionError> {
+        match self.state().await {
+            Err(ProjectionError::Unreadable { .. }) => {
+                let stored = self.documents.load(R::NAME).await?;
+                Ok(ProjectionState {
+                    generation: stored.map_or(0, |d| d.generation),
+                    ..ProjectionState::default()
                 })
-                .await
-                .map_err(ProjectionError::from),
-            Err(e) => Err(ProjectionError::Unreadable {
+            }
+            other => other,
+        }
+    }
+
+    /// Saves `state` if the stored document is still at the generation it
+    /// holds (the store checks and writes in one step), and moves it to the
+    /// new generation.
+    ///
+    /// # Errors
+    /// [`ProjectionError::Superseded`] when another runner saved meanwhile;
+    /// store failures; [`ProjectionError::Unreadable`] for a model that
+    /// does not serialize.
+    async fn save(
+        &self,
+        state: &mut ProjectionState<R>,
+        save: ProjectionSave,
+    ) -> Result<(), ProjectionError> {
+        let document = state
+            .to_document()
+            .map_err(|e| ProjectionError::Unreadable {
                 name: R::NAME,
                 detail: e.to_string(),
-            }),
-        };
-        if saved.is_err() {
-            state.generation -= 1;
+            })?;
+        match self.documents.save(R::NAME, &document, save).await {
+            Ok(generation) => {
+                state.generation = generation;
+                Ok(())
+            }
+            Err(StoreError::ProjectionConflict { .. }) => {
+                Err(ProjectionError::Superseded { name: R::NAME })
+            }
+            Err(error) => Err(error.into()),
         }
-        saved
     }
 }
 

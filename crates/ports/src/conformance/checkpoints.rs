@@ -1,4 +1,4 @@
-//! Checkpoint storage.
+//! Subscribers' checkpoint storage.
 
 use std::sync::Arc;
 

@@ -35,6 +35,7 @@ mod concurrency;
 mod deletion;
 mod events;
 mod paging;
+mod projections;
 mod snapshots;
 mod support;
 
@@ -124,6 +125,14 @@ behaviours![
     snapshots::a_snapshot_at_the_same_version_replaces_the_stored_one,
     snapshots::snapshots_are_per_stream_and_deletable,
     snapshots::snapshots_survive_reopening,
+    projections::a_missing_projection_document_is_none,
+    projections::a_projection_document_round_trips_whole,
+    projections::each_save_moves_the_generation_on_and_a_stale_one_is_refused,
+    projections::two_savers_racing_on_one_generation_exactly_one_wins,
+    projections::an_advancing_save_never_moves_the_checkpoint_back,
+    projections::a_replacing_save_may_move_the_checkpoint_back_but_checks_the_generation,
+    projections::projection_documents_are_per_name,
+    projections::projection_documents_survive_reopening,
     checkpoints::a_missing_checkpoint_is_none,
     checkpoints::checkpoints_are_saved_overwritten_and_reset,
     checkpoints::checkpoints_are_per_projection,
