@@ -1,5 +1,6 @@
-//! The PostgreSQL adapter of logbook: event, snapshot and checkpoint stores
-//! in one PostgreSQL schema, the store that processes on several hosts share.
+//! The PostgreSQL adapter of logbook: event, snapshot, projection-document
+//! and checkpoint stores in one PostgreSQL schema, the store that processes
+//! on several hosts share.
 //!
 //! **Architecture invariant:** depends on `logbook-ports` and
 //! `logbook-domain` only among logbook's crates; never on another adapter or
@@ -40,6 +41,7 @@ mod config;
 mod error;
 mod event_store;
 mod listener;
+mod projections;
 mod rows;
 mod schema;
 mod snapshots;
@@ -55,6 +57,7 @@ use tokio::sync::{oneshot, watch};
 pub use checkpoints::PostgresCheckpointStore;
 pub use config::{PostgresUrl, PostgresUrlError};
 pub use event_store::PostgresEventStore;
+pub use projections::PostgresProjectionStore;
 pub use schema::SCHEMA_VERSION;
 pub use snapshots::PostgresSnapshotStore;
 
@@ -254,6 +257,11 @@ impl PostgresStore {
         PostgresSnapshotStore::new(Arc::clone(&self.shared))
     }
 
+    /// The projection-document store.
+    pub fn projection_store(&self) -> PostgresProjectionStore {
+        PostgresProjectionStore::new(Arc::clone(&self.shared))
+    }
+
     /// The checkpoint store.
     pub fn checkpoint_store(&self) -> PostgresCheckpointStore {
         PostgresCheckpointStore::new(Arc::clone(&self.shared))
@@ -264,6 +272,7 @@ impl PostgresStore {
         Stores {
             events: Arc::new(self.event_store()),
             snapshots: Arc::new(self.snapshot_store()),
+            projections: Arc::new(self.projection_store()),
             checkpoints: Arc::new(self.checkpoint_store()),
         }
     }

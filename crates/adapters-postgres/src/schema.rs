@@ -55,12 +55,25 @@ CREATE TABLE checkpoints (
 );
 ";
 
+/// Version 2: read models' documents, saved with compare-and-swap on their
+/// generation.
+const V2: &str = "
+CREATE TABLE projections (
+    name       text        PRIMARY KEY,  -- the read model's name, e.g. account-summary
+    generation bigint      NOT NULL,     -- saves so far: 1 after the first, +1 each save
+    checkpoint bigint,                   -- position of the last event applied or skipped; NULL: none yet
+    model      json        NOT NULL,
+    parked     json        NOT NULL,     -- JSON array of parked events
+    saved_at   timestamptz NOT NULL
+);
+";
+
 /// Every migration, in order: index `i` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Tables logbook creates; found without `logbook_schema`, they are
 /// someone else's.
-const OWN_TABLES: &[&str] = &["head", "events", "snapshots", "checkpoints"];
+const OWN_TABLES: &[&str] = &["head", "events", "snapshots", "checkpoints", "projections"];
 
 /// Brings the schema to [`SCHEMA_VERSION`].
 ///
