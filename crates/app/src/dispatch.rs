@@ -40,7 +40,7 @@ pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_DOUBLINGS: u32 = 5;
 
 /// Publishes the global log to a bus, resumably: at least once, in order,
-/// from a checkpoint kept in the [`CheckpointStore`](logbook_ports::CheckpointStore)
+/// from a checkpoint kept in the [`CheckpointStore`]
 /// that never passes an event a handler failed.
 ///
 /// ```
