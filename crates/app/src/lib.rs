@@ -19,6 +19,7 @@
 //! adapters only where it constructs or checks them ([`store_url`],
 //! [`verify::verify_store`]).
 
+pub mod catalog;
 pub mod codec;
 pub mod dispatch;
 pub mod projection;
@@ -29,6 +30,7 @@ pub mod subscription;
 pub mod transfer;
 pub mod verify;
 
+pub use catalog::{StreamCatalog, StreamPage, StreamQuery, StreamSummary};
 pub use codec::CodecError;
 pub use logbook_domain as domain;
 pub use logbook_ports as ports;

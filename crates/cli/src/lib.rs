@@ -32,6 +32,7 @@ mod log;
 mod output;
 mod progress;
 mod projection;
+mod serve;
 mod ship;
 mod show;
 mod transfer;
@@ -123,7 +124,11 @@ impl Logbook {
             Ok(parsed) => parsed,
             Err(error) => error.exit(),
         };
-        init_tracing();
+        let serving = match &command {
+            Parsed::Common(Command::Serve(args)) => Some(args.log_format),
+            _ => None,
+        };
+        init_tracing(serving);
         output::set_json(global.json);
         progress::set_asked(global.progress);
         let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -193,6 +198,9 @@ impl Logbook {
                 }
                 Command::Export(args) => transfer::export(&read()?, args).await,
                 Command::Import(args) => transfer::import(&open()?, &self.aggregates, args).await,
+                Command::Serve(args) => {
+                    serve::run(url, &self.aggregates, &self.projections, args).await
+                }
             },
             Parsed::Seed(command) => match command {
                 SeedCommand::Demo => demo::run(&open()?, url).await,
@@ -258,6 +266,8 @@ enum Command {
     Verify,
     /// List, show, rebuild and verify the read models.
     Projection(projection::ProjectionArgs),
+    /// Serve the store over HTTP: JSON API, live subscriptions, metrics, web console.
+    Serve(serve::ServeArgs),
 }
 
 /// The seed domains' own commands.
@@ -306,18 +316,30 @@ fn one_line(error: &anyhow::Error) -> String {
     line.replace('\n', " ")
 }
 
-fn init_tracing() {
-    // Warnings (a snapshot that could not be saved, a torn log tail cut off)
-    // go to standard error; RUST_LOG can ask for more.
+/// Logging to standard error. Commands log warnings (a snapshot that could
+/// not be saved, a torn log tail cut off); a server (`serving`) logs from
+/// info, with times, as text or JSON. RUST_LOG can ask for more
+/// (`RUST_LOG=logbook=debug`).
+fn init_tracing(serving: Option<serve::LogFormat>) {
+    let default = if serving.is_some() {
+        "warn,logbook=info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(colour_on_stderr())
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_writer(std::io::stderr);
+    match serving {
+        Some(serve::LogFormat::Json) => builder.json().with_current_span(true).init(),
+        Some(serve::LogFormat::Text) => builder.with_ansi(colour_on_stderr()).init(),
+        None => builder
+            .with_ansi(colour_on_stderr())
+            .with_target(false)
+            .without_time()
+            .init(),
+    }
 }
 
 /// Colour only for a person at a terminal, and never when `NO_COLOR` is set
