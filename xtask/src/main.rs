@@ -5,6 +5,9 @@
 //!   started for the run (or the one `LOGBOOK_TEST_POSTGRES_URL` names);
 //! - `bench [ARGS]`: the criterion benchmarks of every crate (extra arguments
 //!   go to criterion, e.g. a filter);
+//! - `bench --compare`: logbook's side of each comparison row run beside its
+//!   raw baseline in one sitting (short measurements), then one line per row
+//!   with both medians and the ratio;
 //! - `deps`: only the dependency-direction check.
 //!
 //! Deliberately light: std::process and cargo's own JSON, no build scripts.
@@ -20,10 +23,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("bench") if args.get(1).map(String::as_str) == Some("--compare") => compare(),
         Some("bench") => bench(&args[1..]),
         Some("deps") => deps::check().map(|summary| println!("deps: {summary}")),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [CRITERION ARGS] | deps>");
+            eprintln!("usage: cargo xtask <ci | bench [--compare | CRITERION ARGS] | deps>");
             return ExitCode::from(2);
         }
     };
@@ -130,6 +134,117 @@ fn bench(extra: &[String]) -> Result<()> {
     let mut args = vec!["bench", "--workspace", "--"];
     args.extend(extra.iter().map(String::as_str));
     cargo(&args, &[])
+}
+
+/// One comparison row: a benchmark of logbook and its raw baseline, both in
+/// the same criterion group and doing the same work per iteration.
+struct Comparison {
+    /// What the row compares.
+    work: &'static str,
+    /// The package and bench target that hold both.
+    package: &'static str,
+    bench: &'static str,
+    /// Criterion's group and the two benchmark ids in it.
+    group: &'static str,
+    logbook: &'static str,
+    raw: &'static str,
+}
+
+const COMPARISONS: &[Comparison] = &[
+    Comparison {
+        work: "memory: many small aggregates (open + 9 deposits each), against one-event store appends",
+        package: "logbook",
+        bench: "command_cost",
+        group: "repository/many_small_aggregates",
+        logbook: "memory/open_and_9_deposits",
+        raw: "memory/raw_store_appends",
+    },
+    Comparison {
+        work: "SQLite: one event per commit (FULL), against raw rusqlite",
+        package: "logbook-adapters-sqlite",
+        bench: "sqlite_store",
+        group: "sqlite/append_one",
+        logbook: "full_1_appender",
+        raw: "full_raw_rusqlite_1_per_commit",
+    },
+    Comparison {
+        work: "SQLite: one event per commit (NORMAL), against raw rusqlite",
+        package: "logbook-adapters-sqlite",
+        bench: "sqlite_store",
+        group: "sqlite/append_one",
+        logbook: "normal_1_appender",
+        raw: "normal_raw_rusqlite_1_per_commit",
+    },
+    Comparison {
+        work: "SQLite: batches of 1,000, against raw rusqlite",
+        package: "logbook-adapters-sqlite",
+        bench: "sqlite_store",
+        group: "sqlite/append_batch",
+        logbook: "batch_1000",
+        raw: "raw_rusqlite_1000",
+    },
+];
+
+/// Runs each comparison's pair alone (one bench target at a time, short
+/// measurements), then prints both medians and raw / logbook: above 1,
+/// logbook is faster than its baseline.
+fn compare() -> Result<()> {
+    let mut lines = Vec::new();
+    for row in COMPARISONS {
+        let filter = format!("^{}/({}|{})$", row.group, row.logbook, row.raw);
+        cargo(
+            &[
+                "bench",
+                "-p",
+                row.package,
+                "--bench",
+                row.bench,
+                "--",
+                "--warm-up-time",
+                "1",
+                "--measurement-time",
+                "3",
+                &filter,
+            ],
+            &[],
+        )?;
+        let logbook = median_ns(row.group, row.logbook)?;
+        let raw = median_ns(row.group, row.raw)?;
+        lines.push(format!(
+            "{}: logbook {:.1} µs, raw {:.1} µs per iteration, ratio {:.2}×",
+            row.work,
+            logbook / 1e3,
+            raw / 1e3,
+            raw / logbook
+        ));
+    }
+    println!("compare (raw time / logbook time per iteration; above 1: logbook faster):");
+    for line in lines {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+/// The median time per iteration, in nanoseconds, of criterion's latest run
+/// of `group`/`id`.
+fn median_ns(group: &str, id: &str) -> Result<f64> {
+    let dir = |name: &str| name.replace('/', "_");
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), std::path::PathBuf::from);
+    let path = target
+        .join("criterion")
+        .join(dir(group))
+        .join(dir(id))
+        .join("new")
+        .join("estimates.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no estimates at {}", path.display()))?;
+    let estimates: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    estimates["median"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("{} has no median", path.display()))
 }
 
 fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<()> {

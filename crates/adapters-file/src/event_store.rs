@@ -212,6 +212,18 @@ fn encode_metadata(events: &[NewEvent]) -> Result<(Vec<Vec<u8>>, u64), StoreErro
     Ok((all, bytes))
 }
 
+impl FileEventStore {
+    /// On a store opened read-only, takes in another process's commits
+    /// first (on a blocking thread); nothing on a store that writes.
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        if !self.core.is_following() {
+            return Ok(());
+        }
+        let core = Arc::clone(&self.core);
+        blocking(move || core.catch_up()).await
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -251,9 +263,11 @@ impl EventStore for FileEventStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let shared = Arc::clone(&self.core.shared);
+        let core = Arc::clone(&self.core);
         let stream = stream.clone();
         blocking(move || {
+            core.catch_up()?;
+            let shared = &core.shared;
             let plan = {
                 let index = shared.index();
                 let Some(number) = index.stream_number(stream.as_str()) else {
@@ -281,9 +295,11 @@ impl EventStore for FileEventStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let shared = Arc::clone(&self.core.shared);
+        let core = Arc::clone(&self.core);
         let filter = filter.clone();
         blocking(move || {
+            core.catch_up()?;
+            let shared = &core.shared;
             let plan = {
                 let index = shared.index();
                 let committed = index.committed();
@@ -349,6 +365,7 @@ impl EventStore for FileEventStore {
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {
+        self.catch_up().await?;
         let index = self.core.shared.index();
         let Some(number) = index.stream_number(stream.as_str()) else {
             return Ok(None);
@@ -359,6 +376,7 @@ impl EventStore for FileEventStore {
     }
 
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {
+        self.catch_up().await?;
         let committed = self.core.shared.index().committed();
         Ok((committed > 0).then_some(committed))
     }

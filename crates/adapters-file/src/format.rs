@@ -28,6 +28,9 @@ pub const LOCK_FILE: &str = "LOCK";
 /// Name of the checkpoints file.
 pub const CHECKPOINTS_FILE: &str = "checkpoints";
 
+/// Name of the durable-mark file (see `durable.rs`).
+pub const DURABLE_FILE: &str = "durable";
+
 /// Name of the snapshots directory.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 
@@ -108,6 +111,10 @@ pub type FileMagic = [u8; 8];
 
 /// Magic of a snapshot file.
 pub const SNAPSHOT_MAGIC: FileMagic = *b"LBSNAPSH";
+
+/// Magic of the durable-mark file (body: the segment's first position and
+/// the offset durable in it, two little-endian `u64`).
+pub const DURABLE_MAGIC: FileMagic = *b"LBDURABL";
 
 /// Magic of the checkpoints file.
 pub const CHECKPOINTS_MAGIC: FileMagic = *b"LBCHKPTS";

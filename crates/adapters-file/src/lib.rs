@@ -18,6 +18,7 @@
 //! on the application.
 
 mod checkpoints;
+mod durable;
 mod event_store;
 pub mod format;
 mod index;

@@ -30,7 +30,12 @@ pub fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
         .read(true)
         .write(true)
         .open(&path)
-        .map_err(|e| StoreError::io(format!("open lock file {}", path.display()), e))?;
+        .map_err(|e| {
+            StoreError::io(
+                format!("cannot open the lock file of file store {}", dir.display()),
+                logbook_ports::paths::explained(&path, &e),
+            )
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(DirLock { _file: file }),
         Err(TryLockError::WouldBlock) => Err(StoreError::Locked {

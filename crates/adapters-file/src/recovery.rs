@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use logbook_ports::StoreError;
 
+use crate::durable::{self, DurableMark};
 use crate::format::{self, HeaderError, SEGMENT_HEADER_LEN, TEMP_SUFFIX};
 use crate::index::{Entry, Index, MAX_EVENTS, SegmentRef};
 use crate::record::{self, DecodeError};
@@ -54,6 +55,9 @@ pub struct TornTail {
     pub events_dropped: u64,
     /// What was wrong at the first bad byte.
     pub reason: String,
+    /// The file beside the segment that keeps the bytes cut (their
+    /// trailing preallocated zeros left out), once they were cut.
+    pub kept_in: Option<PathBuf>,
 }
 
 impl fmt::Display for TornTail {
@@ -66,7 +70,11 @@ impl fmt::Display for TornTail {
             self.offset,
             self.events_dropped,
             self.reason
-        )
+        )?;
+        match &self.kept_in {
+            Some(kept) => write!(f, "; the bytes cut are kept in {}", kept.display()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -119,6 +127,38 @@ pub struct Scan {
     pub last_segment: Option<(PathBuf, u64)>,
     /// Leftover temporary files removed (repair mode).
     pub removed: Vec<PathBuf>,
+    /// The writer's durable mark, when the store has one: damage before it
+    /// in the last segment is corruption, never a torn tail.
+    mark: Option<DurableMark>,
+    /// True when ids are indexed (and checked for duplicates) record by
+    /// record, as [`follow`] does on an index that already has its ids;
+    /// false for the open scan, which indexes them all at the end.
+    indexed: bool,
+}
+
+/// Where a read-only store's view of the log ends: the last segment it
+/// read and the end of the last whole batch in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    /// The last segment read.
+    pub segment: PathBuf,
+    /// Its first position.
+    pub first_position: u64,
+    /// The offset just past its last whole batch.
+    pub end: u64,
+}
+
+impl Tail {
+    /// Where `scan` (of a read-only open) left off, if it read a segment.
+    pub fn of(scan: &Scan) -> Option<Self> {
+        let (segment, end) = scan.last_segment.clone()?;
+        let first_position = scan.index.segments.last()?.first_position;
+        Some(Self {
+            segment,
+            first_position,
+            end,
+        })
+    }
 }
 
 /// Scans the store in `dir`.
@@ -128,7 +168,10 @@ pub struct Scan {
 /// [`StoreError::IncompatibleFormat`] for a newer format. Corruption is not
 /// an error here: it is in [`Scan::corruption`].
 pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
-    let mut scan = Scan::default();
+    let mut scan = Scan {
+        mark: durable::load(dir)?,
+        ..Scan::default()
+    };
     let mut segments = Vec::new();
     let entries =
         std::fs::read_dir(dir).map_err(|e| StoreError::io(format!("list {}", dir.display()), e))?;
@@ -195,18 +238,184 @@ pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
             bytes_cut = torn.bytes_cut,
             "{torn}"
         );
+        let kept_in = quarantine(torn)?;
         let writable = segment::open_for_append(&torn.segment)?;
         writable
             .set_len(torn.offset)
             .and_then(|()| writable.sync_all())
             .map_err(io_error(&torn.segment, "truncate"))?;
+        if let Some(torn) = &mut scan.torn {
+            torn.kept_in = kept_in;
+        }
     }
     Ok(scan)
+}
+
+/// Copies the bytes a torn-tail cut removes (without the preallocated
+/// zeros that end them) into `<segment>.torn-<offset>` beside the segment,
+/// synced, before the cut: nothing is destroyed without a trace. Returns
+/// the file, or `None` when the cut holds only zeros.
+///
+/// # Errors
+/// [`StoreError::Io`] when the bytes cannot be read or kept (the segment is
+/// then not cut).
+fn quarantine(torn: &TornTail) -> Result<Option<PathBuf>, StoreError> {
+    use std::os::unix::fs::FileExt;
+    let file = segment::open_for_read(&torn.segment)?;
+    let mut bytes = vec![0u8; torn.bytes_cut as usize];
+    file.read_exact_at(&mut bytes, torn.offset)
+        .map_err(io_error(&torn.segment, "read"))?;
+    let kept = bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count();
+    if kept == 0 {
+        return Ok(None);
+    }
+    bytes.truncate(kept);
+    let mut name = torn.segment.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".torn-{}", torn.offset));
+    let path = torn.segment.with_file_name(name);
+    segment::write_atomically(&path, &bytes)?;
+    tracing::warn!(
+        segment = %torn.segment.display(),
+        kept_in = %path.display(),
+        "the {kept} bytes of the torn tail at offset {} are kept in {}",
+        torn.offset,
+        path.display()
+    );
+    Ok(Some(path))
 }
 
 fn io_error(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> StoreError {
     let context = format!("{what} {}", path.display());
     move |e| StoreError::io(context, e)
+}
+
+/// Reads into `index` what another process's writer committed after
+/// `tail` (the rest of the segment, and any segments it rolled over to;
+/// with no tail, the log from its first segment), by the same rules as the
+/// open scan: a batch still being written is left for the next call, damage
+/// is corruption. Cheap when nothing was written: one `stat` and one lookup
+/// of the next segment's name. Changes no file.
+///
+/// # Errors
+/// As [`scan`]; corruption is returned as `Ok(Some(..))`, and `index` then
+/// holds every whole batch before it.
+pub fn follow(
+    dir: &Path,
+    index: &mut Index,
+    tail: &mut Option<Tail>,
+) -> Result<Option<Corruption>, StoreError> {
+    // The writer rolled over when the segment the next event would start
+    // exists and is not the one already being read (which, holding no
+    // event yet, has that name too).
+    let next = dir.join(format::segment_name(index.head() + 1));
+    let rolled = tail.as_ref().is_none_or(|t| t.segment != next) && next.exists();
+    let grew = match tail {
+        Some(tail) => {
+            std::fs::metadata(&tail.segment)
+                .map_err(io_error(&tail.segment, "stat"))?
+                .len()
+                > tail.end
+        }
+        None => false,
+    };
+    if !grew && !rolled {
+        return Ok(None);
+    }
+    // A segment the writer trims (on a roll) while it is read ends early:
+    // forget what this pass read and read again.
+    let (head, segments) = (index.committed(), index.segments.len());
+    let mut attempts = 0;
+    let scan = loop {
+        let mut scan = Scan {
+            index: std::mem::take(index),
+            indexed: true,
+            ..Scan::default()
+        };
+        let result = follow_segments(&mut scan, dir, tail.as_ref(), rolled);
+        *index = scan.index;
+        match result {
+            // Bytes read while the writer wrote can look damaged when part
+            // of a write was seen and part not (a record of zeros before a
+            // later whole one): read again before calling it corruption.
+            Ok(()) if scan.corruption.is_some() && attempts < 3 => {
+                attempts += 1;
+                index.truncate(head);
+                index.segments.truncate(segments);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Ok(()) => {
+                scan.index = Index::default();
+                break scan;
+            }
+            Err(StoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::UnexpectedEof && attempts < 3 =>
+            {
+                attempts += 1;
+                index.truncate(head);
+                index.segments.truncate(segments);
+            }
+            Err(error) => {
+                index.truncate(head);
+                index.segments.truncate(segments);
+                return Err(error);
+            }
+        }
+    };
+    if let Some((segment, end)) = scan.last_segment {
+        *tail = Some(Tail {
+            segment,
+            first_position: index.segments.last().map_or(1, |s| s.first_position),
+            end,
+        });
+    }
+    Ok(scan.corruption)
+}
+
+fn follow_segments(
+    scan: &mut Scan,
+    dir: &Path,
+    tail: Option<&Tail>,
+    rolled: bool,
+) -> Result<(), StoreError> {
+    if let Some(tail) = tail
+        && (!scan_segment_from(
+            scan,
+            &tail.segment,
+            tail.first_position,
+            !rolled,
+            Some(tail.end),
+        )? || !rolled)
+    {
+        return Ok(());
+    }
+    loop {
+        let first = scan.index.head() + 1;
+        let path = dir.join(format::segment_name(first));
+        if !path.exists() {
+            return Ok(());
+        }
+        // The writer creates the next segment only once it has finished
+        // this one; a segment with no successor yet may still grow.
+        let last = !later_segment_exists(dir, first)?;
+        if !scan_segment_from(scan, &path, first, last, None)? || last {
+            return Ok(());
+        }
+    }
+}
+
+/// True when `dir` holds a segment starting after position `first`.
+fn later_segment_exists(dir: &Path, first: u64) -> Result<bool, StoreError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| StoreError::io(format!("list {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(format!("list {}", dir.display()), e))?;
+        if let Some(name) = entry.file_name().to_str()
+            && format::parse_segment_name(name).is_some_and(|n| n > first)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Scans one segment into `scan`. Returns false when the scan must stop
@@ -216,6 +425,18 @@ fn scan_segment(
     path: &Path,
     name_position: u64,
     last: bool,
+) -> Result<bool, StoreError> {
+    scan_segment_from(scan, path, name_position, last, None)
+}
+
+/// As [`scan_segment`]; with `resume`, continues a segment already in the
+/// index from that offset (the end of its last whole batch read before).
+fn scan_segment_from(
+    scan: &mut Scan,
+    path: &Path,
+    name_position: u64,
+    last: bool,
+    resume: Option<u64>,
 ) -> Result<bool, StoreError> {
     let corrupt = |scan: &mut Scan, offset: u64, detail: String| {
         scan.corruption = Some(Corruption {
@@ -227,54 +448,54 @@ fn scan_segment(
     };
     let mut file = segment::open_for_read(path)?;
     let file_len = file.metadata().map_err(io_error(path, "stat"))?.len();
-    let mut buf = vec![0u8; SEGMENT_HEADER_LEN.min(file_len as usize)];
-    file.read_exact(&mut buf).map_err(io_error(path, "read"))?;
-    let first = match format::decode_segment_header(&buf) {
-        Ok(first) => first,
-        Err(HeaderError::Version(found)) => {
-            return Err(StoreError::IncompatibleFormat {
-                location: path.display().to_string(),
-                found,
-                supported: format::FORMAT_VERSION,
-            });
+    let start = resume.unwrap_or(SEGMENT_HEADER_LEN as u64);
+    if resume.is_none() {
+        let mut buf = vec![0u8; SEGMENT_HEADER_LEN.min(file_len as usize)];
+        file.read_exact(&mut buf).map_err(io_error(path, "read"))?;
+        let first = match format::decode_segment_header(&buf) {
+            Ok(first) => first,
+            Err(HeaderError::Version(found)) => {
+                return Err(StoreError::IncompatibleFormat {
+                    location: path.display().to_string(),
+                    found,
+                    supported: format::FORMAT_VERSION,
+                });
+            }
+            Err(HeaderError::Short) => {
+                return corrupt(scan, 0, "segment is shorter than its header".into());
+            }
+            Err(HeaderError::Invalid(detail)) => return corrupt(scan, 0, detail),
+        };
+        let expected = scan.index.head() + 1;
+        if first != name_position || first != expected {
+            return corrupt(
+                scan,
+                0,
+                format!(
+                    "segment starts at position {first} (named {name_position}) but the log so far ends at {}",
+                    expected - 1
+                ),
+            );
         }
-        Err(HeaderError::Short) => {
-            return corrupt(scan, 0, "segment is shorter than its header".into());
-        }
-        Err(HeaderError::Invalid(detail)) => return corrupt(scan, 0, detail),
-    };
-    let expected = scan.index.head() + 1;
-    if first != name_position || first != expected {
-        return corrupt(
-            scan,
-            0,
-            format!(
-                "segment starts at position {first} (named {name_position}) but the log so far ends at {}",
-                expected - 1
-            ),
-        );
+        let read_file = Arc::new(segment::open_for_read(path)?);
+        scan.index.segments.push(SegmentRef {
+            first_position: first,
+            path: Arc::from(path),
+            file: read_file,
+        });
     }
-    let read_file = Arc::new(segment::open_for_read(path)?);
-    scan.index.segments.push(SegmentRef {
-        first_position: first,
-        path: Arc::from(path),
-        file: read_file,
-    });
+    // A resumed segment may have been trimmed below where it was read.
+    let file_len = file_len.max(start);
 
     // Records. A read-ahead thread reads the segment and checks every
     // frame's checksum while this thread decodes and indexes.
-    let chunks = ReadAhead::start(
-        segment::open_for_read(path)?,
-        path,
-        SEGMENT_HEADER_LEN as u64,
-        file_len,
-    )?;
+    let chunks = ReadAhead::start(segment::open_for_read(path)?, path, start, file_len)?;
     let mut buf: Vec<u8> = Vec::new();
-    let mut buf_start = SEGMENT_HEADER_LEN as u64;
+    let mut buf_start = start;
     // Frames before this offset had their length and checksum checked.
     let mut verified_end = buf_start;
     let mut pos = 0usize;
-    let mut batch_end = SEGMENT_HEADER_LEN as u64;
+    let mut batch_end = start;
     let mut batch_head = scan.index.head();
     let mut last_stream: Option<(String, u32)> = None;
     let mut last_type: Option<(String, u32)> = None;
@@ -371,13 +592,26 @@ fn scan_segment(
         let Ok(entry_offset) = u32::try_from(offset) else {
             return corrupt(scan, offset, "segment is larger than 4 GiB".into());
         };
-        // Ids are indexed, and checked for duplicates, after the scan.
-        scan.index.push_unindexed(Entry {
+        let entry = Entry {
             id: record.id,
             offset: entry_offset,
             stream,
             event_type,
-        });
+        };
+        if scan.indexed {
+            if let Some(earlier) = scan.index.find_id(&record.id) {
+                scan.index.truncate(batch_head);
+                return corrupt(
+                    scan,
+                    offset,
+                    format!("event id {} is also at position {earlier}", record.id),
+                );
+            }
+            scan.index.push(entry);
+        } else {
+            // Ids are indexed, and checked for duplicates, after the scan.
+            scan.index.push_unindexed(entry);
+        }
         pos += len;
         if record.ends_batch() {
             batch_end = offset + len as u64;
@@ -385,7 +619,24 @@ fn scan_segment(
         }
     };
 
+    // Every byte of this segment before the durable mark was acknowledged
+    // after its fsync: damage there is corruption, never a torn tail.
+    let durable_to = scan
+        .mark
+        .filter(|mark| last && mark.segment_first == name_position)
+        .map_or(0, |mark| mark.offset);
+    let before_mark = |what: &str| {
+        format!(
+            "{what}; the segment was durable up to offset {durable_to} (acknowledged after \
+             fsync), so this is damage, not a torn tail"
+        )
+    };
     let (offset, reason) = match failure {
+        None if batch_end == file_len && file_len < durable_to => {
+            scan.index.truncate(batch_head);
+            let detail = before_mark("the segment ends early");
+            return corrupt(scan, file_len, detail);
+        }
         None if batch_end == file_len => {
             scan.bytes += file_len;
             scan.index.commit();
@@ -400,6 +651,11 @@ fn scan_segment(
     if !last {
         scan.index.truncate(batch_head);
         return corrupt(scan, offset, reason);
+    }
+    if offset < durable_to {
+        scan.index.truncate(batch_head);
+        let detail = before_mark(&reason);
+        return corrupt(scan, offset, detail);
     }
     if offset == batch_end && zeros_to_end(&file, offset, file_len, path)? {
         // The preallocated free space of the open segment: the log ends here.
@@ -427,6 +683,7 @@ fn scan_segment(
         bytes_cut: file_len - batch_end,
         events_dropped,
         reason,
+        kept_in: None,
     };
     // Cut (in repair mode) once the whole log is known to be sound.
     scan.bytes += batch_end;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use logbook_ports::{StoreError, Stores};
@@ -16,7 +16,7 @@ use crate::index::SegmentRef;
 use crate::lock::{self, DirLock};
 use crate::options::FileOptions;
 use crate::projections::FileProjectionStore;
-use crate::recovery::{self, Mode, TornTail};
+use crate::recovery::{self, Mode, Tail, TornTail};
 use crate::segment;
 use crate::snapshots::FileSnapshotStore;
 use crate::writer::Writer;
@@ -76,6 +76,9 @@ pub struct Core {
     pub(crate) snapshot_lock: Mutex<()>,
     pub(crate) projection_lock: Mutex<()>,
     recovery: RecoveryReport,
+    /// For a store opened read-only: where its view of the log ends, so
+    /// reads can take in what another process's writer commits.
+    follower: Option<Mutex<Option<Tail>>>,
     _lock: Option<DirLock>,
 }
 
@@ -88,6 +91,46 @@ impl Core {
     /// Fails for a read-only store.
     pub(crate) fn check_writable(&self) -> Result<(), StoreError> {
         self.writer().map(|_| ())
+    }
+
+    /// True for a store opened read-only, whose reads take in another
+    /// process's commits with [`Core::catch_up`].
+    pub(crate) fn is_following(&self) -> bool {
+        self.follower.is_some()
+    }
+
+    /// On a store opened read-only, reads what another process's writer
+    /// committed since the last call (a `stat` when nothing was) and
+    /// signals the new head; nothing on a store that writes, whose own
+    /// writer keeps the index. Blocks while it reads.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] naming the file and offset of damage in what
+    /// was written meanwhile; [`StoreError::Io`] when a segment cannot be
+    /// read.
+    pub(crate) fn catch_up(&self) -> Result<(), StoreError> {
+        let Some(follower) = &self.follower else {
+            return Ok(());
+        };
+        let mut tail = follower.lock().unwrap_or_else(PoisonError::into_inner);
+        let (found, head) = {
+            let mut index = self
+                .shared
+                .index
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let before = index.committed();
+            let found = recovery::follow(&self.shared.dir, &mut index, &mut tail)?;
+            let head = index.committed();
+            (found, (head != before).then_some(head))
+        };
+        if let Some(head) = head {
+            self.shared.commits.send_replace(head);
+        }
+        match found {
+            Some(corruption) => Err(corruption.to_error()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -147,9 +190,26 @@ impl FileStore {
     /// - [`StoreError::Io`] for file-system failures.
     pub fn open(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
+        if let Some(kind) = logbook_ports::paths::not_a_regular_file(dir).filter(|_| !dir.is_dir())
+        {
+            return Err(StoreError::io(
+                format!("cannot open file store {}", dir.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("it is {kind}, not a directory"),
+                ),
+            ));
+        }
         for sub in [SNAPSHOTS_DIR, PROJECTIONS_DIR] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(|e| {
-                StoreError::io(format!("create store directory {}", dir.display()), e)
+            let sub = dir.join(sub);
+            std::fs::create_dir_all(&sub).map_err(|e| {
+                StoreError::io(
+                    format!("cannot create file store {}", dir.display()),
+                    std::io::Error::new(
+                        e.kind(),
+                        logbook_ports::paths::describe_create_error(&sub, &e),
+                    ),
+                )
             })?;
         }
         let lock = lock::acquire(dir)?;
@@ -207,15 +267,18 @@ impl FileStore {
                 snapshot_lock: Mutex::new(()),
                 projection_lock: Mutex::new(()),
                 recovery,
+                follower: None,
                 _lock: Some(lock),
             }),
         })
     }
 
     /// Opens the store in `dir` for reading only, without the lock, so it
-    /// works while another process writes. It sees the log as it was when
-    /// opened; a torn tail (perhaps a write in progress) is left alone and
-    /// not read. Appends and saves fail.
+    /// works while another process writes, and never makes a writer wait.
+    /// Its reads take in what that process commits meanwhile (each read
+    /// re-checks the end of the log, a `stat` when nothing was written), and
+    /// its commit signal tells subscribers; a batch still being written (a
+    /// torn tail) is left alone until it is whole. Appends and saves fail.
     ///
     /// # Errors
     /// As [`FileStore::open`], except [`StoreError::Locked`]; and
@@ -223,9 +286,11 @@ impl FileStore {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
+            let why = logbook_ports::paths::unreachable_parent(&dir.join(SNAPSHOTS_DIR))
+                .unwrap_or_else(|| "no such directory".to_owned());
             return Err(StoreError::io(
-                format!("open store {}", dir.display()),
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+                format!("cannot open file store {}", dir.display()),
+                std::io::Error::new(std::io::ErrorKind::NotFound, why),
             ));
         }
         let started = Instant::now();
@@ -234,6 +299,7 @@ impl FileStore {
             return Err(corruption.to_error());
         }
         let checkpoints = checkpoints::load(dir)?;
+        let tail = Tail::of(&scan);
         let mut index = scan.index;
         index.commit();
         let recovery = RecoveryReport {
@@ -257,6 +323,7 @@ impl FileStore {
                 snapshot_lock: Mutex::new(()),
                 projection_lock: Mutex::new(()),
                 recovery,
+                follower: Some(Mutex::new(tail)),
                 _lock: None,
             }),
         })

@@ -38,8 +38,9 @@ use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{AppendOutcome, ExpectedVersion, StoreError};
 use tokio::sync::oneshot;
 
+use crate::durable::MarkWriter;
 use crate::event_store::Shared;
-use crate::format::SEGMENT_HEADER_LEN;
+use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::index::{Entry, Index, MAX_EVENTS, SegmentRef};
 use crate::options::Durability;
 use crate::record::{self, FLAG_BATCH_END, Record};
@@ -114,6 +115,7 @@ impl Writer {
             .map_err(|e| StoreError::io(format!("stat {}", path.display()), e))?
             .len()
             .max(len);
+        let mark = MarkWriter::open(&shared.dir)?;
         let mut state = WriterThread {
             shared,
             rx,
@@ -129,6 +131,7 @@ impl Writer {
             unflushed: 0,
             flusher: None,
             failed: None,
+            mark,
         };
         if durability != Durability::Always {
             state.flusher = Some(Flusher::start()?);
@@ -267,6 +270,8 @@ struct WriterThread {
     /// Set when a write or fsync failed: what is on disk is uncertain, so
     /// every later append fails until the store is reopened (and recovered).
     failed: Option<String>,
+    /// The durable mark, moved on after every fsync of the open segment.
+    mark: MarkWriter,
 }
 
 type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
@@ -316,13 +321,30 @@ impl WriterThread {
                 .sync_data()
                 .map_err(|e| StoreError::io(format!("fsync {}", self.path.display()), e))?;
             self.dirty = false;
+            self.mark_durable();
         }
         Ok(())
     }
 
+    /// Moves the durable mark to the end of the log in the open segment:
+    /// call right after an fsync of it returned.
+    fn mark_durable(&self) {
+        let first = self
+            .path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(format::parse_segment_name);
+        if let Some(first) = first {
+            self.mark.record(first, self.len);
+        }
+    }
+
     /// Makes sure the segment file is at least `end` bytes long, filling it
     /// with zeros up to a chunk ahead (never past the segment size unless
-    /// `end` itself is).
+    /// `end` itself is). Preallocation shrinks to what fits: when the disk
+    /// (or a file-size limit) refuses the zeros, those written are cut off
+    /// again and nothing is preallocated, so the write itself extends the
+    /// file and fails only if its own bytes do not fit.
     fn preallocate(&mut self, end: u64) -> std::io::Result<()> {
         if end <= self.allocated {
             return Ok(());
@@ -334,7 +356,20 @@ impl WriterThread {
         let mut at = self.allocated;
         while at < target {
             let n = (target - at).min(ZEROS.len() as u64) as usize;
-            self.file.write_all_at(&ZEROS[..n], at)?;
+            if let Err(e) = self.file.write_all_at(&ZEROS[..n], at) {
+                if !is_out_of_room(&e) {
+                    return Err(e);
+                }
+                // Give the blocks back: the write needs them more.
+                self.file.set_len(self.allocated.max(self.len))?;
+                tracing::debug!(
+                    segment = %self.path.display(),
+                    "no room to preallocate up to {target} bytes ({e}); writing without"
+                );
+                // The write extends the file to `end` itself.
+                self.allocated = end;
+                return Ok(());
+            }
             at += n as u64;
         }
         self.allocated = target;
@@ -451,6 +486,7 @@ impl WriterThread {
                     self.len += self.buf.len() as u64;
                     if self.durability == Durability::Always {
                         self.last_sync = Instant::now();
+                        self.mark_durable();
                     } else {
                         if !self.dirty {
                             self.dirty = true;
@@ -460,7 +496,7 @@ impl WriterThread {
                     }
                 }
                 Err(e) => {
-                    let reason = format!("write to {} failed: {e}", self.path.display());
+                    let reason = write_failure(&self.path, self.buf.len(), &e);
                     tracing::error!("{reason}");
                     self.shared
                         .index
@@ -473,7 +509,11 @@ impl WriterThread {
                     self.failed = Some(reason.clone());
                     for (_, result) in &mut outcomes {
                         if result.is_ok() {
-                            *result = Err(failed_error(&reason));
+                            // This write failed: say so, not "an earlier" one.
+                            *result = Err(StoreError::io(
+                                "append to the file store",
+                                std::io::Error::new(e.kind(), reason.clone()),
+                            ));
                         }
                     }
                 }
@@ -619,6 +659,33 @@ impl WriterThread {
         self.unflushed = 0;
         self.allocated = self.len;
         Ok(())
+    }
+}
+
+/// True for the errors of a file that cannot grow: the disk or the user's
+/// quota is full, or the process's file-size limit is reached.
+fn is_out_of_room(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::QuotaExceeded
+            | std::io::ErrorKind::FileTooLarge
+    )
+}
+
+/// Why a write of `bytes` bytes to `path` failed, in one line.
+fn write_failure(path: &std::path::Path, bytes: usize, error: &std::io::Error) -> String {
+    if is_out_of_room(error) {
+        format!(
+            "no room for the {bytes} bytes of this append in {}: the disk, the quota or the file-size limit is full",
+            path.display()
+        )
+    } else {
+        format!(
+            "write to {} failed: {}",
+            path.display(),
+            logbook_ports::paths::describe_io_error(path, error)
+        )
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use logbook_adapters_file::format::{
-    PROJECTIONS_DIR, SEGMENT_HEADER_LEN, SNAPSHOTS_DIR, parse_segment_name,
+    self, PROJECTIONS_DIR, SEGMENT_HEADER_LEN, SNAPSHOTS_DIR, parse_segment_name,
 };
 use logbook_adapters_file::{Durability, FileOptions, FileStore, record, verify};
 use logbook_ports::conformance::payload;
@@ -120,6 +120,20 @@ fn ns(stores: &Stores) -> Vec<u64> {
     })
 }
 
+/// Sets the durable mark of the store in `dir` to `offset` of `segment`, as
+/// the writer left it when the write after `offset` crashed before its
+/// fsync: those bytes were never acknowledged.
+fn durable_up_to(dir: &Path, segment: &Path, offset: usize) {
+    let first = parse_segment_name(segment.file_name().unwrap().to_str().unwrap()).unwrap();
+    let mut body = first.to_le_bytes().to_vec();
+    body.extend_from_slice(&(offset as u64).to_le_bytes());
+    std::fs::write(
+        dir.join(format::DURABLE_FILE),
+        format::seal(format::DURABLE_MAGIC, &body),
+    )
+    .unwrap();
+}
+
 fn assert_corrupt_at(result: Result<FileStore, StoreError>, file: &Path, offset: usize) {
     match result {
         Err(StoreError::Corrupt { location, detail }) => {
@@ -146,6 +160,8 @@ fn truncating_the_last_segment_inside_its_final_record_recovers_the_previous_rec
         let dir = copy_dir(pristine.path());
         let segment = dir.path().join(segment.file_name().unwrap());
         truncate(&segment, cut);
+        // (a write that crashed before its fsync: never acknowledged)
+        durable_up_to(dir.path(), &segment, start);
         // Then the store opens at the previous record, reporting the bytes cut
         let store =
             FileStore::open(dir.path(), options()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
@@ -181,8 +197,10 @@ fn a_torn_batch_is_cut_whole() {
     let segment = segments(dir.path()).pop().unwrap();
     let offsets = record_offsets(&segment);
     let (batch_start, third) = (offsets[2], offsets[4]);
-    // When the file ends inside the batch's last record
+    // When the file ends inside the batch's last record, the batch never
+    // acknowledged (the crash came before its fsync)
     truncate(&segment, third + 10);
+    durable_up_to(dir.path(), &segment, batch_start);
     // Then none of the batch survives: its first two records are dropped too
     let store = FileStore::open(dir.path(), options()).unwrap();
     let torn = store.recovery_report().torn_tail.clone().unwrap();
@@ -507,6 +525,7 @@ fn zeros_after_an_unfinished_batch_are_a_torn_tail() {
     let offsets = record_offsets(&segment);
     truncate(&segment, offsets[4]);
     append_zeros(&segment, 4096);
+    durable_up_to(dir.path(), &segment, offsets[2]);
     // Then the batch is cut whole, zeros and all
     let store = FileStore::open(dir.path(), options()).unwrap();
     let torn = store.recovery_report().torn_tail.clone().unwrap();
@@ -616,4 +635,94 @@ fn a_duplicate_event_id_on_disk_fails_open_at_its_record_and_cuts_nothing() {
     assert_corrupt_at(FileStore::open(dir.path(), options()), &segment, offsets[2]);
     // And the torn tail after it was not cut
     assert_eq!(std::fs::metadata(&segment).unwrap().len(), torn_at as u64);
+}
+
+#[test]
+fn a_byte_flipped_in_the_last_acknowledged_record_is_corruption_not_a_torn_tail() {
+    for durability in [Durability::Always, Durability::Never] {
+        // Given a closed store of three appends, all acknowledged and synced
+        // (the writer's durable mark is at the end of the last one)
+        let pristine = store_with(FileOptions::new().durability(durability), &[1, 1, 1]);
+        let name = segments(pristine.path()).pop().unwrap();
+        let last = *record_offsets(&name).last().unwrap();
+        let len = std::fs::metadata(&name).unwrap().len() as usize;
+        for flip in [last + 3, (last + len) / 2, len - 1] {
+            // When one byte of that last record is flipped
+            let dir = copy_dir(pristine.path());
+            let segment = dir.path().join(name.file_name().unwrap());
+            let mut bytes = std::fs::read(&segment).unwrap();
+            bytes[flip] ^= 0x40;
+            std::fs::write(&segment, &bytes).unwrap();
+
+            // Then verify reports corruption at the record, naming the file
+            let report = verify(dir.path()).unwrap();
+            let corruption = report
+                .corruption
+                .unwrap_or_else(|| panic!("{durability:?}, flip at {flip}: no corruption"));
+            assert_eq!(
+                (&corruption.file, corruption.offset),
+                (&segment, last as u64)
+            );
+            assert!(
+                corruption.detail.contains("durable up to offset"),
+                "{corruption}"
+            );
+            assert!(report.torn_tail.is_none());
+
+            // And open fails the same way, cutting nothing
+            assert_corrupt_at(FileStore::open(dir.path(), options()), &segment, last);
+            assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing was cut");
+        }
+    }
+}
+
+#[test]
+fn an_acknowledged_record_cut_short_is_corruption() {
+    // Given a closed store whose last record was acknowledged and synced
+    let dir = store_with(options(), &[1, 1, 1]);
+    let segment = segments(dir.path()).pop().unwrap();
+    let last = *record_offsets(&segment).last().unwrap();
+    // When the segment loses the end of that record
+    truncate(&segment, last + 20);
+    // Then open reports corruption at it instead of cutting it
+    assert_corrupt_at(FileStore::open(dir.path(), options()), &segment, last);
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        (last + 20) as u64
+    );
+}
+
+#[test]
+fn the_bytes_of_a_torn_tail_are_kept_beside_the_segment() {
+    // Given a closed store, and after its durable mark the start of a write
+    // that a crash cut short (half of a record)
+    let dir = store_with(options(), &[1, 1]);
+    let segment = segments(dir.path()).pop().unwrap();
+    let offsets = record_offsets(&segment);
+    let end = std::fs::metadata(&segment).unwrap().len() as usize;
+    let original = std::fs::read(&segment).unwrap();
+    let half_record = original[offsets[1]..offsets[1] + (end - offsets[1]) / 2].to_vec();
+    let mut torn = original.clone();
+    torn.extend_from_slice(&half_record);
+    std::fs::write(&segment, &torn).unwrap();
+
+    // When the store is opened for writing
+    let store = FileStore::open(dir.path(), options()).unwrap();
+
+    // Then the torn bytes are cut from the segment but kept, byte for byte,
+    // in a file beside it that the report names
+    let report = store.recovery_report().torn_tail.clone().unwrap();
+    let kept = report.kept_in.clone().expect("the cut bytes are kept");
+    assert_eq!(kept.parent(), segment.parent());
+    assert_eq!(
+        kept.file_name().unwrap().to_str().unwrap(),
+        format!(
+            "{}.torn-{end}",
+            segment.file_name().unwrap().to_str().unwrap()
+        )
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), half_record);
+    assert!(report.to_string().contains(&kept.display().to_string()));
+    assert_eq!(std::fs::read(&segment).unwrap(), original);
+    assert_eq!(ns(&store.stores()), [0, 1]);
 }

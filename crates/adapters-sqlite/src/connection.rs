@@ -54,6 +54,7 @@ fn open(path: &Path, flags: OpenFlags, options: &SqliteOptions) -> Result<Connec
 /// [`StoreError::Locked`] when another process holds the write lock past the
 /// busy timeout.
 pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    crate::error::refuse_special_file(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -115,19 +116,182 @@ fn prepare_writer(
     schema::migrate(conn, path)
 }
 
-/// Opens a read connection to a database the writer has opened.
+/// How read connections open the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    /// Beside this store's own writer: opened read-write (so the WAL
+    /// files can be created), queries only.
+    BesideWriter,
+    /// `SQLITE_OPEN_READ_ONLY`: never takes the write lock, never migrates;
+    /// needs the `-wal` and `-shm` files to exist or the directory to be
+    /// writable.
+    ReadOnly,
+    /// Read-only media: `immutable=1`, so SQLite reads the database file
+    /// alone, takes no lock and needs no `-shm`. Chosen only when there is
+    /// no write-ahead log holding commits beside the file.
+    Immutable,
+}
+
+/// Opens a read connection to the database: beside this store's writer,
+/// or for a store opened read-only (see [`ReadMode`]).
 ///
 /// # Errors
 /// As opening, mapped by [`store_error`].
-pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = open(path, flags, options)?;
+pub(crate) fn open_reader(
+    path: &Path,
+    options: &SqliteOptions,
+    mode: ReadMode,
+) -> Result<Connection, StoreError> {
+    let conn = match mode {
+        ReadMode::BesideWriter => open(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            options,
+        )?,
+        ReadMode::ReadOnly => open(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            options,
+        )?,
+        ReadMode::Immutable => {
+            let uri = immutable_uri(path);
+            let conn = Connection::open_with_flags(
+                &uri,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(|e| store_error(path, "opening", e))?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            conn
+        }
+    };
     let set = |name: &str, value: &dyn rusqlite::ToSql| {
         conn.pragma_update(None, name, value)
             .map_err(|e| store_error(path, &format!("setting PRAGMA {name}"), e))
     };
-    set("query_only", &true)?;
+    if mode == ReadMode::BesideWriter {
+        set("query_only", &true)?;
+    }
     set("mmap_size", &MMAP_SIZE)?;
     set("cache_size", &READER_CACHE_KIB)?;
     Ok(conn)
+}
+
+/// `file:` URI of `path` with `immutable=1`, its path percent-encoded
+/// where a URI needs it.
+fn immutable_uri(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut uri = String::from("file:");
+    for byte in absolute.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'?' | b'#' | b'%' | b'\\' | b' ' | 0..=0x1f | 0x7f.. => {
+                uri.push_str(&format!("%{byte:02X}"));
+            }
+            _ => uri.push(char::from(*byte)),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
+/// Opens the first read connection of a store opened read-only and checks
+/// that this build may read it as it is, without migrating it. Falls back
+/// to [`ReadMode::Immutable`] when SQLite cannot open the write-ahead log's
+/// files (read-only media, a directory owned by another user) and no
+/// write-ahead log holds commits that the database file lacks.
+///
+/// # Errors
+/// [`StoreError::Io`] of kind `NotFound` when there is no file at `path`;
+/// [`StoreError::IncompatibleFormat`] for a newer schema;
+/// [`StoreError::Corrupt`] for a file that is not a logbook database;
+/// [`StoreError::Backend`] for a database at an older schema version (it
+/// must be opened for writing once to migrate it); [`StoreError::Io`] when
+/// the file cannot be read.
+pub(crate) fn open_read_only(
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<(Connection, ReadMode), StoreError> {
+    let (conn, mode) = open_read_only_unchecked(path, options)?;
+    check_current(&conn, path)?;
+    Ok((conn, mode))
+}
+
+/// Opens `path` read-only as [`open_read_only`] does, falling back to
+/// [`ReadMode::Immutable`] the same way, but without checking the schema
+/// (for SQLite's own integrity check).
+///
+/// # Errors
+/// As opening, mapped by [`store_error`].
+pub(crate) fn open_read_only_unchecked(
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<(Connection, ReadMode), StoreError> {
+    if !path.exists() {
+        return Err(StoreError::io(
+            format!("opening SQLite database {} for reading", path.display()),
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
+    }
+    crate::error::refuse_special_file(path)?;
+    // Opening is lazy: the first read is what opens the write-ahead log.
+    let first = open_reader(path, options, ReadMode::ReadOnly).and_then(|conn| {
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+            .map_err(|e| store_error(path, "reading the schema", e))
+            .map(|()| conn)
+    });
+    match first {
+        Ok(conn) => Ok((conn, ReadMode::ReadOnly)),
+        Err(error) if cannot_open_wal(&error) && !wal_holds_commits(path) => {
+            let conn = open_reader(path, options, ReadMode::Immutable)?;
+            Ok((conn, ReadMode::Immutable))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// True when `error` is SQLite failing to open or create the write-ahead
+/// log's files beside the database.
+fn cannot_open_wal(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied
+                || source.kind() == std::io::ErrorKind::Other
+    )
+}
+
+/// True when a non-empty `-wal` file lies beside `path` (or it cannot be
+/// told): it may hold commits the database file does not have yet, which
+/// an immutable read would miss.
+fn wal_holds_commits(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    match std::fs::metadata(Path::new(&wal)) {
+        Ok(meta) => meta.len() > 0,
+        Err(error) => error.kind() != std::io::ErrorKind::NotFound,
+    }
+}
+
+/// Refuses a database a read-only open cannot serve: not logbook's, from
+/// a newer logbook, or at an older schema version (migrating writes).
+fn check_current(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let found = schema::check_compatible(conn, path)?;
+    if found < schema::SCHEMA_VERSION {
+        let detail = if found == 0 {
+            "it holds no logbook schema yet".to_owned()
+        } else {
+            format!(
+                "its schema version is {found} and this logbook reads version {}; \
+                 open it once for writing (any command that writes) to migrate it",
+                schema::SCHEMA_VERSION
+            )
+        };
+        return Err(StoreError::backend(
+            crate::error::BACKEND,
+            format!("opening SQLite database {} for reading", path.display()),
+            detail,
+        ));
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! always naming the database file.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use logbook_ports::StoreError;
 use rusqlite::ErrorCode;
@@ -30,37 +30,88 @@ pub(crate) fn store_error(path: &Path, doing: &str, error: rusqlite::Error) -> S
             detail: format!("SQLite reports the database is malformed ({error})"),
         },
         ErrorCode::CannotOpen => StoreError::io(
-            format!(
-                "cannot open SQLite database {}: {}",
-                path.display(),
-                why_cannot_open(path)
-            ),
-            io::Error::other(error),
+            format!("cannot open SQLite database {}", path.display()),
+            io::Error::other(why_cannot_open(path)),
         ),
         ErrorCode::ReadOnly | ErrorCode::PermissionDenied => StoreError::io(
-            format!("{context}: the database or its directory is read-only"),
-            io::Error::new(io::ErrorKind::PermissionDenied, error),
+            context,
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the database or its directory {} is read-only for this user",
+                    parent_of(path).display()
+                ),
+            ),
         ),
         ErrorCode::DiskFull => StoreError::io(
-            format!("{context}: the disk is full"),
-            io::Error::new(io::ErrorKind::StorageFull, error),
+            context,
+            io::Error::new(io::ErrorKind::StorageFull, "the disk is full"),
         ),
-        ErrorCode::SystemIoFailure => StoreError::io(context, io::Error::other(error)),
+        ErrorCode::SystemIoFailure => StoreError::io(context, io::Error::other(io_failure(&error))),
         _ => StoreError::backend(BACKEND, context, error),
     }
+}
+
+/// Refuses a path that is there but is no regular file (`/dev/null`, a
+/// directory), before SQLite tries it and reports a disk I/O error.
+///
+/// # Errors
+/// [`StoreError::Io`] of kind `InvalidInput` naming the path and what it is.
+pub(crate) fn refuse_special_file(path: &Path) -> Result<(), StoreError> {
+    match logbook_ports::paths::not_a_regular_file(path) {
+        None => Ok(()),
+        Some(kind) => Err(StoreError::io(
+            format!("cannot open SQLite database {}", path.display()),
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("it is {kind}, not a database file"),
+            ),
+        )),
+    }
+}
+
+/// What a disk I/O error (`SQLITE_IOERR`) was, from its extended code.
+fn io_failure(error: &rusqlite::Error) -> String {
+    let extended = match error {
+        rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
+        _ => 0,
+    };
+    let what = match extended {
+        rusqlite::ffi::SQLITE_IOERR_READ | rusqlite::ffi::SQLITE_IOERR_SHORT_READ => {
+            "reading it failed"
+        }
+        rusqlite::ffi::SQLITE_IOERR_WRITE => "writing it failed",
+        rusqlite::ffi::SQLITE_IOERR_FSYNC | rusqlite::ffi::SQLITE_IOERR_DIR_FSYNC => {
+            "the file system could not sync it to disk"
+        }
+        rusqlite::ffi::SQLITE_IOERR_TRUNCATE => "truncating it failed",
+        rusqlite::ffi::SQLITE_IOERR_LOCK
+        | rusqlite::ffi::SQLITE_IOERR_RDLOCK
+        | rusqlite::ffi::SQLITE_IOERR_UNLOCK => "the file system refused to lock it",
+        rusqlite::ffi::SQLITE_IOERR_SHMOPEN
+        | rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+        | rusqlite::ffi::SQLITE_IOERR_SHMMAP => {
+            "its shared-memory file (-shm) could not be opened or mapped"
+        }
+        _ => "the operating system reported an I/O error",
+    };
+    format!("disk I/O error: {what}")
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
 }
 
 /// The likely reason SQLite could not open `path`, from what the file
 /// system shows.
 fn why_cannot_open(path: &Path) -> String {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        format!("directory {} does not exist", parent.display())
-    } else if path.is_dir() {
-        "it is a directory".to_owned()
+    if let Some(problem) = logbook_ports::paths::unreachable_parent(path) {
+        problem
+    } else if let Some(kind) = logbook_ports::paths::not_a_regular_file(path) {
+        format!("it is {kind}")
     } else {
         format!(
             "the file and its directory must be writable (SQLite creates {0}-wal and \
@@ -76,6 +127,13 @@ fn why_cannot_open(path: &Path) -> String {
 pub(crate) enum GroupFailure {
     /// Another connection held the write lock past the busy timeout.
     Locked,
+    /// SQLite found the database malformed.
+    Corrupt {
+        /// The file.
+        location: String,
+        /// What SQLite reported.
+        detail: String,
+    },
     /// Anything else, as displayed.
     Other(String),
 }
@@ -84,14 +142,27 @@ impl GroupFailure {
     pub(crate) fn from_error(error: &StoreError) -> Self {
         match error {
             StoreError::Locked { .. } => Self::Locked,
+            StoreError::Corrupt { location, detail } => Self::Corrupt {
+                location: location.clone(),
+                detail: detail.clone(),
+            },
             other => Self::Other(other.to_string()),
         }
+    }
+
+    /// True when SQLite found the database malformed.
+    pub(crate) fn is_corrupt(&self) -> bool {
+        matches!(self, Self::Corrupt { .. })
     }
 
     pub(crate) fn to_store_error(&self, path: &Path) -> StoreError {
         match self {
             Self::Locked => StoreError::Locked {
                 path: path.to_path_buf(),
+            },
+            Self::Corrupt { location, detail } => StoreError::Corrupt {
+                location: location.clone(),
+                detail: format!("{detail}; writes to it are refused"),
             },
             Self::Other(message) => StoreError::backend(
                 BACKEND,

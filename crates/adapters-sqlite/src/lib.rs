@@ -36,6 +36,7 @@ mod checkpoints;
 mod connection;
 mod error;
 mod event_store;
+mod integrity;
 mod options;
 mod projections;
 mod readers;
@@ -53,6 +54,7 @@ use tokio::sync::watch;
 
 pub use checkpoints::SqliteCheckpointStore;
 pub use event_store::SqliteEventStore;
+pub use integrity::{IntegrityCheck, IntegrityReport, integrity_check};
 pub use options::{SqliteOptions, Synchronous};
 pub use projections::SqliteProjectionStore;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
@@ -125,6 +127,50 @@ impl SqliteStore {
                 writer,
                 readers,
                 commits,
+            }),
+        })
+    }
+
+    /// Opens the database at `path` for reading only: with
+    /// `SQLITE_OPEN_READ_ONLY`, no migration and no write lock, so it works
+    /// while another process holds (or stalls) the write lock, and on
+    /// read-only media or a directory it may not write (then it reads the
+    /// database file as immutable, when no write-ahead log beside it holds
+    /// commits). Appends and saves fail with [`StoreError::Io`] of kind
+    /// `PermissionDenied`. Commits of other processes are not signalled:
+    /// subscribers see them when they re-check the log.
+    ///
+    /// # Errors
+    /// - [`StoreError::Io`] when there is no file at `path` or it cannot be
+    ///   read;
+    /// - [`StoreError::IncompatibleFormat`] when the database was written
+    ///   by a newer logbook;
+    /// - [`StoreError::Corrupt`] when the file is not a SQLite database, or
+    ///   is a SQLite database that logbook did not create;
+    /// - [`StoreError::Backend`] when the database needs migrating to this
+    ///   logbook's schema (opening it once with [`SqliteStore::open`] does
+    ///   that), and for other SQLite failures.
+    pub fn open_read_only(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let readers = readers::Readers::open_read_only(path, &options)?;
+        let head = readers.read_now(|conn, path| {
+            Ok(conn
+                .query_row("SELECT max(position) FROM events", [], |row| {
+                    row.get::<_, Option<i64>>(0)
+                })
+                .map_err(|e| error::store_error(path, "reading the head position", e))?
+                .and_then(rows::unsigned)
+                .unwrap_or(0))
+        })?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path: path.to_path_buf(),
+                writer: writer::Writer::read_only(path),
+                readers,
+                commits: Arc::new(watch::Sender::new(head)),
             }),
         })
     }

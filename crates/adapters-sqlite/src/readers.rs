@@ -10,13 +10,14 @@ use logbook_ports::StoreError;
 use rusqlite::Connection;
 use tokio::sync::Semaphore;
 
-use crate::connection::open_reader;
+use crate::connection::{self, ReadMode, open_reader};
 use crate::options::SqliteOptions;
 
 /// The pool: idle connections, opened lazily up to the pool's size.
 pub(crate) struct Readers {
     path: PathBuf,
     options: SqliteOptions,
+    mode: ReadMode,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
 }
@@ -29,14 +30,57 @@ impl Readers {
     /// # Errors
     /// As [`open_reader`].
     pub(crate) fn open(path: &Path, options: &SqliteOptions) -> Result<Arc<Self>, StoreError> {
-        let first = open_reader(path, options)?;
-        let size = options.readers.max(1);
-        Ok(Arc::new(Self {
+        let first = open_reader(path, options, ReadMode::BesideWriter)?;
+        Ok(Self::pool(path, options, ReadMode::BesideWriter, first))
+    }
+
+    /// A pool for a store opened read-only, with its first connection
+    /// opened and the database checked now.
+    ///
+    /// # Errors
+    /// As [`connection::open_read_only`].
+    pub(crate) fn open_read_only(
+        path: &Path,
+        options: &SqliteOptions,
+    ) -> Result<Arc<Self>, StoreError> {
+        let (first, mode) = connection::open_read_only(path, options)?;
+        Ok(Self::pool(path, options, mode, first))
+    }
+
+    fn pool(path: &Path, options: &SqliteOptions, mode: ReadMode, first: Connection) -> Arc<Self> {
+        Arc::new(Self {
             path: path.to_path_buf(),
             options: options.clone(),
+            mode,
             idle: Mutex::new(vec![first]),
-            permits: Semaphore::new(size),
-        }))
+            permits: Semaphore::new(options.readers.max(1)),
+        })
+    }
+
+    /// Runs `read` at once on a pooled connection, on the calling thread
+    /// (for opening, before any task runs).
+    ///
+    /// # Errors
+    /// `read`'s own error.
+    pub(crate) fn read_now<T>(
+        &self,
+        read: impl FnOnce(&Connection, &Path) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_reader(&self.path, &self.options, self.mode)?,
+        };
+        let result = read(&conn, &self.path);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+        result
     }
 
     /// Runs `read` on a pooled connection, on the blocking pool.
@@ -56,30 +100,14 @@ impl Readers {
             )
         })?;
         let pool = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let pooled = pool
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => open_reader(&pool.path, &pool.options)?,
-            };
-            let result = read(&conn, &pool.path);
-            pool.idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(conn);
-            result
-        })
-        .await
-        .map_err(|e| {
-            StoreError::backend(
-                crate::error::BACKEND,
-                format!("reading SQLite database {}", self.path.display()),
-                e,
-            )
-        })?
+        tokio::task::spawn_blocking(move || pool.read_now(read))
+            .await
+            .map_err(|e| {
+                StoreError::backend(
+                    crate::error::BACKEND,
+                    format!("reading SQLite database {}", self.path.display()),
+                    e,
+                )
+            })?
     }
 }

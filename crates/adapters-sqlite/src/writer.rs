@@ -13,6 +13,15 @@
 //! The thread ends, closing the connection, when the last handle of the
 //! store is dropped (the queue's sender goes with it); dropping joins it, so
 //! the file is released when the drop returns.
+//!
+//! **A malformed database stops the writer.** When SQLite reports the file
+//! malformed (`SQLITE_CORRUPT`, `SQLITE_NOTADB`) to any write, that write
+//! fails with [`StoreError::Corrupt`] naming the file, and every later write
+//! of this store is refused with the same error before it begins: nothing
+//! more is written into a database that SQLite no longer trusts.
+//!
+//! A store opened read-only has a writer without a thread, which refuses
+//! every write ([`Writer::read_only`]).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -40,6 +49,8 @@ type Reply = Box<dyn FnOnce(Option<&GroupFailure>) + Send>;
 struct Ran {
     /// False when the work failed: its savepoint is rolled back.
     ok: bool,
+    /// The corruption the work met, if it failed on a malformed database.
+    corrupt: Option<GroupFailure>,
     /// The last position it wrote, if it appended events.
     head: Option<Position>,
     /// Answers the caller.
@@ -54,6 +65,14 @@ trait Job: Send {
     fn run(self: Box<Self>, conn: &Connection) -> Ran;
     /// Answers without running: the group's transaction never began.
     fn fail(self: Box<Self>, failure: &GroupFailure);
+}
+
+/// The corruption a failed result reports, as the group's failure.
+fn corruption_of<T>(result: &Result<T, StoreError>) -> Option<GroupFailure> {
+    match result {
+        Err(error @ StoreError::Corrupt { .. }) => Some(GroupFailure::from_error(error)),
+        _ => None,
+    }
 }
 
 struct TypedJob<T, W> {
@@ -84,6 +103,7 @@ where
         let result = work(conn);
         Ran {
             ok: result.is_ok(),
+            corrupt: corruption_of(&result),
             head: result.as_ref().ok().and_then(head),
             reply: Box::new(move |failure| {
                 let answer = match (failure, result) {
@@ -106,6 +126,8 @@ pub(crate) struct Writer {
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
+    /// True for the writer of a store opened read-only: it has no thread.
+    read_only: bool,
 }
 
 impl Writer {
@@ -130,6 +152,7 @@ impl Writer {
                     path: thread_path,
                     max_group_events: max_group_events.max(1),
                     commits,
+                    corrupt: None,
                 };
                 writer.run(&jobs);
             })
@@ -143,7 +166,20 @@ impl Writer {
             queue: Some(queue),
             thread: Some(thread),
             path: path.to_path_buf(),
+            read_only: false,
         })
+    }
+
+    /// The writer of a store opened read-only: no thread, no connection;
+    /// every write fails with [`StoreError::Io`] of kind
+    /// [`std::io::ErrorKind::PermissionDenied`].
+    pub(crate) fn read_only(path: &Path) -> Self {
+        Self {
+            queue: None,
+            thread: None,
+            path: path.to_path_buf(),
+            read_only: true,
+        }
     }
 
     /// Runs `work` on the write connection inside a group's transaction and
@@ -165,6 +201,15 @@ impl Writer {
         T: Send + 'static,
         W: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        if self.read_only {
+            return Err(StoreError::io(
+                format!("writing to SQLite database {}", self.path.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the store was opened read-only",
+                ),
+            ));
+        }
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
         let job = Box::new(TypedJob {
             weight,
@@ -206,6 +251,9 @@ struct Thread {
     path: PathBuf,
     max_group_events: usize,
     commits: Arc<watch::Sender<Position>>,
+    /// Set once SQLite has reported the database malformed: every later
+    /// write is refused with it.
+    corrupt: Option<GroupFailure>,
 }
 
 impl Thread {
@@ -261,8 +309,17 @@ impl Thread {
     /// back on some I/O errors), the jobs that ran are told so and the rest
     /// stay in `group` for the next transaction.
     fn commit_group(&mut self, group: &mut VecDeque<Box<dyn Job>>) {
+        if let Some(failure) = &self.corrupt {
+            for job in group.drain(..) {
+                job.fail(failure);
+            }
+            return;
+        }
         if let Err(error) = self.exec("BEGIN IMMEDIATE") {
             let failure = GroupFailure::from_error(&error);
+            if failure.is_corrupt() {
+                self.corrupt = Some(failure.clone());
+            }
             for job in group.drain(..) {
                 job.fail(&failure);
             }
@@ -314,6 +371,12 @@ impl Thread {
                 break;
             }
         }
+        // A job that met a malformed database: nothing of the group is
+        // committed, and the writer stops writing.
+        if let Some(failure) = done.iter().find_map(|ran| ran.corrupt.clone()) {
+            self.corrupt = Some(failure.clone());
+            lost = Some(lost.filter(GroupFailure::is_corrupt).unwrap_or(failure));
+        }
         let outcome = match lost {
             Some(failure) => Err(failure),
             // The lone job failed: nothing to commit; it answers with its
@@ -324,6 +387,11 @@ impl Thread {
                 .map(|()| true)
                 .map_err(|e| GroupFailure::from_error(&e)),
         };
+        if let Err(failure) = &outcome
+            && failure.is_corrupt()
+        {
+            self.corrupt = Some(failure.clone());
+        }
         if !matches!(outcome, Ok(true)) && !self.conn.is_autocommit() {
             // Best effort: the connection must not stay inside a failed
             // transaction; if even this fails the next BEGIN reports it.

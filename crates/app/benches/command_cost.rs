@@ -1,15 +1,17 @@
 //! What one command costs as its aggregate's history grows, and what loading
 //! an aggregate costs with and without a snapshot. The aim is a flat line:
 //! executing a command on an aggregate with 10,000 past events costs what it
-//! costs with 100.
+//! costs with 100. And what many small aggregates cost: each opened and
+//! given nine deposits, one command at a time, so the cost is per command
+//! (cache lookup, stale check, encoding, ids, the append), not per event.
 
 use std::num::NonZeroU64;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use logbook::{Repository, RepositoryOptions, StoreUrl};
-use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
-use logbook_domain::{Currency, Metadata, Money};
-use logbook_ports::Stores;
+use logbook::{Repository, RepositoryOptions, StoreUrl, codec};
+use logbook_domain::bank_account::{BankAccount, BankAccountCommand, BankAccountEvent};
+use logbook_domain::{Currency, EventId, Metadata, Money, StreamId};
+use logbook_ports::{ExpectedVersion, Stores};
 use tokio::runtime::Runtime;
 
 const HISTORIES: [u64; 3] = [100, 1_000, 10_000];
@@ -65,6 +67,82 @@ fn execute_one_command(c: &mut Criterion) {
     group.finish();
 }
 
+/// Aggregates per iteration of the many-small-aggregates benchmark.
+const SMALL_AGGREGATES: u64 = 1_000;
+
+/// Many small aggregates: each iteration opens 1,000 fresh accounts and
+/// gives each nine deposits, one `execute` per command (10,000 events).
+fn many_small_aggregates(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let mut group = c.benchmark_group("repository/many_small_aggregates");
+    group.throughput(Throughput::Elements(SMALL_AGGREGATES * 10));
+    group.sample_size(20);
+    let stores = logbook_adapters_memory::stores();
+    let accounts = Repository::<BankAccount>::new(&stores);
+    let open = BankAccountCommand::Open {
+        owner: "bench".into(),
+        initial_balance: Money::ZERO,
+        currency: Currency::default(),
+    };
+    let mut next = 0u64;
+    group.bench_function("memory/open_and_9_deposits", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for _ in 0..SMALL_AGGREGATES {
+                    next += 1;
+                    let id = format!("acc-{next}");
+                    accounts.execute(&id, &open).await.unwrap();
+                    for _ in 0..9 {
+                        accounts.execute(&id, &deposit()).await.unwrap();
+                    }
+                }
+            });
+        });
+    });
+    // The raw baseline in the same run: the same 10 appends per stream,
+    // one event each, straight to the store with events encoded beforehand
+    // (no loading, deciding, encoding or caching).
+    let raw = logbook_adapters_memory::stores();
+    let opened = codec::encode(
+        &BankAccountEvent::AccountOpened {
+            owner: "bench".into(),
+            initial_balance: Money::ZERO,
+            currency: Currency::default(),
+        },
+        &Metadata::default(),
+    )
+    .unwrap();
+    let deposited = codec::encode(
+        &BankAccountEvent::MoneyDeposited {
+            amount: Money::from_cents(100),
+            description: "bench".into(),
+        },
+        &Metadata::default(),
+    )
+    .unwrap();
+    let mut next = 0u64;
+    group.bench_function("memory/raw_store_appends", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for _ in 0..SMALL_AGGREGATES {
+                    next += 1;
+                    let stream =
+                        StreamId::for_aggregate("BankAccount", &format!("acc-{next}")).unwrap();
+                    for version in 0..10 {
+                        let event = if version == 0 { &opened } else { &deposited };
+                        let event = event.clone().with_id(EventId::new());
+                        raw.events
+                            .append(&stream, ExpectedVersion::Exact(version), vec![event])
+                            .await
+                            .unwrap();
+                    }
+                }
+            });
+        });
+    });
+    group.finish();
+}
+
 /// Loading an aggregate of 10,000 events: replaying every event (typed
 /// decoding included) and from a snapshot at the head, on the memory store
 /// and on a SQLite file.
@@ -107,5 +185,10 @@ fn load_cold(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, execute_one_command, load_cold);
+criterion_group!(
+    benches,
+    many_small_aggregates,
+    execute_one_command,
+    load_cold
+);
 criterion_main!(benches);

@@ -7,6 +7,10 @@
 
 use std::marker::PhantomData;
 
+use serde::Deserialize;
+use serde::de::value::StrDeserializer;
+use serde::de::{DeserializeSeed, EnumAccess, VariantAccess, Visitor};
+
 use logbook_domain::{
     DomainEvent, Metadata, NewEvent, Payload, RecordedEvent, UpcastError, Upcasters,
 };
@@ -84,17 +88,29 @@ pub enum CodecError {
 pub fn encode<E: DomainEvent>(event: &E, metadata: &Metadata) -> Result<NewEvent, CodecError> {
     let event_type = event.event_type();
     let shape = |detail: String| CodecError::Shape { event_type, detail };
-    let value = serde_json::to_value(event).map_err(|e| shape(e.to_string()))?;
-    let serde_json::Value::Object(mut map) = value else {
-        return Err(shape(format!("serialized as {value}")));
-    };
-    if map.len() != 1 {
-        return Err(shape(format!("an object with {} keys", map.len())));
+    // Serialize once to `{"<type>":<payload>}` and cut the payload out of
+    // the same buffer: no `serde_json::Value` tree, no second serialization.
+    let mut json = serde_json::to_vec(event).map_err(|e| shape(e.to_string()))?;
+    let key = serde_json::to_string(event_type).map_err(|e| shape(e.to_string()))?;
+    let prefix = 1 + key.len() + 1;
+    let tagged = json.len() > prefix + 1
+        && json[0] == b'{'
+        && json[1..=key.len()] == *key.as_bytes()
+        && json[prefix - 1] == b':'
+        && json.last() == Some(&b'}');
+    if !tagged {
+        let found = String::from_utf8_lossy(&json);
+        return Err(shape(format!("serialized as {found}")));
     }
-    let content = map
-        .remove(event_type)
-        .ok_or_else(|| shape(format!("an object keyed {:?}", map.keys().next())))?;
-    let payload = Payload::from_serialize(&content).map_err(|e| shape(e.to_string()))?;
+    json.pop();
+    json.drain(..prefix);
+    // The cut must leave exactly one JSON document (an event serializing to
+    // an object of several keys would not).
+    let payload = Payload::from_json(json).map_err(|e| {
+        shape(format!(
+            "an object whose {event_type:?} entry is not alone or not JSON: {e}"
+        ))
+    })?;
     Ok(NewEvent::new(event_type, payload)
         .with_schema_version(event.schema_version())
         .with_metadata(metadata.clone()))
@@ -188,17 +204,13 @@ impl<E: DomainEvent> Decoder<E> {
 }
 
 fn decode_current<E: DomainEvent>(recorded: &RecordedEvent) -> Result<E, CodecError> {
-    // Rebuild `{"<type>": <payload>}` around the stored bytes and let serde
-    // pick the variant; the payload is copied once, never parsed twice.
-    let key = serde_json::to_string(&*recorded.event_type).unwrap_or_default();
-    let payload = recorded.payload.as_bytes();
-    let mut json = Vec::with_capacity(key.len() + payload.len() + 3);
-    json.push(b'{');
-    json.extend_from_slice(key.as_bytes());
-    json.push(b':');
-    json.extend_from_slice(payload);
-    json.push(b'}');
-    serde_json::from_slice(&json).map_err(|source| CodecError::Decode {
+    // serde picks the variant from the stored type and reads its content
+    // straight from the stored bytes: no envelope copy, no `Value`.
+    E::deserialize(Tagged {
+        event_type: &recorded.event_type,
+        payload: recorded.payload.as_bytes(),
+    })
+    .map_err(|source| CodecError::Decode {
         stream: recorded.stream.to_string(),
         version: recorded.version,
         position: recorded.position,
@@ -206,6 +218,99 @@ fn decode_current<E: DomainEvent>(recorded: &RecordedEvent) -> Result<E, CodecEr
         schema_version: recorded.schema_version,
         source,
     })
+}
+
+/// A stored event seen by serde as the externally tagged enum value
+/// `{"<event_type>": <payload>}` it was written from, without building it.
+struct Tagged<'a> {
+    event_type: &'a str,
+    payload: &'a [u8],
+}
+
+impl<'de> serde::Deserializer<'de> for Tagged<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct identifier ignored_any
+    }
+}
+
+impl<'de> EnumAccess<'de> for Tagged<'de> {
+    type Error = serde_json::Error;
+    type Variant = Content<'de>;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self::Variant), Self::Error> {
+        let variant =
+            seed.deserialize(StrDeserializer::<serde_json::Error>::new(self.event_type))?;
+        Ok((variant, Content(self.payload)))
+    }
+}
+
+/// The stored payload as the content of the variant its type names.
+struct Content<'a>(&'a [u8]);
+
+impl<'de> Content<'de> {
+    /// Reads the whole payload with `read`, refusing bytes after it.
+    fn read<T>(
+        self,
+        read: impl FnOnce(
+            &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+        ) -> Result<T, serde_json::Error>,
+    ) -> Result<T, serde_json::Error> {
+        let mut json = serde_json::Deserializer::from_slice(self.0);
+        let value = read(&mut json)?;
+        json.end()?;
+        Ok(value)
+    }
+}
+
+impl<'de> VariantAccess<'de> for Content<'de> {
+    type Error = serde_json::Error;
+
+    fn unit_variant(self) -> Result<(), Self::Error> {
+        self.read(|json| <()>::deserialize(json))
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, Self::Error> {
+        self.read(|json| seed.deserialize(json))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.read(|json| serde::Deserializer::deserialize_seq(json, visitor))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.read(|json| serde::Deserializer::deserialize_struct(json, "", fields, visitor))
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +349,66 @@ mod tests {
             r#"{"amount":"500.00","description":"Salary"}"#
         );
         assert_eq!(decode::<BankAccountEvent>(&recorded(&new)).unwrap(), event);
+    }
+
+    /// An event whose hand-written serde form is not `{"<type>": payload}`.
+    #[derive(Clone, Debug, serde::Deserialize)]
+    enum Misshapen {
+        TwoKeys,
+        Bare,
+    }
+
+    impl serde::Serialize for Misshapen {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            match self {
+                Self::TwoKeys => {
+                    let mut map = serializer.serialize_map(Some(2))?;
+                    map.serialize_entry("TwoKeys", &1)?;
+                    map.serialize_entry("Other", &2)?;
+                    map.end()
+                }
+                Self::Bare => serializer.serialize_str("Bare"),
+            }
+        }
+    }
+
+    impl DomainEvent for Misshapen {
+        fn event_type(&self) -> &'static str {
+            match self {
+                Self::TwoKeys => "TwoKeys",
+                Self::Bare => "Bare",
+            }
+        }
+    }
+
+    #[test]
+    fn an_event_not_serialized_as_its_type_alone_is_a_shape_error() {
+        // Given events whose serde form has a second key, or no object at all
+        for event in [Misshapen::TwoKeys, Misshapen::Bare] {
+            // When encoded
+            let err = encode(&event, &Metadata::default()).unwrap_err();
+            // Then the shape error names the type
+            assert!(
+                matches!(err, CodecError::Shape { event_type, .. } if event_type == event.event_type()),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payload_with_bytes_after_its_document_is_a_decode_error() {
+        // Given a stored deposit with trailing bytes after its payload
+        let mut new = encode(&BankAccountEvent::AccountClosed {}, &Metadata::default()).unwrap();
+        new.payload = Payload::from_stored(b"{} {}".to_vec());
+        // When decoded, then it is refused, naming where it is
+        let err = decode::<BankAccountEvent>(&recorded(&new))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AccountClosed") && err.contains("position 9"),
+            "{err}"
+        );
     }
 
     #[test]

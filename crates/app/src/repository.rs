@@ -233,14 +233,18 @@ impl<A: Aggregate> Repository<A> {
     ///
     /// # Errors
     /// Store and decoding failures.
+    #[tracing::instrument(name = "load", level = "debug", skip(self), fields(aggregate = A::TYPE))]
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, A> {
         let stream = Self::stream_id(id)?;
-        self.load_stream(&stream).await
+        let loaded = self.load_stream(&stream).await?;
+        tracing::debug!(%stream, version = loaded.version, "loaded");
+        Ok(loaded)
     }
 
     /// Decides `command` against the current state of `id` and appends the
     /// resulting events, expecting the version it loaded. On a version
-    /// conflict it reloads and decides again, up to `max_retries` times.
+    /// conflict it reloads and decides again, within
+    /// [`RepositoryOptions::retry_budget`].
     ///
     /// # Errors
     /// [`RepositoryError::Rejected`] when the aggregate refuses;
@@ -258,6 +262,17 @@ impl<A: Aggregate> Repository<A> {
     ///
     /// # Errors
     /// As [`Repository::execute`].
+    #[tracing::instrument(
+        name = "execute",
+        level = "debug",
+        skip(self, commands, metadata),
+        fields(
+            aggregate = A::TYPE,
+            version = tracing::field::Empty,
+            position = tracing::field::Empty,
+            conflicts = tracing::field::Empty
+        )
+    )]
     pub async fn execute_all(
         &self,
         id: &str,
@@ -294,6 +309,20 @@ impl<A: Aggregate> Repository<A> {
             match self.events.append(&stream, expected, envelopes).await {
                 Ok(outcome) => {
                     let version = outcome.stream_version.unwrap_or(loaded.version);
+                    let span = tracing::Span::current();
+                    span.record("version", version);
+                    span.record("conflicts", conflicts);
+                    if let Some(position) = outcome.first_position {
+                        span.record("position", position);
+                    }
+                    tracing::debug!(
+                        %stream,
+                        version,
+                        position = outcome.first_position,
+                        events = decided.len(),
+                        conflicts,
+                        "command appended"
+                    );
                     self.remember(&stream, &state, version);
                     let snapshot_taken = self
                         .maybe_snapshot(&stream, &state, loaded.version, version)
@@ -574,7 +603,14 @@ impl<A: Aggregate> Repository<A> {
             return;
         }
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= self.options.cache_capacity && !cache.contains_key(stream) {
+        // The usual case, an aggregate already cached: update it in place
+        // (one hash, and `clone_from` reuses the entry's allocations).
+        if let Some(entry) = cache.get_mut(stream) {
+            entry.state.clone_from(state);
+            entry.version = version;
+            return;
+        }
+        if cache.len() >= self.options.cache_capacity {
             // Bounded, not clever: drop an arbitrary entry; it reloads cheaply.
             if let Some(victim) = cache.keys().next().cloned() {
                 cache.remove(&victim);

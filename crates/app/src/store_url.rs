@@ -153,9 +153,12 @@ impl StoreUrl {
         }
     }
 
-    /// Opens the stores this URL names for reading only, where the adapter
-    /// can: a file store without its write lock (nothing is repaired, a torn
-    /// tail is left as found). Other stores open as [`StoreUrl::open`] does.
+    /// Opens the stores this URL names for reading only: a file store
+    /// without its write lock (nothing is repaired, a torn tail is left as
+    /// found); a SQLite database read-only, without migrating it or taking
+    /// its write lock (it works while another process holds the lock, and on
+    /// read-only media). Writes through the stores fail. `memory:` opens as
+    /// [`StoreUrl::open`] does.
     ///
     /// # Errors
     /// [`StoreUrlError::Open`] with the adapter's reason.
@@ -168,6 +171,15 @@ impl StoreUrl {
                     url: self.to_string(),
                     source,
                 }),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(path) => {
+                logbook_adapters_sqlite::SqliteStore::open_read_only(path, Default::default())
+                    .map(|store| store.stores())
+                    .map_err(|source| StoreUrlError::Open {
+                        url: self.to_string(),
+                        source,
+                    })
+            }
             _ => self.open(),
         }
     }

@@ -1,8 +1,8 @@
 //! Walking a store through the event-store port and checking what every
 //! store promises: global positions gap-free from 1, each stream's versions
 //! contiguous from 1, nothing after a stream's tombstone, every payload JSON.
-//! Adapters with their own byte-level checks (the file store's checksums)
-//! add those on top.
+//! Adapters with their own byte-level checks add those on top: the file
+//! store's checksums, SQLite's own integrity check.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -111,12 +111,22 @@ pub async fn walk(
     Ok(report)
 }
 
+/// How thorough [`verify_store_with`] is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// On SQLite, run `PRAGMA quick_check` (page structure only) instead of
+    /// the full `PRAGMA integrity_check` (which also matches every index
+    /// against its table). Other stores check the same either way.
+    pub quick: bool,
+}
+
 /// What [`verify_store`] found: the adapter's own byte-level check where it
 /// has one, then the walk through the port.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct StoreVerification {
     /// The adapter's byte-level report (the file store's segments, batches
-    /// and checksums), printed as the adapter words it.
+    /// and checksums; SQLite's integrity check), printed as the adapter
+    /// words it.
     pub byte_level: Option<String>,
     /// The first corruption the byte-level check found, with its file and
     /// offset.
@@ -160,16 +170,34 @@ pub enum VerifyError {
     Store(#[from] StoreError),
 }
 
-/// Checks the store `url` names without changing it: a file store is read
-/// without its write lock and a torn tail is reported, not cut; a store that
-/// does not exist is an error, never created.
+/// Checks the store `url` names without changing it, as
+/// [`verify_store_with`] with the full check, telling `progress` how far
+/// the walk got.
 ///
 /// # Errors
-/// [`VerifyError`] when the store is missing or cannot be read at all.
+/// As [`verify_store_with`].
 pub async fn verify_store(
     url: &StoreUrl,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<StoreVerification, VerifyError> {
+    verify_store_with(url, VerifyOptions::default(), progress).await
+}
+
+/// Checks the store `url` names without changing it: a file store is read
+/// without its write lock and a torn tail is reported, not cut; a SQLite
+/// database is opened read-only and gets SQLite's own integrity check
+/// (quick with [`VerifyOptions::quick`]) before the walk; a store that does
+/// not exist is an error, never created.
+///
+/// # Errors
+/// [`VerifyError`] when the store is missing or cannot be read at all.
+pub async fn verify_store_with(
+    url: &StoreUrl,
+    options: VerifyOptions,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<StoreVerification, VerifyError> {
+    #[cfg(not(feature = "sqlite"))]
+    let _ = options;
     let mut verification = StoreVerification::default();
     match url {
         StoreUrl::File(dir) if !dir.is_dir() => {
@@ -196,6 +224,26 @@ pub async fn verify_store(
                 kind: "SQLite database",
                 path: path.clone(),
             });
+        }
+        #[cfg(feature = "sqlite")]
+        StoreUrl::Sqlite(path) => {
+            use logbook_adapters_sqlite::IntegrityCheck;
+            let checked = path.clone();
+            let check = if options.quick {
+                IntegrityCheck::Quick
+            } else {
+                IntegrityCheck::Full
+            };
+            let report = tokio::task::spawn_blocking(move || {
+                logbook_adapters_sqlite::integrity_check(&checked, check)
+            })
+            .await
+            .map_err(|error| StoreError::backend("sqlite", "checking integrity", error))??;
+            verification.byte_level = Some(report.to_string());
+            if !report.is_ok() {
+                verification.corruption = Some(report.to_string());
+                return Ok(verification);
+            }
         }
         _ => {}
     }

@@ -102,11 +102,40 @@ impl FromStr for Money {
     }
 }
 
+impl Money {
+    /// The amount as text ("-12.05") written into `buf`, digit by digit:
+    /// serializing an amount is on every event's path, and this skips the
+    /// formatting machinery.
+    fn to_text(self, buf: &mut [u8; 24]) -> &str {
+        let mut rest = self.0.unsigned_abs();
+        let mut start = buf.len();
+        let mut put = |byte: u8| {
+            start -= 1;
+            buf[start] = byte;
+        };
+        for _ in 0..2 {
+            put(b'0' + (rest % 10) as u8);
+            rest /= 10;
+        }
+        put(b'.');
+        loop {
+            put(b'0' + (rest % 10) as u8);
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if self.0 < 0 {
+            put(b'-');
+        }
+        // Only ASCII digits, '.' and '-' were written.
+        std::str::from_utf8(&buf[start..]).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
-        write!(f, "{sign}{}.{:02}", abs / 100, abs % 100)
+        f.write_str(self.to_text(&mut [0; 24]))
     }
 }
 
@@ -118,7 +147,7 @@ impl fmt::Debug for Money {
 
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(self.to_text(&mut [0; 24]))
     }
 }
 

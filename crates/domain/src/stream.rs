@@ -100,6 +100,11 @@ impl StreamId {
         if id.len() > MAX_STREAM_ID_LEN {
             return Err(StreamIdError::TooLong { len: id.len() });
         }
+        // The usual id is ASCII: one pass over its bytes settles it (every
+        // invisible character is outside ASCII).
+        if id.bytes().all(|b| b.is_ascii() && !b.is_ascii_control()) {
+            return Ok(Self(Arc::from(id)));
+        }
         if let Some((index, _)) = id.char_indices().find(|(_, c)| c.is_control()) {
             return Err(StreamIdError::ControlCharacter {
                 id: id.to_owned(),
@@ -129,7 +134,11 @@ impl StreamId {
                 aggregate_type: aggregate_type.to_owned(),
             });
         }
-        Self::new(format!("{aggregate_type}-{id}"))
+        let mut joined = String::with_capacity(aggregate_type.len() + 1 + id.len());
+        joined.push_str(aggregate_type);
+        joined.push('-');
+        joined.push_str(id);
+        Self::new(joined)
     }
 
     /// The id as a string slice.

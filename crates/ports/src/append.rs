@@ -73,6 +73,9 @@ pub fn check_not_deleted(stream: &StreamId, deleted: bool) -> Result<(), StoreEr
     }
 }
 
+/// Batches up to this many events are checked for repeated ids pairwise.
+const SMALL_BATCH: usize = 16;
+
 /// Checks what can be checked without the store: every event has a type
 /// name (non-empty, at most [`MAX_EVENT_TYPE_LEN`] bytes, no control
 /// characters) and no id appears twice in the batch.
@@ -80,7 +83,14 @@ pub fn check_not_deleted(stream: &StreamId, deleted: bool) -> Result<(), StoreEr
 /// # Errors
 /// [`StoreError::InvalidEvent`] naming the first bad event.
 pub fn validate_batch(events: &[NewEvent]) -> Result<(), StoreError> {
-    let mut seen = HashSet::with_capacity(events.len());
+    // A small batch (a command's usual one or few events) is checked for
+    // repeated ids by comparing with the events before it, without building
+    // (and hashing into) a set.
+    let mut seen = if events.len() > SMALL_BATCH {
+        HashSet::with_capacity(events.len())
+    } else {
+        HashSet::new()
+    };
     for (index, event) in events.iter().enumerate() {
         let invalid = |reason: String| StoreError::InvalidEvent { index, reason };
         if event.event_type.is_empty() {
@@ -104,7 +114,12 @@ pub fn validate_batch(events: &[NewEvent]) -> Result<(), StoreError> {
                 event.event_type
             )));
         }
-        if !seen.insert(event.id) {
+        let repeated = if events.len() > SMALL_BATCH {
+            !seen.insert(event.id)
+        } else {
+            events[..index].iter().any(|earlier| earlier.id == event.id)
+        };
+        if repeated {
             return Err(invalid(format!(
                 "event id {} appears twice in the batch",
                 event.id
@@ -422,6 +437,25 @@ mod tests {
 
     fn stream() -> StreamId {
         StreamId::new("Account-1").unwrap()
+    }
+
+    #[test]
+    fn an_id_repeated_in_a_small_or_a_large_batch_is_refused_naming_the_repeat() {
+        for size in [2, SMALL_BATCH, SMALL_BATCH + 1, 100] {
+            // Given a batch whose last event repeats the first one's id
+            let mut events = batch(size);
+            events[size - 1].id = events[0].id;
+            // When validated, then the repeat is refused by its index
+            match validate_batch(&events) {
+                Err(StoreError::InvalidEvent { index, reason }) => {
+                    assert_eq!(index, size - 1, "batch of {size}");
+                    assert!(reason.contains("appears twice"), "{reason}");
+                }
+                other => panic!("batch of {size}: {other:?}"),
+            }
+            // And the same batch with distinct ids passes
+            assert!(validate_batch(&batch(size)).is_ok());
+        }
     }
 
     fn other() -> StreamId {

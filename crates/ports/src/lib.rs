@@ -21,6 +21,7 @@ pub mod error;
 pub mod event_store;
 pub mod interner;
 pub mod metadata;
+pub mod paths;
 pub mod projection;
 pub mod read;
 pub mod snapshot;

@@ -304,6 +304,7 @@ impl<R: ReadModel> Projector<R> {
     ///
     /// # Errors
     /// As [`Projector::catch_up`].
+    #[tracing::instrument(name = "catch_up", level = "debug", skip_all, fields(projection = R::NAME))]
     pub async fn catch_up_reporting(
         &self,
         mut progress: impl FnMut(Progress),
@@ -332,6 +333,12 @@ impl<R: ReadModel> Projector<R> {
                     total.applied += done.applied;
                     total.parked += done.parked;
                     total.checkpoint = done.checkpoint;
+                    tracing::debug!(
+                        applied = total.applied,
+                        parked = total.parked,
+                        checkpoint = total.checkpoint,
+                        "caught up"
+                    );
                     return Ok(total);
                 }
                 // What this runner applied since its last save is dropped;
@@ -393,6 +400,7 @@ impl<R: ReadModel> Projector<R> {
     ///
     /// # Errors
     /// As [`Projector::catch_up`]; on error the live model is untouched.
+    #[tracing::instrument(name = "rebuild", level = "debug", skip_all, fields(projection = R::NAME))]
     pub async fn rebuild(
         &self,
         mut progress: impl FnMut(Progress),
