@@ -1,7 +1,8 @@
 //! logbook's chores, run as `cargo xtask <task>`:
 //!
 //! - `ci`: everything CI checks, stopping at the first failure, one summary
-//!   line per step;
+//!   line per step; the tests run against one throwaway PostgreSQL server
+//!   started for the run (or the one `LOGBOOK_TEST_POSTGRES_URL` names);
 //! - `bench [ARGS]`: the criterion benchmarks of every crate (extra arguments
 //!   go to criterion, e.g. a filter);
 //! - `bench --compare`: logbook's side of each comparison row run beside its
@@ -83,13 +84,32 @@ const CI: &[(&str, Step)] = &[
     ),
 ];
 
+/// The PostgreSQL server the tests of this run use: the one named by
+/// `LOGBOOK_TEST_POSTGRES_URL`, or a throwaway one started now (stopped
+/// and removed when the run ends). Fails in one line when neither can be
+/// had: the PostgreSQL tests are never skipped.
+fn test_postgres() -> Result<(String, Option<logbook_test_postgres::TestServer>)> {
+    if let Ok(url) = std::env::var(logbook_test_postgres::URL_VARIABLE)
+        && !url.is_empty()
+    {
+        return Ok((url, None));
+    }
+    let server = logbook_test_postgres::TestServer::start()
+        .context("cannot start a PostgreSQL server for the tests")?;
+    Ok((server.url(), Some(server)))
+}
+
 fn ci() -> Result<()> {
     let started = Instant::now();
+    let (postgres_url, _server) = test_postgres()?;
+    println!("ci: postgres {postgres_url}");
+    let postgres_env = [(logbook_test_postgres::URL_VARIABLE, postgres_url.as_str())];
     for (name, step) in CI {
         let step_started = Instant::now();
         let outcome = match step {
             Step::Cargo(args, env) => {
-                cargo(args, env).map(|()| format!("cargo {}", args.join(" ")))
+                let env: Vec<(&str, &str)> = env.iter().copied().chain(postgres_env).collect();
+                cargo(args, &env).map(|()| format!("cargo {}", args.join(" ")))
             }
             Step::Deps => deps::check(),
         };

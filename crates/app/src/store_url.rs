@@ -1,7 +1,8 @@
 //! Choosing storage at run time from a URL: `memory:`, `sqlite:PATH`,
-//! `file:DIR`. The application gets [`Stores`] (trait objects) back and never
+//! `file:DIR`, `postgres://user@host/db?schema=NAME` (or `postgresql://`).
+//! The application gets [`Stores`] (trait objects) back and never
 //! names an adapter type. Each durable adapter is behind a cargo feature of
-//! this crate (`sqlite`, `file`); a URL whose adapter was left out of the
+//! this crate (`sqlite`, `file`, `postgres`); a URL whose adapter was left out of the
 //! build parses, and opening it says which feature to enable.
 
 use std::fmt;
@@ -23,17 +24,20 @@ pub enum StoreUrl {
     Sqlite(PathBuf),
     /// `file:DIR` — an append-only log in a directory.
     File(PathBuf),
+    /// `postgres://…` or `postgresql://…` — a PostgreSQL database (the
+    /// whole URL, `?schema=NAME` included), shared by every host.
+    Postgres(String),
 }
 
 /// Why a store URL is not usable.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreUrlError {
     /// Not of the form `scheme:rest`.
-    #[error("invalid store URL {0:?}: expected memory:, sqlite:PATH or file:DIR")]
+    #[error("invalid store URL {0:?}: expected memory:, sqlite:PATH, file:DIR or postgres://…")]
     Malformed(String),
     /// A scheme logbook does not know.
     #[error(
-        "unknown store scheme {scheme:?} in {url:?}: expected memory:, sqlite:PATH or file:DIR"
+        "unknown store scheme {scheme:?} in {url:?}: expected memory:, sqlite:PATH, file:DIR or postgres://…"
     )]
     UnknownScheme {
         /// The scheme given.
@@ -86,6 +90,10 @@ impl FromStr for StoreUrl {
             "memory" => Err(StoreUrlError::Malformed(url.to_owned())),
             "sqlite" => needs_path(Self::Sqlite),
             "file" => needs_path(Self::File),
+            "postgres" | "postgresql" if rest.len() > 2 && rest.starts_with("//") => {
+                Ok(Self::Postgres(url.to_owned()))
+            }
+            "postgres" | "postgresql" => Err(StoreUrlError::Malformed(url.to_owned())),
             _ => Err(StoreUrlError::UnknownScheme {
                 scheme: scheme.to_owned(),
                 url: url.to_owned(),
@@ -100,6 +108,7 @@ impl fmt::Display for StoreUrl {
             Self::Memory => f.write_str("memory:"),
             Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             Self::File(path) => write!(f, "file:{}", path.display()),
+            Self::Postgres(url) => f.write_str(url),
         }
     }
 }
@@ -137,6 +146,10 @@ impl StoreUrl {
             Self::File(dir) => open_file_store(dir).map_err(open_error),
             #[cfg(not(feature = "file"))]
             Self::File(_) => Err(not_built_in("file")),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => open_postgres(url).map_err(open_error),
+            #[cfg(not(feature = "postgres"))]
+            Self::Postgres(_) => Err(not_built_in("postgres")),
         }
     }
 
@@ -195,6 +208,25 @@ fn open_file_store(dir: &std::path::Path) -> Result<Stores, StoreError> {
     }
 }
 
+#[cfg(feature = "postgres")]
+/// Connects to a PostgreSQL store from synchronous code running on a
+/// multi-threaded tokio runtime (the store's connections live on that
+/// runtime): the calling worker blocks while the store connects and
+/// migrates, and other tasks move to other workers meanwhile.
+fn open_postgres(url: &str) -> Result<Stores, StoreError> {
+    let unusable =
+        |why: &str| StoreError::backend("postgres", format!("opening {url}"), why.to_owned());
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| unusable("a PostgreSQL store must be opened on a running tokio runtime"))?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return Err(unusable(
+            "a PostgreSQL store must be opened on a multi-threaded tokio runtime",
+        ));
+    }
+    let connect = logbook_adapters_postgres::PostgresStore::connect(url, Default::default());
+    tokio::task::block_in_place(|| handle.block_on(connect)).map(|store| store.stores())
+}
+
 /// Parses `url` and opens the stores it names.
 ///
 /// # Errors
@@ -222,13 +254,20 @@ mod tests {
             "file:data".parse::<StoreUrl>().unwrap(),
             StoreUrl::File("data".into())
         );
+        for url in ["postgres://u@h/db?schema=s", "postgresql://h/db"] {
+            assert_eq!(
+                url.parse::<StoreUrl>().unwrap(),
+                StoreUrl::Postgres(url.into())
+            );
+        }
     }
 
     #[test]
     fn rejects_malformed_urls_with_a_reason() {
         for (url, want) in [
             ("logbook.db", "expected memory:"),
-            ("postgres://x", "unknown store scheme \"postgres\""),
+            ("mysql://x", "unknown store scheme \"mysql\""),
+            ("postgres:x", "invalid store URL"),
             ("sqlite:", "names no path"),
             ("file:", "names no path"),
             ("memory:x", "invalid store URL"),

@@ -200,8 +200,19 @@ fn bad_input_is_a_clear_error_never_a_panic() {
             "'-1'",
         );
         refused(
-            logbook("postgres://nowhere", &["account", "show", "a"]),
+            logbook("mysql://nowhere", &["account", "show", "a"]),
             "unknown store scheme",
+        );
+        refused(
+            logbook("postgres://nowhere.invalid/db", &["account", "show", "a"]),
+            "cannot open store postgres://nowhere.invalid/db",
+        );
+        refused(
+            logbook(
+                "postgres://localhost/db?schema=No-Such",
+                &["account", "show", "a"],
+            ),
+            "is not usable",
         );
         refused(
             logbook("sqlite:", &["account", "show", "a"]),

@@ -51,9 +51,35 @@ pub fn refused(output: Output, needle: &str) -> String {
     err
 }
 
-/// Every store a command must work on across processes.
-pub fn durable_stores(dir: &Path) -> [String; 2] {
-    [sqlite_url(dir), file_url(dir)]
+/// Every store a command must work on across processes: a SQLite file and
+/// a file log in `dir`, and a fresh schema of a PostgreSQL server
+/// (`LOGBOOK_TEST_POSTGRES_URL`, or one started for the test, stopped when
+/// the loop over the stores ends).
+pub fn durable_stores(dir: &Path) -> DurableStores {
+    let postgres = logbook_test_postgres::database();
+    DurableStores {
+        urls: vec![
+            sqlite_url(dir),
+            file_url(dir),
+            postgres.fresh_schema_url("cli"),
+        ]
+        .into_iter(),
+        _postgres: postgres,
+    }
+}
+
+/// The store URLs of a test, and the PostgreSQL server they name.
+pub struct DurableStores {
+    urls: std::vec::IntoIter<String>,
+    _postgres: logbook_test_postgres::TestDatabase,
+}
+
+impl Iterator for DurableStores {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        self.urls.next()
+    }
 }
 
 pub fn sqlite_url(dir: &Path) -> String {

@@ -1,0 +1,250 @@
+//! [`PostgresEventStore`]: the [`EventStore`] on PostgreSQL.
+//!
+//! Appends and deletions go to the writer task (see `writer.rs`), which
+//! decides and writes them under the head row lock; reads run on pooled
+//! connections, each one statement under READ COMMITTED, so each sees a
+//! committed prefix of the global log.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use logbook_domain::{NewEvent, Position, RecordedEvent, StreamId, Version};
+use logbook_ports::append;
+use logbook_ports::{
+    AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
+    StoreError,
+};
+use tokio_postgres::types::ToSql;
+
+use crate::Shared;
+use crate::error::store_error;
+use crate::rows::{Decoder, EVENT_COLUMNS, sql_int, unsigned};
+use crate::writer::Work;
+
+/// The event store of one PostgreSQL schema. Cheap to clone; every clone
+/// and the store's snapshot and checkpoint stores share one writer and one
+/// pool.
+#[derive(Clone)]
+pub struct PostgresEventStore {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PostgresEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresEventStore")
+            .field("url", &self.shared.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresEventStore {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// The stream's version and whether it is deleted (its last event is a
+    /// tombstone).
+    async fn stream_state(
+        &self,
+        client: &deadpool_postgres::Object,
+        stream: &StreamId,
+    ) -> Result<(Option<Version>, bool), StoreError> {
+        let statement = client
+            .prepare_cached(
+                "SELECT version, event_type FROM events WHERE stream = $1 \
+                 ORDER BY version DESC LIMIT 1",
+            )
+            .await
+            .map_err(|e| store_error(&self.shared.url, "preparing a read", &e))?;
+        let row = client
+            .query_opt(&statement, &[&stream.as_str()])
+            .await
+            .map_err(|e| {
+                store_error(
+                    &self.shared.url,
+                    &format!("reading the version of stream {stream}"),
+                    &e,
+                )
+            })?;
+        Ok(match row {
+            Some(row) => {
+                let version: i64 = row.get(0);
+                let last_type: &str = row.get(1);
+                (
+                    unsigned(version).filter(|v| *v > 0),
+                    append::is_tombstone(last_type),
+                )
+            }
+            None => (None, false),
+        })
+    }
+}
+
+/// The SQL of a global-log read with `filter`: `$1` from, `$2` limit, then
+/// `$3` the types and/or the prefix.
+fn read_all_sql(filter: &EventFilter) -> String {
+    let mut conditions = String::new();
+    let mut next = 3;
+    if !filter.event_types.is_empty() {
+        conditions.push_str(&format!(" AND event_type = ANY(${next}::text[])"));
+        next += 1;
+    }
+    if filter.stream_prefix.is_some() {
+        // starts_with compares literally: `%` and `_` are plain text.
+        conditions.push_str(&format!(" AND starts_with(stream, ${next}::text)"));
+    }
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE position >= $1{conditions} \
+         ORDER BY position LIMIT $2"
+    )
+}
+
+/// The SQL of a stream read: `$1` stream, `$2` from, `$3` limit.
+fn read_stream_sql(direction: ReadDirection) -> String {
+    match direction {
+        ReadDirection::Forward => format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
+        ),
+        ReadDirection::Backward => format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3"
+        ),
+    }
+}
+
+#[async_trait]
+impl EventStore for PostgresEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        append::validate_batch(&events)?;
+        self.shared
+            .writer
+            .run(Work::Append {
+                stream: stream.clone(),
+                expected,
+                events,
+            })
+            .await
+    }
+
+    async fn delete_stream(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.shared
+            .writer
+            .run(Work::Delete {
+                stream: stream.clone(),
+                expected,
+            })
+            .await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let doing = format!("reading stream {stream}");
+        let client = self.shared.client(&doing).await?;
+        let (_, deleted) = self.stream_state(&client, stream).await?;
+        append::check_not_deleted(stream, deleted)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let url = &self.shared.url;
+        let statement = client
+            .prepare_cached(&read_stream_sql(direction))
+            .await
+            .map_err(|e| store_error(url, &doing, &e))?;
+        let rows = client
+            .query(
+                &statement,
+                &[&stream.as_str(), &sql_int(from), &sql_int(limit as u64)],
+            )
+            .await
+            .map_err(|e| store_error(url, &doing, &e))?;
+        let mut decoder = Decoder::new(url, Some(stream.clone()));
+        rows.iter().map(|row| decoder.decode(row)).collect()
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let doing = "reading the global log";
+        let url = &self.shared.url;
+        let client = self.shared.client(doing).await?;
+        let statement = client
+            .prepare_cached(&read_all_sql(filter))
+            .await
+            .map_err(|e| store_error(url, doing, &e))?;
+        let from = sql_int(from);
+        let limit = sql_int(limit as u64);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &limit];
+        if !filter.event_types.is_empty() {
+            params.push(&filter.event_types);
+        }
+        if let Some(prefix) = &filter.stream_prefix {
+            params.push(prefix);
+        }
+        let rows = client
+            .query(&statement, &params)
+            .await
+            .map_err(|e| store_error(url, doing, &e))?;
+        let mut decoder = Decoder::new(url, None);
+        rows.iter().map(|row| decoder.decode(row)).collect()
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {
+        let client = self
+            .shared
+            .client(&format!("reading the version of stream {stream}"))
+            .await?;
+        let (current, deleted) = self.stream_state(&client, stream).await?;
+        append::check_not_deleted(stream, deleted)?;
+        Ok(current)
+    }
+
+    async fn head_position(&self) -> Result<Option<Position>, StoreError> {
+        let client = self.shared.client("reading the head position").await?;
+        let head = crate::schema::head(&client, &self.shared.url).await?;
+        Ok(Some(head).filter(|h| *h > 0))
+    }
+
+    fn commits(&self) -> Option<CommitSignal> {
+        Some(self.shared.commits.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_adds_one_condition_per_part() {
+        assert!(!read_all_sql(&EventFilter::all()).contains("$3"));
+        let both = EventFilter {
+            event_types: vec!["A".into()],
+            stream_prefix: Some("Bank-".into()),
+        };
+        let sql = read_all_sql(&both);
+        assert!(sql.contains("event_type = ANY($3::text[])"), "{sql}");
+        assert!(sql.contains("starts_with(stream, $4::text)"), "{sql}");
+        let sql = read_all_sql(&EventFilter::stream_prefix("Bank-"));
+        assert!(sql.contains("starts_with(stream, $3::text)"), "{sql}");
+    }
+}
