@@ -497,7 +497,9 @@ impl WriterThread {
                 }
                 Err(e) => {
                     let reason = write_failure(&self.path, self.buf.len(), &e);
-                    tracing::error!("{reason}");
+                    // Every caller gets `reason` as its error, once: logging it
+                    // too would print the failure twice.
+                    tracing::debug!("{reason}");
                     self.shared
                         .index
                         .write()
