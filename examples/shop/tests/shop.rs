@@ -114,7 +114,6 @@ async fn a_subscription_sees_checkouts_another_process_commits() {
     // Given a subscriber on the store, from the start.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shop.db");
-    ok(shop(&db, &["projection", "list"]));
     let stores = logbook::open_stores(&format!("sqlite:{}", db.display())).unwrap();
     let watching =
         tokio::spawn(async move { logbook_example_shop::checkouts(&stores, 1, 2).await });
