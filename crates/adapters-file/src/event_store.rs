@@ -15,6 +15,7 @@ use logbook_ports::{
 use logbook_ports::{append, metadata};
 use tokio::sync::{oneshot, watch};
 
+use crate::blocking::blocking;
 use crate::format;
 use crate::index::{Index, SegmentRef};
 use crate::record::{self, Record};
@@ -222,14 +223,6 @@ impl FileEventStore {
         let core = Arc::clone(&self.core);
         blocking(move || core.catch_up()).await
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| StoreError::backend("file", "running a read on a blocking thread", e))?
 }
 
 #[async_trait]

@@ -17,6 +17,7 @@
 //! `logbook-domain` only among logbook's crates; never on another adapter or
 //! on the application.
 
+mod blocking;
 mod checkpoints;
 mod durable;
 mod event_store;

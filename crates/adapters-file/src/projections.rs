@@ -4,7 +4,6 @@
 //! lock; the store directory's exclusive lock keeps other processes out,
 //! so that lock orders every saver.
 
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
@@ -14,6 +13,7 @@ use logbook_domain::Payload;
 use logbook_ports::projection::{decide_save, decode_parked, encode_parked};
 use logbook_ports::{ProjectionDocument, ProjectionSave, ProjectionStore, StoreError};
 
+use crate::blocking::{blocking, read_if_present};
 use crate::format::{self, PROJECTION_MAGIC, PROJECTIONS_DIR};
 use crate::segment;
 use crate::store::Core;
@@ -130,28 +130,12 @@ pub fn decode(
     }))
 }
 
-fn read(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::io(format!("read {}", path.display()), e)),
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| StoreError::backend("file", "running on a blocking thread", e))?
-}
-
 #[async_trait]
 impl ProjectionStore for FileProjectionStore {
     async fn load(&self, name: &str) -> Result<Option<ProjectionDocument>, StoreError> {
         let path = projection_path(&self.core.shared.dir, name);
         let name = name.to_owned();
-        blocking(move || match read(&path)? {
+        blocking(move || match read_if_present(&path)? {
             Some(bytes) => decode(&path, &bytes, Some(&name)),
             None => Ok(None),
         })
@@ -176,7 +160,7 @@ impl ProjectionStore for FileProjectionStore {
                 .unwrap_or_else(PoisonError::into_inner);
             // A damaged stored document fails the save: its generation
             // cannot be checked, and overwriting it would hide the damage.
-            let stored = match read(&path)? {
+            let stored = match read_if_present(&path)? {
                 Some(bytes) => decode(&path, &bytes, Some(&name))?,
                 None => None,
             };

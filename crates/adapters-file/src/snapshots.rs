@@ -1,7 +1,6 @@
 //! [`FileSnapshotStore`]: one file per stream under `snapshots/`, replaced
 //! atomically (temporary file, fsync, rename, fsync of the directory).
 
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
@@ -10,6 +9,7 @@ use chrono::DateTime;
 use logbook_domain::{Payload, StreamId};
 use logbook_ports::{Snapshot, SnapshotStore, StoreError};
 
+use crate::blocking::{blocking, read_if_present};
 use crate::format::{self, SNAPSHOT_MAGIC, SNAPSHOTS_DIR};
 use crate::segment;
 use crate::store::Core;
@@ -106,22 +106,6 @@ pub fn decode(
     }))
 }
 
-fn read(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::io(format!("read {}", path.display()), e)),
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| StoreError::backend("file", "running on a blocking thread", e))?
-}
-
 #[async_trait]
 impl SnapshotStore for FileSnapshotStore {
     async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError> {
@@ -134,7 +118,7 @@ impl SnapshotStore for FileSnapshotStore {
                 .snapshot_lock
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if let Some(old) = read(&path)?
+            if let Some(old) = read_if_present(&path)?
                 // An unreadable old snapshot is simply replaced.
                 && let Ok(Some(kept)) = decode(&path, &old, Some(snapshot.stream.as_str()))
                 && kept.version > snapshot.version
@@ -149,7 +133,7 @@ impl SnapshotStore for FileSnapshotStore {
     async fn load(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         let path = self.path(stream);
         let stream = stream.clone();
-        blocking(move || match read(&path)? {
+        blocking(move || match read_if_present(&path)? {
             Some(bytes) => decode(&path, &bytes, Some(stream.as_str())),
             None => Ok(None),
         })
@@ -166,7 +150,7 @@ impl SnapshotStore for FileSnapshotStore {
                 .snapshot_lock
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            match read(&path)? {
+            match read_if_present(&path)? {
                 Some(bytes) if matches!(decode(&path, &bytes, Some(stream.as_str())), Ok(None)) => {
                     Ok(()) // another stream's snapshot
                 }

@@ -267,7 +267,7 @@ impl PostgresStore {
         PostgresCheckpointStore::new(Arc::clone(&self.shared))
     }
 
-    /// The three stores, as the application uses them.
+    /// The four stores, as the application uses them.
     pub fn stores(&self) -> Stores {
         Stores {
             events: Arc::new(self.event_store()),
