@@ -16,6 +16,7 @@ pub mod cargo_ship;
 pub mod event;
 pub mod money;
 pub mod stream;
+pub mod subject;
 pub mod upcast;
 pub mod user_wallet;
 
@@ -23,4 +24,5 @@ pub use aggregate::Aggregate;
 pub use event::{DomainEvent, EventId, Metadata, NewEvent, Payload, PayloadError, RecordedEvent};
 pub use money::{Currency, CurrencyError, Money, MoneyError};
 pub use stream::{Position, StreamId, StreamIdError, Version};
+pub use subject::{SubjectId, SubjectIdError};
 pub use upcast::{UpcastError, Upcasters};

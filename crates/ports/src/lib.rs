@@ -25,6 +25,7 @@ pub mod paths;
 pub mod projection;
 pub mod read;
 pub mod snapshot;
+pub mod subject_key;
 
 use std::sync::Arc;
 
@@ -35,11 +36,12 @@ pub use event_store::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
 };
 pub use logbook_domain::{
-    EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, Version,
+    EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, SubjectId, Version,
 };
 pub use projection::{ParkedEvent, ProjectionDocument, ProjectionSave, ProjectionStore};
 pub use read::{GlobalPages, StreamPages, read_stream_to_end};
 pub use snapshot::{Snapshot, SnapshotStore};
+pub use subject_key::{SubjectKey, SubjectKeyStore, WrappedKey};
 
 /// The stores of one storage location, as the application uses them.
 ///
