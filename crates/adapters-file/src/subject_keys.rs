@@ -14,6 +14,7 @@ use std::sync::{Arc, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use logbook_ports::subject_key::stamp_now;
 use logbook_domain::SubjectId;
 use logbook_ports::{StoreError, SubjectKey, SubjectKeyStore, WrappedKey};
 
@@ -221,7 +222,7 @@ impl SubjectKeyStore for FileSubjectKeyStore {
             keys.entry(subject)
                 .or_insert_with(|| SubjectKey::Active {
                     wrapped: candidate,
-                    created_at: Utc::now(),
+                    created_at: stamp_now(),
                 })
                 .clone()
         })
@@ -232,7 +233,7 @@ impl SubjectKeyStore for FileSubjectKeyStore {
         let subject = subject.clone();
         self.change(move |keys| {
             let tombstone = SubjectKey::Shredded {
-                shredded_at: Utc::now(),
+                shredded_at: stamp_now(),
             };
             let entry = keys.entry(subject).or_insert_with(|| tombstone.clone());
             if matches!(entry, SubjectKey::Active { .. }) {

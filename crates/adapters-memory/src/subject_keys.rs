@@ -6,8 +6,8 @@ use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::Utc;
 use logbook_domain::SubjectId;
+use logbook_ports::subject_key::stamp_now;
 use logbook_ports::{StoreError, SubjectKey, SubjectKeyStore, WrappedKey};
 
 /// Keeps subjects' keys in memory, ordered by subject id.
@@ -43,7 +43,7 @@ impl SubjectKeyStore for MemorySubjectKeyStore {
             .entry(subject.clone())
             .or_insert_with(|| SubjectKey::Active {
                 wrapped: candidate,
-                created_at: Utc::now(),
+                created_at: stamp_now(),
             })
             .clone())
     }
@@ -51,11 +51,11 @@ impl SubjectKeyStore for MemorySubjectKeyStore {
     async fn shred(&self, subject: &SubjectId) -> Result<SubjectKey, StoreError> {
         let mut keys = self.lock();
         let entry = keys.entry(subject.clone()).or_insert(SubjectKey::Shredded {
-            shredded_at: Utc::now(),
+            shredded_at: stamp_now(),
         });
         if matches!(entry, SubjectKey::Active { .. }) {
             *entry = SubjectKey::Shredded {
-                shredded_at: Utc::now(),
+                shredded_at: stamp_now(),
             };
         }
         Ok(entry.clone())

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use logbook_domain::SubjectId;
+use logbook_ports::subject_key::stamp_now;
 use logbook_ports::{StoreError, SubjectKey, SubjectKeyStore, WrappedKey};
 use rusqlite::{Connection, OpenFlags, Row, params};
 
@@ -177,7 +177,7 @@ fn select_one(
 }
 
 fn micros_now() -> i64 {
-    Utc::now().timestamp_micros()
+    stamp_now().timestamp_micros()
 }
 
 #[async_trait]

@@ -45,7 +45,17 @@ impl fmt::Debug for WrappedKey {
     }
 }
 
-/// What a store holds for one subject.
+/// The time a store stamps on a new key or tombstone: now, to the
+/// microsecond, the precision every store keeps, so a record reads back
+/// equal to the one returned when it was stored.
+#[must_use]
+pub fn stamp_now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// What a store holds for one subject. Times have microsecond precision
+/// ([`stamp_now`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubjectKey {
     /// The subject's key, usable.
