@@ -14,8 +14,8 @@ use std::sync::{Arc, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use logbook_ports::subject_key::stamp_now;
 use logbook_domain::SubjectId;
+use logbook_ports::subject_key::stamp_now;
 use logbook_ports::{StoreError, SubjectKey, SubjectKeyStore, WrappedKey};
 
 use crate::blocking::{blocking, read_if_present};

@@ -113,6 +113,9 @@ fn prepare_writer(
     pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
     pragma("cache_size", WRITER_CACHE_KIB)?;
     pragma("foreign_keys", "ON")?;
+    // Zero what a write frees or moves, everywhere, so a shredded subject's
+    // key leaves no stale copy in free space (SECURITY: see subject_keys).
+    pragma("secure_delete", "ON")?;
     schema::migrate(conn, path)
 }
 

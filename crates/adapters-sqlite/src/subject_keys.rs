@@ -4,11 +4,13 @@
 //! Creating a key is an `INSERT ... ON CONFLICT DO NOTHING` and a read of
 //! the row in the writer's `BEGIN IMMEDIATE` transaction, which SQLite
 //! serializes across processes, so concurrent creators all read back the
-//! first key. A shred overwrites the row with its tombstone under
-//! `PRAGMA secure_delete` (SQLite zeroes the space the old row took in the
-//! page) and then checkpoints the write-ahead log with `TRUNCATE`, so the
-//! page that still held the key is neither in the database file nor in the
-//! `-wal` file once the shred returns.
+//! first key. A shred overwrites the row with its tombstone; the writer's
+//! connection runs with `PRAGMA secure_delete = ON`, so SQLite zeroes the
+//! space the old row took, and every stale copy a page split or
+//! defragmentation would otherwise leave in free space (with it off, the
+//! byte-search test finds such copies). The shred then checkpoints the
+//! write-ahead log with `TRUNCATE`, so the old page image is neither in the
+//! database file nor in the `-wal` file once the shred returns.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -46,31 +48,18 @@ impl SqliteSubjectKeyStore {
         Self { shared }
     }
 
-    /// Runs `work` on the writer with `PRAGMA secure_delete` on, so the
-    /// bytes a row loses are zeroed in its page, then off again (other
-    /// writes of the group need not pay for it).
-    async fn write_erasing<T: Send + 'static>(
+    /// Runs `work` on the writer, in its transaction. The writer's
+    /// connection has `PRAGMA secure_delete` on: the bytes a row loses (and
+    /// every copy SQLite moves around in a page) are zeroed, not left in
+    /// free space.
+    async fn write<T: Send + 'static>(
         &self,
-        doing: String,
         work: impl FnOnce(&Connection, &Path) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let path = self.shared.path.clone();
         self.shared
             .writer
-            .run(
-                0,
-                move |conn| {
-                    let set = |on: bool| {
-                        conn.pragma_update(None, "secure_delete", on)
-                            .map_err(|e| store_error(&path, &doing, e))
-                    };
-                    set(true)?;
-                    let result = work(conn, &path);
-                    set(false)?;
-                    result
-                },
-                |_| None,
-            )
+            .run(0, move |conn| work(conn, &path), |_| None)
             .await
     }
 
@@ -236,7 +225,7 @@ impl SubjectKeyStore for SqliteSubjectKeyStore {
         let id = subject.clone();
         let doing = format!("shredding the key of subject {subject}");
         let tombstone = self
-            .write_erasing(doing.clone(), move |conn, path| {
+            .write(move |conn, path| {
                 conn.prepare_cached(
                     "INSERT INTO subject_keys (subject, shredded_at) VALUES (?1, ?2) \
                      ON CONFLICT (subject) DO UPDATE \
@@ -296,7 +285,7 @@ impl SubjectKeyStore for SqliteSubjectKeyStore {
         let id = subject.clone();
         let current = current.clone();
         let doing = format!("rewrapping the key of subject {subject}");
-        self.write_erasing(doing.clone(), move |conn, path| {
+        self.write(move |conn, path| {
             conn.prepare_cached(
                 "UPDATE subject_keys SET wrapped = ?3 \
                  WHERE subject = ?1 AND wrapped = ?2 AND shredded_at IS NULL",
