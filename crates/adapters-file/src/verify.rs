@@ -6,7 +6,7 @@ use std::path::Path;
 
 use logbook_ports::StoreError;
 
-use crate::checkpoints;
+use crate::{checkpoints, subject_keys};
 use crate::format::{PROJECTIONS_DIR, SNAPSHOTS_DIR};
 use crate::recovery::{self, Corruption, Mode, TornTail};
 use crate::{projections, snapshots};
@@ -29,6 +29,8 @@ pub struct VerifyReport {
     pub projections: usize,
     /// Subscribers' checkpoints read.
     pub checkpoints: usize,
+    /// Data subjects' keys and tombstones read.
+    pub subject_keys: usize,
     /// A torn tail (a write cut short by a crash, or in progress now): not
     /// corruption; opening the store for writing cuts it off.
     pub torn_tail: Option<TornTail>,
@@ -47,14 +49,15 @@ impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} events in {} streams, {} segments ({} bytes), {} snapshots, {} projections, {} checkpoints",
+            "{} events in {} streams, {} segments ({} bytes), {} snapshots, {} projections, {} checkpoints, {} subject keys",
             self.events,
             self.streams,
             self.segments,
             self.bytes,
             self.snapshots,
             self.projections,
-            self.checkpoints
+            self.checkpoints,
+            self.subject_keys
         )?;
         if let Some(torn) = &self.torn_tail {
             writeln!(f, "{torn}")?;
@@ -68,7 +71,7 @@ impl fmt::Display for VerifyReport {
 
 /// Reads every record of the store in `dir` (checksums, framing, positions,
 /// versions, unique ids), every snapshot file, every read model's document
-/// file and the checkpoints file.
+/// file, the checkpoints file and the subject-keys file.
 /// Takes no lock and writes nothing, so it may run while the store is open.
 ///
 /// # Errors
@@ -99,6 +102,18 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
                 file: dir.join(crate::format::CHECKPOINTS_FILE),
                 offset: 0,
                 detail: "checkpoints file fails its checksum or framing".into(),
+            });
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    }
+    match subject_keys::load(dir) {
+        Ok(keys) => report.subject_keys = keys.len(),
+        Err(StoreError::Corrupt { location, detail }) => {
+            report.corruption = Some(Corruption {
+                file: dir.join(crate::format::SUBJECT_KEYS_FILE),
+                offset: 0,
+                detail: format!("{detail} ({location})"),
             });
             return Ok(report);
         }
