@@ -6,9 +6,9 @@ use std::path::Path;
 
 use logbook_ports::StoreError;
 
-use crate::{checkpoints, subject_keys};
 use crate::format::{PROJECTIONS_DIR, SNAPSHOTS_DIR};
 use crate::recovery::{self, Corruption, Mode, TornTail};
+use crate::{checkpoints, subject_keys};
 use crate::{projections, snapshots};
 
 /// What [`verify`] found.
