@@ -195,7 +195,8 @@ fn an_empty_file_is_migrated_to_the_current_schema() {
             "events_by_type",
             "projections",
             "snapshots",
-            "streams"
+            "streams",
+            "subject_keys"
         ]
     );
     // and opening it again migrates nothing twice
@@ -607,8 +608,10 @@ fn a_version_1_database_gains_the_projections_table_and_keeps_its_data() {
     });
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE projections; PRAGMA user_version = 1;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE projections; DROP TABLE subject_keys; PRAGMA user_version = 1;",
+        )
+        .unwrap();
     }
     // When this build opens it
     let store = open(&path).unwrap();

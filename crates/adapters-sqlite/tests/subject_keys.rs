@@ -118,6 +118,47 @@ async fn a_shredded_key_is_in_no_file_of_the_database() {
     ));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_database_gains_the_key_table_and_keeps_its_events() {
+    use logbook_ports::{EventStore, SubjectKeyStore};
+    // Given a database as the build before subject keys left it: schema
+    // version 2, an event, no key table
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logbook.db");
+    open(&path)
+        .event_store()
+        .append(
+            &StreamId::new("Account-1").unwrap(),
+            ExpectedVersion::NoStream,
+            vec![event("Opened", 1)],
+        )
+        .await
+        .unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE subject_keys; PRAGMA user_version = 2;")
+            .unwrap();
+    }
+    // When this build opens it
+    let store = open(&path);
+    // Then it is at the current version, the event is there, and keys work
+    let version: u32 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, logbook_adapters_sqlite::SCHEMA_VERSION);
+    assert_eq!(store.event_store().head_position().await.unwrap(), Some(1));
+    let keys = store.subject_key_store();
+    let created = keys
+        .get_or_create(&subject("user-alice"), WrappedKey::new(b"k".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.get(&subject("user-alice")).await.unwrap(),
+        Some(created)
+    );
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
