@@ -110,7 +110,11 @@ pub trait SubjectKeyStore: Send + Sync {
     ///
     /// # Errors
     /// MUST return an error, and keep the key, when the tombstone could not
-    /// be stored durably (backend failures).
+    /// be stored durably (backend failures). MUST also return an error when
+    /// the tombstone is stored but the erasure that should follow it could
+    /// not be finished (SQLite: a reader of another process kept the
+    /// write-ahead log from being truncated); the key is then unusable, and
+    /// shredding again retries the erasure.
     async fn shred(&self, subject: &SubjectId) -> Result<SubjectKey, StoreError>;
 
     /// Up to `limit` records in subject-id order (byte order of the id),
