@@ -18,6 +18,7 @@ use logbook_ports::{
 };
 
 use crate::codec::{self, CodecError, Decoder};
+use crate::personal::{Keyring, PersonalDataError, fields};
 
 /// How a [`Repository`] behaves.
 #[derive(Debug, Clone)]
@@ -98,6 +99,10 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     /// A stored event could not be read as this aggregate's event.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// Personal data could not be sealed or opened (no or a wrong master
+    /// key, a shredded subject to write for); nothing was appended.
+    #[error(transparent)]
+    Personal(#[from] PersonalDataError),
     /// The aggregate has no events (nothing to delete).
     #[error("stream {stream} does not exist")]
     NotFound {
@@ -175,6 +180,7 @@ pub struct Repository<A: Aggregate> {
     options: RepositoryOptions,
     cache: Mutex<HashMap<StreamId, Loaded<A>>>,
     decoder: Decoder<A::Event>,
+    keyring: Option<Keyring>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -196,6 +202,7 @@ impl<A: Aggregate> Repository<A> {
             options,
             cache: Mutex::new(HashMap::new()),
             decoder: Decoder::new(),
+            keyring: None,
             _aggregate: PhantomData,
         }
     }
@@ -210,8 +217,19 @@ impl<A: Aggregate> Repository<A> {
             options,
             cache: Mutex::new(HashMap::new()),
             decoder: Decoder::new(),
+            keyring: None,
             _aggregate: PhantomData,
         }
+    }
+
+    /// Seals the personal fields of new events and snapshots with subject
+    /// keys from `keyring`, and opens them when loading (a shredded
+    /// subject's as the placeholder). Without one, personal fields are
+    /// written in plain text and encrypted ones cannot be loaded.
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
     }
 
     /// Publishes every committed event to `bus` after the append.
@@ -301,10 +319,14 @@ impl<A: Aggregate> Repository<A> {
                     conflicts,
                 });
             }
-            let envelopes = decided
-                .iter()
-                .map(|event| codec::encode(event, metadata))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut envelopes = Vec::with_capacity(decided.len());
+            for event in &decided {
+                let envelope = codec::encode(event, metadata)?;
+                envelopes.push(match &self.keyring {
+                    Some(keyring) => keyring.seal_event(&stream, event, envelope).await?,
+                    None => envelope,
+                });
+            }
             let expected = ExpectedVersion::from_current(Some(loaded.version));
             match self.events.append(&stream, expected, envelopes).await {
                 Ok(outcome) => {
@@ -491,12 +513,27 @@ impl<A: Aggregate> Repository<A> {
                 if !keep(recorded) {
                     return Ok(base);
                 }
-                let event: A::Event = self.decoder.decode(recorded)?;
+                let event: A::Event = self.decode(recorded).await?;
                 base.state.apply(&event);
                 base.version = recorded.version;
             }
         }
         Ok(base)
+    }
+
+    /// Reads one stored event, its personal fields opened first.
+    async fn decode(&self, recorded: &RecordedEvent) -> Result<A::Event, A> {
+        if !fields::may_be_encrypted(&recorded.payload) {
+            return Ok(self.decoder.decode(recorded)?);
+        }
+        let opened = match &self.keyring {
+            Some(keyring) => keyring.open_event(recorded).await?,
+            None => match fields::subjects_in(&recorded.payload).into_iter().next() {
+                Some(subject) => return Err(PersonalDataError::NoMasterKey { subject }.into()),
+                None => None,
+            },
+        };
+        Ok(self.decoder.decode(opened.as_ref().unwrap_or(recorded))?)
     }
 
     /// The stored snapshot, if there is a usable one. A snapshot of another
@@ -525,7 +562,27 @@ impl<A: Aggregate> Repository<A> {
             }
             Err(_) => return None,
         }
-        match snapshot.state.to_value::<A>() {
+        let state = if fields::is_sealed_whole(&snapshot.state) {
+            let Some(keyring) = &self.keyring else {
+                tracing::warn!(%stream, "snapshot is encrypted and no master key is configured; replaying events instead");
+                return None;
+            };
+            match keyring
+                .open_snapshot(&snapshot.state, stream, snapshot.version)
+                .await
+            {
+                Ok(Some(state)) => state,
+                // A subject of it is shredded: the events give the placeholder.
+                Ok(None) => return None,
+                Err(error) => {
+                    tracing::warn!(%stream, %error, "snapshot does not open; replaying events instead");
+                    return None;
+                }
+            }
+        } else {
+            snapshot.state
+        };
+        match state.to_value::<A>() {
             Ok(state) => Some(Loaded {
                 state,
                 version: snapshot.version,
@@ -559,6 +616,13 @@ impl<A: Aggregate> Repository<A> {
                 return false;
             }
         };
+        let state = match self.sealed_snapshot(stream, state, after).await {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::debug!(%stream, %error, "state holds personal data that cannot be sealed; no snapshot taken");
+                return false;
+            }
+        };
         let snapshot = Snapshot {
             stream: stream.clone(),
             version: after,
@@ -574,6 +638,44 @@ impl<A: Aggregate> Repository<A> {
                 false
             }
         }
+    }
+
+    /// `state` sealed with the keys of every subject the stream's events
+    /// name, so a snapshot never holds personal data in plain text (and is
+    /// useless once one of them is shredded). The subjects are read from
+    /// the stream itself: snapshots are rare, and this keeps no state.
+    async fn sealed_snapshot(
+        &self,
+        stream: &StreamId,
+        state: Payload,
+        version: Version,
+    ) -> std::result::Result<Payload, PersonalDataError> {
+        let Some(keyring) = &self.keyring else {
+            return Ok(state);
+        };
+        let mut subjects = Vec::new();
+        let mut pages = StreamPages::new(
+            &*self.events,
+            stream,
+            ReadDirection::Forward,
+            1,
+            self.options.page_size,
+        );
+        while let Some(page) = pages.next_page().await? {
+            for recorded in page.iter().filter(|e| e.version <= version) {
+                for subject in fields::subjects_in(&recorded.payload) {
+                    if !subjects.contains(&subject) {
+                        subjects.push(subject);
+                    }
+                }
+            }
+        }
+        if subjects.is_empty() {
+            return Ok(state);
+        }
+        keyring
+            .seal_snapshot(&state, stream, version, &subjects)
+            .await
     }
 
     async fn publish(&self, stream: &StreamId, before: Version, count: usize) {

@@ -132,6 +132,18 @@ pub enum ExecError {
         #[source]
         source: StoreError,
     },
+    /// Personal data could not be sealed or opened (no or a wrong master
+    /// key, new data for a shredded subject); nothing was appended.
+    #[error("{aggregate} {id}: {source}")]
+    Personal {
+        /// The aggregate.
+        aggregate: &'static str,
+        /// The id.
+        id: String,
+        /// Why.
+        #[source]
+        source: Box<crate::personal::PersonalDataError>,
+    },
     /// A stored event could not be read as this aggregate's event.
     #[error("{aggregate} {id}: {source}")]
     Codec {
@@ -169,6 +181,11 @@ impl ExecError {
                 source,
             },
             RepositoryError::Codec(source) => Self::Codec {
+                aggregate,
+                id,
+                source: Box::new(source),
+            },
+            RepositoryError::Personal(source) => Self::Personal {
                 aggregate,
                 id,
                 source: Box::new(source),
