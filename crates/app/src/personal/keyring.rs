@@ -64,6 +64,8 @@ pub struct Rotation {
 pub struct Keyring {
     keys: Arc<dyn SubjectKeyStore>,
     master: Option<MasterKey>,
+    /// Why the configured master key could not be read, if it could not.
+    unreadable: Option<String>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -77,7 +79,39 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// Keys kept in `keys`, sealed with `master`.
     pub fn new(keys: Arc<dyn SubjectKeyStore>, master: Option<MasterKey>) -> Self {
-        Self { keys, master }
+        Self {
+            keys,
+            master,
+            unreadable: None,
+        }
+    }
+
+    /// Keys kept in `keys`, sealed with this process's master key
+    /// ([`process_master_key`](super::master_key::process_master_key)). A
+    /// key that could not be read is reported on first use.
+    pub fn for_process(keys: Arc<dyn SubjectKeyStore>) -> Self {
+        match super::master_key::process_master_key() {
+            Ok(master) => Self::new(keys, master),
+            Err(reason) => Self {
+                keys,
+                master: None,
+                unreadable: Some(reason),
+            },
+        }
+    }
+
+    /// The master key, or why there is none.
+    fn master(&self, subject: &SubjectId) -> Result<&MasterKey, PersonalDataError> {
+        if let Some(reason) = &self.unreadable {
+            return Err(PersonalDataError::UnreadableMasterKey {
+                reason: reason.clone(),
+            });
+        }
+        self.master
+            .as_ref()
+            .ok_or_else(|| PersonalDataError::NoMasterKey {
+                subject: subject.clone(),
+            })
     }
 
     /// The key port.
@@ -105,6 +139,11 @@ impl Keyring {
         &self,
         subject: &SubjectId,
     ) -> Result<Option<SecretKey>, PersonalDataError> {
+        if let Some(reason) = &self.unreadable {
+            return Err(PersonalDataError::UnreadableMasterKey {
+                reason: reason.clone(),
+            });
+        }
         let Some(master) = &self.master else {
             if self.keys.list(None, 1).await?.is_empty() {
                 tracing::debug!(%subject, "no master key configured: personal data stored in plain text");
@@ -149,12 +188,7 @@ impl Keyring {
             }),
             Some(SubjectKey::Shredded { .. }) => Ok(Access::Shredded),
             Some(SubjectKey::Active { wrapped, .. }) => {
-                let master =
-                    self.master
-                        .as_ref()
-                        .ok_or_else(|| PersonalDataError::NoMasterKey {
-                            subject: subject.clone(),
-                        })?;
+                let master = self.master(subject)?;
                 unwrap(master, subject, &wrapped)
                     .map(Access::Open)
                     .ok_or_else(|| PersonalDataError::WrongMasterKey {
@@ -325,12 +359,7 @@ impl Keyring {
                     rotation.already_new += 1;
                     continue;
                 }
-                let master =
-                    self.master
-                        .as_ref()
-                        .ok_or_else(|| PersonalDataError::NoMasterKey {
-                            subject: subject.clone(),
-                        })?;
+                let master = self.master(&subject)?;
                 let key = unwrap(master, &subject, &wrapped).ok_or_else(|| {
                     PersonalDataError::WrongMasterKey {
                         subject: subject.clone(),

@@ -116,6 +116,30 @@ impl MasterKey {
     }
 }
 
+/// The master key this process uses where none is given explicitly: the one
+/// [`use_master_key`] set, else the environment's ([`MasterKey::from_env`],
+/// read once). An unreadable key is kept as its one-line error.
+static PROCESS_MASTER_KEY: std::sync::OnceLock<Result<Option<MasterKey>, String>> =
+    std::sync::OnceLock::new();
+
+/// Makes `key` the master key of this process (a front end's
+/// `--master-key-file`), for every repository and projector opened on a
+/// store afterwards; returns false when a key was already in use (set, or
+/// read from the environment), which stays.
+pub fn use_master_key(key: MasterKey) -> bool {
+    PROCESS_MASTER_KEY.set(Ok(Some(key))).is_ok()
+}
+
+/// The master key of this process (see [`use_master_key`]).
+///
+/// # Errors
+/// The one-line reason the environment's key could not be read.
+pub fn process_master_key() -> Result<Option<MasterKey>, String> {
+    PROCESS_MASTER_KEY
+        .get_or_init(|| MasterKey::from_env().map_err(|e| e.to_string()))
+        .clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

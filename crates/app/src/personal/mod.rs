@@ -20,7 +20,10 @@ use logbook_ports::StoreError;
 
 pub use fields::{Access, FormError};
 pub use keyring::{Keyring, Rotation};
-pub use master_key::{MASTER_KEY_FILE_VAR, MASTER_KEY_VAR, MasterKey, MasterKeyError};
+pub use master_key::{
+    MASTER_KEY_FILE_VAR, MASTER_KEY_VAR, MasterKey, MasterKeyError, process_master_key,
+    use_master_key,
+};
 pub use shred::{PersonalDataEvent, Shredded, shred, subject_stream};
 
 /// Why personal data could not be sealed, opened or shredded.
@@ -33,6 +36,12 @@ pub enum PersonalDataError {
     NoMasterKey {
         /// The subject.
         subject: SubjectId,
+    },
+    /// The configured master key could not be read.
+    #[error("{reason}")]
+    UnreadableMasterKey {
+        /// Why, in one line.
+        reason: String,
     },
     /// Personal data to record in a store that holds subject keys, and no
     /// master key: it is refused rather than stored in plain text.
