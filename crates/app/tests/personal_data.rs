@@ -321,3 +321,25 @@ async fn rotating_the_master_key_rewraps_every_key_and_the_old_key_no_longer_ope
     assert_eq!(loaded.state.username, ALICE);
     assert!(wallets(&stores, &keyring).load("1").await.is_err());
 }
+
+#[tokio::test]
+async fn an_event_with_encrypted_fields_checks_as_its_aggregates_without_a_key() {
+    // Given a wallet whose username is stored encrypted (as an export carries it)
+    let stores = logbook_adapters_memory::stores();
+    let keys: Arc<dyn SubjectKeyStore> = Arc::new(KeysBeside::default());
+    let keyring = Keyring::new(Arc::clone(&keys), Some(MasterKey::generate()));
+    let repository = wallets(&stores, &keyring);
+    repository.execute("1", &create(ALICE)).await.unwrap();
+    let stored = repository.history("1").await.unwrap().remove(0);
+    // When the registry checks it (as import does), then it reads
+    let registry = logbook::registry::AggregateRegistry::with_seed_domains();
+    assert_eq!(registry.check_event(&stored), Some(Ok(())));
+    // And an encrypted value of the wrong shape is reported
+    let mut broken = stored.clone();
+    broken.payload = logbook_domain::Payload::from_json(
+        br#"{"username":{"$encrypted":{"v":9}},"balance":"1.00"}"#.to_vec(),
+    )
+    .unwrap();
+    let err = registry.check_event(&broken).unwrap().unwrap_err();
+    assert!(err.to_string().contains("unknown version 9"), "{err}");
+}
