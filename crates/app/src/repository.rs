@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use logbook_domain::{
-    Aggregate, Metadata, Payload, RecordedEvent, StreamId, StreamIdError, Version,
+    Aggregate, Metadata, Payload, RecordedEvent, StreamId, StreamIdError, SubjectId, Version,
 };
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{
@@ -134,6 +134,22 @@ fn backoff(conflicts: u32) -> Duration {
     Duration::from_micros(random % ceiling_us + 1)
 }
 
+/// The data subjects named by a stream's events `1..=through` (only when a
+/// keyring is set), so a snapshot is sealed without reading the stream
+/// again.
+struct KnownSubjects {
+    through: Version,
+    subjects: Vec<SubjectId>,
+}
+
+fn add_subjects(into: &mut Vec<SubjectId>, from: impl IntoIterator<Item = SubjectId>) {
+    for subject in from {
+        if !into.contains(&subject) {
+            into.push(subject);
+        }
+    }
+}
+
 /// The time-travel rule: a stream as of `at` is its events in stream order
 /// up to the first one recorded after `at`.
 fn recorded_by(at: DateTime<Utc>) -> impl Fn(&RecordedEvent) -> bool {
@@ -181,6 +197,7 @@ pub struct Repository<A: Aggregate> {
     cache: Mutex<HashMap<StreamId, Loaded<A>>>,
     decoder: Decoder<A::Event>,
     keyring: Option<Keyring>,
+    subjects: Mutex<HashMap<StreamId, KnownSubjects>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -203,6 +220,7 @@ impl<A: Aggregate> Repository<A> {
             cache: Mutex::new(HashMap::new()),
             decoder: Decoder::new(),
             keyring: None,
+            subjects: Mutex::new(HashMap::new()),
             _aggregate: PhantomData,
         }
     }
@@ -218,6 +236,7 @@ impl<A: Aggregate> Repository<A> {
             cache: Mutex::new(HashMap::new()),
             decoder: Decoder::new(),
             keyring: None,
+            subjects: Mutex::new(HashMap::new()),
             _aggregate: PhantomData,
         }
     }
@@ -327,6 +346,12 @@ impl<A: Aggregate> Repository<A> {
                     None => envelope,
                 });
             }
+            let mut written = Vec::new();
+            if self.keyring.is_some() {
+                for envelope in &envelopes {
+                    add_subjects(&mut written, fields::subjects_in(&envelope.payload));
+                }
+            }
             let expected = ExpectedVersion::from_current(Some(loaded.version));
             match self.events.append(&stream, expected, envelopes).await {
                 Ok(outcome) => {
@@ -346,6 +371,7 @@ impl<A: Aggregate> Repository<A> {
                         "command appended"
                     );
                     self.remember(&stream, &state, version);
+                    self.extend_subjects(&stream, loaded.version, version, written);
                     let snapshot_taken = self
                         .maybe_snapshot(&stream, &state, loaded.version, version)
                         .await;
@@ -419,7 +445,7 @@ impl<A: Aggregate> Repository<A> {
                 version: 0,
             },
         };
-        self.fold_forward(&stream, base, |e| e.version <= version)
+        self.fold_forward(&stream, base, |e| e.version <= version, &mut Vec::new())
             .await
     }
 
@@ -435,7 +461,8 @@ impl<A: Aggregate> Repository<A> {
             state: A::default(),
             version: 0,
         };
-        self.fold_forward(&stream, start, recorded_by(at)).await
+        self.fold_forward(&stream, start, recorded_by(at), &mut Vec::new())
+            .await
     }
 
     /// The recorded events of `id` as of `at`, oldest first: the events
@@ -486,9 +513,15 @@ impl<A: Aggregate> Repository<A> {
             }),
         };
         let start_version = base.version;
-        let loaded = self.fold_forward(stream, base, |_| true).await?;
+        let mut seen = Vec::new();
+        let loaded = self.fold_forward(stream, base, |_| true, &mut seen).await?;
         if loaded.version != start_version {
             self.remember(stream, &loaded.state, loaded.version);
+        }
+        if start_version == 0 {
+            self.set_subjects(stream, loaded.version, seen);
+        } else {
+            self.extend_subjects(stream, start_version, loaded.version, seen);
         }
         Ok(loaded)
     }
@@ -500,6 +533,7 @@ impl<A: Aggregate> Repository<A> {
         stream: &StreamId,
         mut base: Loaded<A>,
         keep: impl Fn(&RecordedEvent) -> bool,
+        seen: &mut Vec<SubjectId>,
     ) -> Result<Loaded<A>, A> {
         let mut pages = StreamPages::new(
             &*self.events,
@@ -514,6 +548,9 @@ impl<A: Aggregate> Repository<A> {
                     return Ok(base);
                 }
                 let event: A::Event = self.decode(recorded).await?;
+                if self.keyring.is_some() {
+                    add_subjects(seen, fields::subjects_in(&recorded.payload));
+                }
                 base.state.apply(&event);
                 base.version = recorded.version;
             }
@@ -640,10 +677,47 @@ impl<A: Aggregate> Repository<A> {
         }
     }
 
+    /// Records that events `1..=through` of `stream` name `subjects`.
+    fn set_subjects(&self, stream: &StreamId, through: Version, subjects: Vec<SubjectId>) {
+        if self.keyring.is_none() || self.options.cache_capacity == 0 {
+            return;
+        }
+        let mut known = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= self.options.cache_capacity && !known.contains_key(stream) {
+            // Bounded: forgetting only costs one read of a stream later.
+            known.clear();
+        }
+        known.insert(stream.clone(), KnownSubjects { through, subjects });
+    }
+
+    /// Extends what is known of `stream` from `from` to `to` with
+    /// `subjects`, when what is known reaches exactly `from`; otherwise
+    /// forgets it (it no longer describes a prefix of the stream).
+    fn extend_subjects(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        to: Version,
+        subjects: Vec<SubjectId>,
+    ) {
+        let mut known = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+        match known.get_mut(stream) {
+            Some(entry) if entry.through == from => {
+                add_subjects(&mut entry.subjects, subjects);
+                entry.through = to;
+            }
+            Some(_) => {
+                known.remove(stream);
+            }
+            None => {}
+        }
+    }
+
     /// `state` sealed with the keys of every subject the stream's events
     /// name, so a snapshot never holds personal data in plain text (and is
-    /// useless once one of them is shredded). The subjects are read from
-    /// the stream itself: snapshots are rare, and this keeps no state.
+    /// useless once one of them is shredded). The subjects are those this
+    /// repository saw while folding and appending; when it has not seen the
+    /// whole stream, they are read from the stream once.
     async fn sealed_snapshot(
         &self,
         stream: &StreamId,
@@ -653,6 +727,31 @@ impl<A: Aggregate> Repository<A> {
         let Some(keyring) = &self.keyring else {
             return Ok(state);
         };
+        let known = self
+            .subjects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream)
+            .filter(|known| known.through == version)
+            .map(|known| known.subjects.clone());
+        let subjects = match known {
+            Some(subjects) => subjects,
+            None => self.subjects_through(stream, version).await?,
+        };
+        if subjects.is_empty() {
+            return Ok(state);
+        }
+        keyring
+            .seal_snapshot(&state, stream, version, &subjects)
+            .await
+    }
+
+    /// The subjects named by events `1..=version` of `stream`, read from it.
+    async fn subjects_through(
+        &self,
+        stream: &StreamId,
+        version: Version,
+    ) -> std::result::Result<Vec<SubjectId>, PersonalDataError> {
         let mut subjects = Vec::new();
         let mut pages = StreamPages::new(
             &*self.events,
@@ -663,19 +762,11 @@ impl<A: Aggregate> Repository<A> {
         );
         while let Some(page) = pages.next_page().await? {
             for recorded in page.iter().filter(|e| e.version <= version) {
-                for subject in fields::subjects_in(&recorded.payload) {
-                    if !subjects.contains(&subject) {
-                        subjects.push(subject);
-                    }
-                }
+                add_subjects(&mut subjects, fields::subjects_in(&recorded.payload));
             }
         }
-        if subjects.is_empty() {
-            return Ok(state);
-        }
-        keyring
-            .seal_snapshot(&state, stream, version, &subjects)
-            .await
+        self.set_subjects(stream, version, subjects.clone());
+        Ok(subjects)
     }
 
     async fn publish(&self, stream: &StreamId, before: Version, count: usize) {

@@ -151,7 +151,9 @@ async fn shredding_leaves_no_plaintext_of_the_subject(url: StoreUrl, dir: &Path)
             .load(&Repository::<UserWallet>::stream_id("1").unwrap())
             .await
             .unwrap();
-        assert!(snapshot.is_some(), "a snapshot was taken");
+        let snapshot = snapshot.expect("a snapshot was taken");
+        assert!(snapshot.state.as_str().starts_with(r#"{"$encrypted":"#));
+        assert!(!snapshot.state.as_str().contains(ALICE));
         let directory = Projector::<UserDirectory>::new(&stores).with_keyring(keyring.clone());
         directory.catch_up().await.unwrap();
         let model = directory.state().await.unwrap().model;
