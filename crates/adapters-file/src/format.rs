@@ -31,6 +31,9 @@ pub const CHECKPOINTS_FILE: &str = "checkpoints";
 /// Name of the durable-mark file (see `durable.rs`).
 pub const DURABLE_FILE: &str = "durable";
 
+/// Name of the file holding data subjects' wrapped keys and tombstones.
+pub const SUBJECT_KEYS_FILE: &str = "subject-keys";
+
 /// Name of the snapshots directory.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 
@@ -118,6 +121,9 @@ pub const DURABLE_MAGIC: FileMagic = *b"LBDURABL";
 
 /// Magic of the checkpoints file.
 pub const CHECKPOINTS_MAGIC: FileMagic = *b"LBCHKPTS";
+
+/// Magic of the subject-keys file.
+pub const SUBJECT_KEYS_MAGIC: FileMagic = *b"LBSUBKEY";
 
 /// Magic of a projection document file.
 pub const PROJECTION_MAGIC: FileMagic = *b"LBPROJDC";

@@ -31,6 +31,7 @@ mod recovery;
 mod segment;
 mod snapshots;
 mod store;
+mod subject_keys;
 mod verify;
 mod writer;
 
@@ -41,4 +42,5 @@ pub use projections::FileProjectionStore;
 pub use recovery::{Corruption, TornTail};
 pub use snapshots::FileSnapshotStore;
 pub use store::{FileStore, RecoveryReport};
+pub use subject_keys::FileSubjectKeyStore;
 pub use verify::{VerifyReport, verify};

@@ -19,6 +19,7 @@ use crate::projections::FileProjectionStore;
 use crate::recovery::{self, Mode, Tail, TornTail};
 use crate::segment;
 use crate::snapshots::FileSnapshotStore;
+use crate::subject_keys::{self, FileSubjectKeyStore, SubjectKeys};
 use crate::writer::Writer;
 
 /// What opening the store found and did.
@@ -73,6 +74,7 @@ pub struct Core {
     writer: Option<Writer>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) checkpoints: Mutex<Checkpoints>,
+    pub(crate) subject_keys: Mutex<SubjectKeys>,
     pub(crate) snapshot_lock: Mutex<()>,
     pub(crate) projection_lock: Mutex<()>,
     recovery: RecoveryReport,
@@ -219,6 +221,7 @@ impl FileStore {
             return Err(corruption.to_error());
         }
         let checkpoints = checkpoints::load(dir)?;
+        let keys = subject_keys::load(dir)?;
         let mut index = scan.index;
         let (path, file, len) = match scan.last_segment {
             Some((path, len)) => {
@@ -264,6 +267,7 @@ impl FileStore {
                 writer: Some(writer),
                 shared,
                 checkpoints: Mutex::new(checkpoints),
+                subject_keys: Mutex::new(keys),
                 snapshot_lock: Mutex::new(()),
                 projection_lock: Mutex::new(()),
                 recovery,
@@ -299,6 +303,7 @@ impl FileStore {
             return Err(corruption.to_error());
         }
         let checkpoints = checkpoints::load(dir)?;
+        let keys = subject_keys::load(dir)?;
         let tail = Tail::of(&scan);
         let mut index = scan.index;
         index.commit();
@@ -320,6 +325,7 @@ impl FileStore {
                     index: RwLock::new(index),
                 }),
                 checkpoints: Mutex::new(checkpoints),
+                subject_keys: Mutex::new(keys),
                 snapshot_lock: Mutex::new(()),
                 projection_lock: Mutex::new(()),
                 recovery,
@@ -338,6 +344,7 @@ impl FileStore {
             snapshots: Arc::new(FileSnapshotStore::new(Arc::clone(&self.core))),
             projections: Arc::new(FileProjectionStore::new(Arc::clone(&self.core))),
             checkpoints: Arc::new(FileCheckpointStore::new(Arc::clone(&self.core))),
+            subject_keys: Arc::new(FileSubjectKeyStore::new(Arc::clone(&self.core))),
         }
     }
 

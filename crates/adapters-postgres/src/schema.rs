@@ -68,12 +68,32 @@ CREATE TABLE projections (
 );
 ";
 
+/// Version 3: data subjects' keys, wrapped by the application's master key,
+/// and the tombstones of shredded subjects (no key, a time). `COLLATE "C"`
+/// orders subjects by their bytes, as the port lists them.
+const V3: &str = "
+CREATE TABLE subject_keys (
+    subject     text COLLATE \"C\" PRIMARY KEY,  -- the data subject, e.g. user-alice
+    wrapped     bytea,                -- the sealed data key; NULL once shredded
+    created_at  timestamptz,          -- NULL once shredded
+    shredded_at timestamptz,          -- NULL while the key lives
+    CHECK ((wrapped IS NULL) = (shredded_at IS NOT NULL))
+);
+";
+
 /// Every migration, in order: index `i` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Tables logbook creates; found without `logbook_schema`, they are
 /// someone else's.
-const OWN_TABLES: &[&str] = &["head", "events", "snapshots", "checkpoints", "projections"];
+const OWN_TABLES: &[&str] = &[
+    "head",
+    "events",
+    "snapshots",
+    "checkpoints",
+    "projections",
+    "subject_keys",
+];
 
 /// Brings the schema to [`SCHEMA_VERSION`].
 ///
