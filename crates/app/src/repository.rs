@@ -204,7 +204,9 @@ pub struct Repository<A: Aggregate> {
 type Result<T, A> = std::result::Result<T, RepositoryError<<A as Aggregate>::Error>>;
 
 impl<A: Aggregate> Repository<A> {
-    /// A repository over `stores` (events and snapshots) with default options.
+    /// A repository over `stores` (events, snapshots and subject keys, with
+    /// this process's master key: see [`crate::personal`]) with default
+    /// options.
     pub fn new(stores: &Stores) -> Self {
         Self::with_options(stores, RepositoryOptions::default())
     }
@@ -219,7 +221,7 @@ impl<A: Aggregate> Repository<A> {
             options,
             cache: Mutex::new(HashMap::new()),
             decoder: Decoder::new(),
-            keyring: None,
+            keyring: Some(Keyring::for_process(Arc::clone(&stores.subject_keys))),
             subjects: Mutex::new(HashMap::new()),
             _aggregate: PhantomData,
         }
@@ -242,9 +244,11 @@ impl<A: Aggregate> Repository<A> {
     }
 
     /// Seals the personal fields of new events and snapshots with subject
-    /// keys from `keyring`, and opens them when loading (a shredded
-    /// subject's as the placeholder). Without one, personal fields are
-    /// written in plain text and encrypted ones cannot be loaded.
+    /// keys from `keyring` (instead of the stores' keys with this process's
+    /// master key), and opens them when loading (a shredded subject's as the
+    /// placeholder). A repository made with
+    /// [`Repository::without_snapshots`] has none: it writes personal fields
+    /// in plain text and cannot load encrypted ones.
     #[must_use]
     pub fn with_keyring(mut self, keyring: Keyring) -> Self {
         self.keyring = Some(keyring);

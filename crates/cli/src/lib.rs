@@ -215,7 +215,7 @@ impl Logbook {
                 Command::Serve(args) => {
                     serve::run(url, &self.aggregates, &self.projections, args).await
                 }
-                Command::Subject(command) => subject::run(command).await,
+                Command::Subject(command) => subject::run(url, command).await,
             },
             Parsed::Seed(command) => match command {
                 SeedCommand::Demo => demo::run(&open()?, url).await,

@@ -24,7 +24,7 @@ pub use master_key::{
     MASTER_KEY_FILE_VAR, MASTER_KEY_VAR, MasterKey, MasterKeyError, process_master_key,
     use_master_key,
 };
-pub use shred::{PersonalDataEvent, Shredded, shred, subject_stream};
+pub use shred::{PersonalDataEvent, Shredded, shred, shred_subject, subject_stream};
 
 /// Why personal data could not be sealed, opened or shredded.
 #[derive(Debug, thiserror::Error)]

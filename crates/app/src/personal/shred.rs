@@ -1,7 +1,7 @@
 //! [`shred`]: destroy a subject's key and record that it happened.
 
 use logbook_domain::{DomainEvent, Metadata, StreamId, SubjectId};
-use logbook_ports::{EventStore, ExpectedVersion, SubjectKey, SubjectKeyStore};
+use logbook_ports::{EventStore, ExpectedVersion, Stores, SubjectKey, SubjectKeyStore};
 
 use super::PersonalDataError;
 use crate::codec;
@@ -49,6 +49,17 @@ pub struct Shredded {
     pub already: bool,
     /// Global position of the `SubjectShredded` event recorded now.
     pub position: Option<u64>,
+}
+
+/// Shreds `subject` in `stores`: see [`shred`].
+///
+/// # Errors
+/// As [`shred`].
+pub async fn shred_subject(
+    stores: &Stores,
+    subject: &SubjectId,
+) -> Result<Shredded, PersonalDataError> {
+    shred(&*stores.events, &*stores.subject_keys, subject).await
 }
 
 /// Destroys `subject`'s key (a tombstone remains, so the subject never gets

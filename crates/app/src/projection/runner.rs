@@ -245,13 +245,14 @@ impl<R: ReadModel> Projector<R> {
             events: Arc::clone(&stores.events),
             documents: Arc::clone(&stores.projections),
             options,
-            keyring: None,
+            keyring: Some(Keyring::for_process(Arc::clone(&stores.subject_keys))),
             _model: PhantomData,
         }
     }
 
     /// Opens events' personal fields with `keyring` before the model sees
-    /// them (a shredded subject's as the placeholder).
+    /// them (a shredded subject's as the placeholder), instead of the
+    /// stores' keys with this process's master key.
     #[must_use]
     pub fn with_keyring(mut self, keyring: Keyring) -> Self {
         self.keyring = Some(keyring);

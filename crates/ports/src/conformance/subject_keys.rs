@@ -46,7 +46,10 @@ pub(super) async fn get_or_create_stores_the_candidate_and_returns_it(fixture: A
         .unwrap();
     // Then it is the candidate, and it is what is stored
     assert_eq!(wrapped(&created), &key("first"));
-    assert_eq!(keys.get(&subject("user-alice")).await.unwrap(), Some(created));
+    assert_eq!(
+        keys.get(&subject("user-alice")).await.unwrap(),
+        Some(created)
+    );
 }
 
 pub(super) async fn a_second_get_or_create_returns_the_first_key(fixture: Arc<dyn Fixture>) {
@@ -141,7 +144,9 @@ pub(super) async fn list_pages_in_subject_order_short_only_at_the_end(fixture: A
     let keys = fixture.open().await.subject_keys;
     // Given seven subjects, stored out of order, one shredded; ids whose
     // byte order differs from a case-folding or locale order
-    let ids = ["user-e", "User-B", "user-a", "user-d", "user-é", "user-c", "user-Z"];
+    let ids = [
+        "user-e", "User-B", "user-a", "user-d", "user-é", "user-c", "user-Z",
+    ];
     for id in ids {
         keys.get_or_create(&subject(id), key(id)).await.unwrap();
     }
@@ -181,7 +186,10 @@ pub(super) async fn rewrap_is_a_compare_and_set(fixture: Arc<dyn Fixture>) {
     keys.get_or_create(&alice, key("v1")).await.unwrap();
     // A stale `current` changes nothing
     assert!(!keys.rewrap(&alice, &key("other"), key("v2")).await.unwrap());
-    assert_eq!(wrapped(&keys.get(&alice).await.unwrap().unwrap()), &key("v1"));
+    assert_eq!(
+        wrapped(&keys.get(&alice).await.unwrap().unwrap()),
+        &key("v1")
+    );
     // The stored one is replaced
     assert!(keys.rewrap(&alice, &key("v1"), key("v2")).await.unwrap());
     let record = keys.get(&alice).await.unwrap().unwrap();
