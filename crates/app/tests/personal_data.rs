@@ -17,8 +17,8 @@ use logbook_domain::user_wallet::{UserWallet, UserWalletCommand};
 use logbook_domain::{SHREDDED_PLACEHOLDER, SubjectId};
 use logbook_ports::{StoreError, Stores, SubjectKey, SubjectKeyStore, WrappedKey};
 
-/// A key store kept beside the store under test (outside its files), so the
-/// byte search covers what the event, snapshot and projection ports write.
+/// A key store in memory, for the tests that are about the library's rules
+/// rather than a store's files.
 #[derive(Default)]
 struct KeysBeside(Mutex<BTreeMap<SubjectId, SubjectKey>>);
 
@@ -132,13 +132,14 @@ fn change(amount: &str) -> UserWalletCommand {
 }
 
 async fn shredding_leaves_no_plaintext_of_the_subject(url: StoreUrl, dir: &Path) {
-    let keys: Arc<dyn SubjectKeyStore> = Arc::new(KeysBeside::default());
-    let keyring = Keyring::new(Arc::clone(&keys), Some(MasterKey::generate()));
+    let master = MasterKey::generate();
     let alice = SubjectId::new("user-1").unwrap();
     {
         // Given two wallets for two subjects, with events, snapshots and a
-        // read model holding their names
+        // read model holding their names, keys in the store itself
         let stores = url.open().unwrap();
+        let keys = Arc::clone(&stores.subject_keys);
+        let keyring = Keyring::new(Arc::clone(&keys), Some(master.clone()));
         let repository = wallets(&stores, &keyring);
         for (id, name) in [("1", ALICE), ("2", BOB)] {
             repository.execute(id, &create(name)).await.unwrap();
@@ -199,6 +200,7 @@ async fn shredding_leaves_no_plaintext_of_the_subject(url: StoreUrl, dir: &Path)
     // And after reopening, alice's wallet loads with the placeholder and her
     // balance, bob's intact, the log verifies with every position once
     let stores = url.open().unwrap();
+    let keyring = Keyring::new(Arc::clone(&stores.subject_keys), Some(master));
     let repository = wallets(&stores, &keyring);
     let loaded = repository.load("1").await.unwrap();
     assert_eq!(
@@ -344,4 +346,25 @@ async fn an_event_with_encrypted_fields_checks_as_its_aggregates_without_a_key()
     .unwrap();
     let err = registry.check_event(&broken).unwrap().unwrap_err();
     assert!(err.to_string().contains("unknown version 9"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_opens_of_one_store_creating_one_new_subjects_key_at_once_end_with_one_key() {
+    // Given one SQLite store opened twice (as two processes would)
+    let dir = tempfile::tempdir().unwrap();
+    let url = StoreUrl::Sqlite(dir.path().join("logbook.db"));
+    let master = MasterKey::generate();
+    let (one, two) = (url.open().unwrap(), url.open().unwrap());
+    let subject = SubjectId::new("user-race").unwrap();
+    let (a, b) = (
+        Keyring::new(Arc::clone(&one.subject_keys), Some(master.clone())),
+        Keyring::new(Arc::clone(&two.subject_keys), Some(master)),
+    );
+    // When both ask for the new subject's key at once
+    let (ka, kb) = tokio::join!(a.key_for_writing(&subject), b.key_for_writing(&subject));
+    let (ka, kb) = (ka.unwrap().unwrap(), kb.unwrap().unwrap());
+    // Then both hold the same key: what one seals, the other opens
+    let sealed = ka.seal(b"alice", b"binding");
+    assert_eq!(kb.open(&sealed, b"binding").as_deref(), Some(&b"alice"[..]));
+    assert_eq!(one.subject_keys.list(None, 10).await.unwrap().len(), 1);
 }
