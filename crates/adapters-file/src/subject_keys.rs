@@ -7,15 +7,13 @@
 //! a read-only store reads the file again on every call, so it sees what
 //! the writing process stored.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use logbook_domain::SubjectId;
-use logbook_ports::subject_key::stamp_now;
+use logbook_ports::subject_key::in_map;
 use logbook_ports::{StoreError, SubjectKey, SubjectKeyStore, WrappedKey};
 
 use crate::blocking::{blocking, read_if_present};
@@ -23,8 +21,7 @@ use crate::format::{self, SUBJECT_KEYS_FILE, SUBJECT_KEYS_MAGIC};
 use crate::segment;
 use crate::store::Core;
 
-/// Subject to key or tombstone, in subject-id order.
-pub type SubjectKeys = BTreeMap<SubjectId, SubjectKey>;
+pub use logbook_ports::subject_key::in_map::SubjectKeys;
 
 /// Record tag of a live key.
 const ACTIVE: u8 = 1;
@@ -218,30 +215,13 @@ impl SubjectKeyStore for FileSubjectKeyStore {
         candidate: WrappedKey,
     ) -> Result<SubjectKey, StoreError> {
         let subject = subject.clone();
-        self.change(move |keys| {
-            keys.entry(subject)
-                .or_insert_with(|| SubjectKey::Active {
-                    wrapped: candidate,
-                    created_at: stamp_now(),
-                })
-                .clone()
-        })
-        .await
+        self.change(move |keys| in_map::get_or_create(keys, &subject, candidate))
+            .await
     }
 
     async fn shred(&self, subject: &SubjectId) -> Result<SubjectKey, StoreError> {
         let subject = subject.clone();
-        self.change(move |keys| {
-            let tombstone = SubjectKey::Shredded {
-                shredded_at: stamp_now(),
-            };
-            let entry = keys.entry(subject).or_insert_with(|| tombstone.clone());
-            if matches!(entry, SubjectKey::Active { .. }) {
-                *entry = tombstone;
-            }
-            entry.clone()
-        })
-        .await
+        self.change(move |keys| in_map::shred(keys, &subject)).await
     }
 
     async fn list(
@@ -249,14 +229,9 @@ impl SubjectKeyStore for FileSubjectKeyStore {
         after: Option<&SubjectId>,
         limit: usize,
     ) -> Result<Vec<(SubjectId, SubjectKey)>, StoreError> {
-        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.clone()));
-        self.read(move |keys| {
-            keys.range((start, Bound::Unbounded))
-                .take(limit)
-                .map(|(id, key)| (id.clone(), key.clone()))
-                .collect()
-        })
-        .await
+        let after = after.cloned();
+        self.read(move |keys| in_map::page(keys, after.as_ref(), limit))
+            .await
     }
 
     async fn rewrap(
@@ -267,13 +242,7 @@ impl SubjectKeyStore for FileSubjectKeyStore {
     ) -> Result<bool, StoreError> {
         let subject = subject.clone();
         let current = current.clone();
-        self.change(move |keys| match keys.get_mut(&subject) {
-            Some(SubjectKey::Active { wrapped, .. }) if *wrapped == current => {
-                *wrapped = replacement;
-                true
-            }
-            _ => false,
-        })
-        .await
+        self.change(move |keys| in_map::rewrap(keys, &subject, &current, replacement))
+            .await
     }
 }

@@ -1,19 +1,17 @@
 //! [`MemorySubjectKeyStore`]: each subject's wrapped key or tombstone in a
 //! sorted map. A shred drops the wrapped bytes with the entry they were in.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use logbook_domain::SubjectId;
-use logbook_ports::subject_key::stamp_now;
+use logbook_ports::subject_key::in_map::{self, SubjectKeys};
 use logbook_ports::{StoreError, SubjectKey, SubjectKeyStore, WrappedKey};
 
 /// Keeps subjects' keys in memory, ordered by subject id.
 #[derive(Default)]
 pub struct MemorySubjectKeyStore {
-    keys: Mutex<BTreeMap<SubjectId, SubjectKey>>,
+    keys: Mutex<SubjectKeys>,
 }
 
 impl MemorySubjectKeyStore {
@@ -22,7 +20,7 @@ impl MemorySubjectKeyStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<SubjectId, SubjectKey>> {
+    fn lock(&self) -> MutexGuard<'_, SubjectKeys> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -38,27 +36,11 @@ impl SubjectKeyStore for MemorySubjectKeyStore {
         subject: &SubjectId,
         candidate: WrappedKey,
     ) -> Result<SubjectKey, StoreError> {
-        Ok(self
-            .lock()
-            .entry(subject.clone())
-            .or_insert_with(|| SubjectKey::Active {
-                wrapped: candidate,
-                created_at: stamp_now(),
-            })
-            .clone())
+        Ok(in_map::get_or_create(&mut self.lock(), subject, candidate))
     }
 
     async fn shred(&self, subject: &SubjectId) -> Result<SubjectKey, StoreError> {
-        let mut keys = self.lock();
-        let entry = keys.entry(subject.clone()).or_insert(SubjectKey::Shredded {
-            shredded_at: stamp_now(),
-        });
-        if matches!(entry, SubjectKey::Active { .. }) {
-            *entry = SubjectKey::Shredded {
-                shredded_at: stamp_now(),
-            };
-        }
-        Ok(entry.clone())
+        Ok(in_map::shred(&mut self.lock(), subject))
     }
 
     async fn list(
@@ -66,13 +48,7 @@ impl SubjectKeyStore for MemorySubjectKeyStore {
         after: Option<&SubjectId>,
         limit: usize,
     ) -> Result<Vec<(SubjectId, SubjectKey)>, StoreError> {
-        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.clone()));
-        Ok(self
-            .lock()
-            .range((start, Bound::Unbounded))
-            .take(limit)
-            .map(|(id, key)| (id.clone(), key.clone()))
-            .collect())
+        Ok(in_map::page(&self.lock(), after, limit))
     }
 
     async fn rewrap(
@@ -81,13 +57,11 @@ impl SubjectKeyStore for MemorySubjectKeyStore {
         current: &WrappedKey,
         replacement: WrappedKey,
     ) -> Result<bool, StoreError> {
-        let mut keys = self.lock();
-        match keys.get_mut(subject) {
-            Some(SubjectKey::Active { wrapped, .. }) if wrapped == current => {
-                *wrapped = replacement;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(in_map::rewrap(
+            &mut self.lock(),
+            subject,
+            current,
+            replacement,
+        ))
     }
 }

@@ -145,3 +145,81 @@ pub trait SubjectKeyStore: Send + Sync {
         replacement: WrappedKey,
     ) -> Result<bool, StoreError>;
 }
+
+/// The key store's rules over an ordered map of subject to record, for
+/// stores that keep their keys as a map (in memory, or a map they persist
+/// whole): one home for what get-or-create, shred, rewrap and list decide.
+pub mod in_map {
+    use std::collections::BTreeMap;
+    use std::ops::Bound;
+
+    use logbook_domain::SubjectId;
+
+    use super::{SubjectKey, WrappedKey, stamp_now};
+
+    /// Subject to key or tombstone, in subject-id order.
+    pub type SubjectKeys = BTreeMap<SubjectId, SubjectKey>;
+
+    /// [`SubjectKeyStore::get_or_create`](super::SubjectKeyStore::get_or_create):
+    /// stores `candidate` only when `subject` has no record; returns the
+    /// record stored afterwards.
+    pub fn get_or_create(
+        keys: &mut SubjectKeys,
+        subject: &SubjectId,
+        candidate: WrappedKey,
+    ) -> SubjectKey {
+        keys.entry(subject.clone())
+            .or_insert_with(|| SubjectKey::Active {
+                wrapped: candidate,
+                created_at: stamp_now(),
+            })
+            .clone()
+    }
+
+    /// [`SubjectKeyStore::shred`](super::SubjectKeyStore::shred): replaces
+    /// a key (its wrapped bytes dropped with it) or records a tombstone for
+    /// an unknown subject; an existing tombstone stays as it is.
+    pub fn shred(keys: &mut SubjectKeys, subject: &SubjectId) -> SubjectKey {
+        let tombstone = SubjectKey::Shredded {
+            shredded_at: stamp_now(),
+        };
+        let entry = keys
+            .entry(subject.clone())
+            .or_insert_with(|| tombstone.clone());
+        if matches!(entry, SubjectKey::Active { .. }) {
+            *entry = tombstone;
+        }
+        entry.clone()
+    }
+
+    /// [`SubjectKeyStore::list`](super::SubjectKeyStore::list): up to
+    /// `limit` records after `after`, in subject-id order.
+    pub fn page(
+        keys: &SubjectKeys,
+        after: Option<&SubjectId>,
+        limit: usize,
+    ) -> Vec<(SubjectId, SubjectKey)> {
+        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.clone()));
+        keys.range((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(id, key)| (id.clone(), key.clone()))
+            .collect()
+    }
+
+    /// [`SubjectKeyStore::rewrap`](super::SubjectKeyStore::rewrap): replaces
+    /// the wrapped key only if it is exactly `current`.
+    pub fn rewrap(
+        keys: &mut SubjectKeys,
+        subject: &SubjectId,
+        current: &WrappedKey,
+        replacement: WrappedKey,
+    ) -> bool {
+        match keys.get_mut(subject) {
+            Some(SubjectKey::Active { wrapped, .. }) if wrapped == current => {
+                *wrapped = replacement;
+                true
+            }
+            _ => false,
+        }
+    }
+}
