@@ -2,90 +2,17 @@
 //! subject is shredded no plaintext of theirs is left in the store's files,
 //! while everyone else's data and the log's guarantees are intact.
 
-use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use chrono::Utc;
 use logbook::personal::{Keyring, MasterKey, PersonalDataError, shred};
 use logbook::projection::{Projector, UserDirectory};
 use logbook::verify::verify_store;
 use logbook::{Repository, RepositoryError, RepositoryOptions, StoreUrl};
 use logbook_domain::user_wallet::{UserWallet, UserWalletCommand};
 use logbook_domain::{SHREDDED_PLACEHOLDER, SubjectId};
-use logbook_ports::{StoreError, Stores, SubjectKey, SubjectKeyStore, WrappedKey};
-
-/// A key store in memory, for the tests that are about the library's rules
-/// rather than a store's files.
-#[derive(Default)]
-struct KeysBeside(Mutex<BTreeMap<SubjectId, SubjectKey>>);
-
-#[async_trait]
-impl SubjectKeyStore for KeysBeside {
-    async fn get(&self, subject: &SubjectId) -> Result<Option<SubjectKey>, StoreError> {
-        Ok(self.0.lock().unwrap().get(subject).cloned())
-    }
-    async fn get_or_create(
-        &self,
-        subject: &SubjectId,
-        candidate: WrappedKey,
-    ) -> Result<SubjectKey, StoreError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .entry(subject.clone())
-            .or_insert(SubjectKey::Active {
-                wrapped: candidate,
-                created_at: Utc::now(),
-            })
-            .clone())
-    }
-    async fn shred(&self, subject: &SubjectId) -> Result<SubjectKey, StoreError> {
-        let mut keys = self.0.lock().unwrap();
-        let record = keys.entry(subject.clone()).or_insert(SubjectKey::Shredded {
-            shredded_at: Utc::now(),
-        });
-        if matches!(record, SubjectKey::Active { .. }) {
-            *record = SubjectKey::Shredded {
-                shredded_at: Utc::now(),
-            };
-        }
-        Ok(record.clone())
-    }
-    async fn list(
-        &self,
-        after: Option<&SubjectId>,
-        limit: usize,
-    ) -> Result<Vec<(SubjectId, SubjectKey)>, StoreError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(s, _)| after.is_none_or(|a| *s > a))
-            .take(limit)
-            .map(|(s, k)| (s.clone(), k.clone()))
-            .collect())
-    }
-    async fn rewrap(
-        &self,
-        subject: &SubjectId,
-        current: &WrappedKey,
-        replacement: WrappedKey,
-    ) -> Result<bool, StoreError> {
-        let mut keys = self.0.lock().unwrap();
-        match keys.get_mut(subject) {
-            Some(SubjectKey::Active { wrapped, .. }) if wrapped == current => {
-                *wrapped = replacement;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-}
+use logbook_ports::{Stores, SubjectKeyStore};
 
 const ALICE: &str = "Alice Liddell-7f3a9";
 const BOB: &str = "Bob Marley-9c1d2";
@@ -238,7 +165,7 @@ async fn a_shredded_subject_leaves_no_plaintext_in_a_file_store() {
 #[tokio::test]
 async fn new_personal_data_of_a_shredded_subject_is_refused_and_nothing_is_appended() {
     let stores = logbook_adapters_memory::stores();
-    let keys: Arc<dyn SubjectKeyStore> = Arc::new(KeysBeside::default());
+    let keys: Arc<dyn SubjectKeyStore> = Arc::clone(&stores.subject_keys);
     let keyring = Keyring::new(Arc::clone(&keys), Some(MasterKey::generate()));
     shred(&*stores.events, &*keys, &SubjectId::new("user-9").unwrap())
         .await
@@ -261,7 +188,7 @@ async fn new_personal_data_of_a_shredded_subject_is_refused_and_nothing_is_appen
 async fn a_missing_or_wrong_master_key_is_a_one_line_error_naming_what_is_missing() {
     // Given a wallet written with one master key
     let stores = logbook_adapters_memory::stores();
-    let keys: Arc<dyn SubjectKeyStore> = Arc::new(KeysBeside::default());
+    let keys: Arc<dyn SubjectKeyStore> = Arc::clone(&stores.subject_keys);
     let written = Keyring::new(Arc::clone(&keys), Some(MasterKey::generate()));
     wallets(&stores, &written)
         .execute("1", &create(ALICE))
@@ -302,7 +229,7 @@ async fn a_missing_or_wrong_master_key_is_a_one_line_error_naming_what_is_missin
 #[tokio::test]
 async fn rotating_the_master_key_rewraps_every_key_and_the_old_key_no_longer_opens_them() {
     let stores = logbook_adapters_memory::stores();
-    let keys: Arc<dyn SubjectKeyStore> = Arc::new(KeysBeside::default());
+    let keys: Arc<dyn SubjectKeyStore> = Arc::clone(&stores.subject_keys);
     let old = MasterKey::generate();
     let keyring = Keyring::new(Arc::clone(&keys), Some(old.clone()));
     for (id, name) in [("1", ALICE), ("2", BOB)] {
@@ -330,7 +257,7 @@ async fn rotating_the_master_key_rewraps_every_key_and_the_old_key_no_longer_ope
 async fn an_event_with_encrypted_fields_checks_as_its_aggregates_without_a_key() {
     // Given a wallet whose username is stored encrypted (as an export carries it)
     let stores = logbook_adapters_memory::stores();
-    let keys: Arc<dyn SubjectKeyStore> = Arc::new(KeysBeside::default());
+    let keys: Arc<dyn SubjectKeyStore> = Arc::clone(&stores.subject_keys);
     let keyring = Keyring::new(Arc::clone(&keys), Some(MasterKey::generate()));
     let repository = wallets(&stores, &keyring);
     repository.execute("1", &create(ALICE)).await.unwrap();
