@@ -175,6 +175,8 @@ fn an_empty_file_is_migrated_to_the_current_schema() {
         .pragma_query_value(None, "journal_mode", |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+    // and incremental auto-vacuum, so a scavenge can return freed pages
+    assert_eq!(pragma(&path, "auto_vacuum"), 2);
     // and the documented tables, indexes and view exist
     let mut names: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%' ORDER BY name")
@@ -195,6 +197,7 @@ fn an_empty_file_is_migrated_to_the_current_schema() {
             "events_by_type",
             "projections",
             "snapshots",
+            "stream_retention",
             "streams"
         ]
     );
@@ -607,7 +610,9 @@ fn a_version_1_database_gains_the_projections_table_and_keeps_its_data() {
     });
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE projections; PRAGMA user_version = 1;")
+        conn.execute_batch(
+            "DROP TABLE projections; DROP TABLE stream_retention; PRAGMA user_version = 1;",
+        )
             .unwrap();
     }
     // When this build opens it
