@@ -68,12 +68,28 @@ CREATE TABLE projections (
 );
 ";
 
+/// Version 3: stream retention policies (`logbook_ports::retention`), one
+/// row per stream that was given one.
+const V3: &str = "
+CREATE TABLE stream_retention (
+    stream text PRIMARY KEY,
+    state  text NOT NULL   -- JSON: the policy and the floors earlier policies left
+);
+";
+
 /// Every migration, in order: index `i` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Tables logbook creates; found without `logbook_schema`, they are
 /// someone else's.
-const OWN_TABLES: &[&str] = &["head", "events", "snapshots", "checkpoints", "projections"];
+const OWN_TABLES: &[&str] = &[
+    "head",
+    "events",
+    "snapshots",
+    "checkpoints",
+    "projections",
+    "stream_retention",
+];
 
 /// Brings the schema to [`SCHEMA_VERSION`].
 ///
