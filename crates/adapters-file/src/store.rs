@@ -17,6 +17,7 @@ use crate::lock::{self, DirLock};
 use crate::options::FileOptions;
 use crate::projections::FileProjectionStore;
 use crate::recovery::{self, Mode, Tail, TornTail};
+use crate::retention::{self, Retentions};
 use crate::segment;
 use crate::snapshots::FileSnapshotStore;
 use crate::writer::Writer;
@@ -73,6 +74,10 @@ pub struct Core {
     writer: Option<Writer>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) checkpoints: Mutex<Checkpoints>,
+    /// Every stream's retention state, read on open.
+    pub(crate) retention: Mutex<Retentions>,
+    /// Held by a scavenge, so two never rewrite one segment at once.
+    pub(crate) scavenge_lock: Mutex<()>,
     pub(crate) snapshot_lock: Mutex<()>,
     pub(crate) projection_lock: Mutex<()>,
     recovery: RecoveryReport,
@@ -219,6 +224,7 @@ impl FileStore {
             return Err(corruption.to_error());
         }
         let checkpoints = checkpoints::load(dir)?;
+        let retention = retention::load(dir)?;
         let mut index = scan.index;
         let (path, file, len) = match scan.last_segment {
             Some((path, len)) => {
@@ -264,6 +270,8 @@ impl FileStore {
                 writer: Some(writer),
                 shared,
                 checkpoints: Mutex::new(checkpoints),
+                retention: Mutex::new(retention),
+                scavenge_lock: Mutex::new(()),
                 snapshot_lock: Mutex::new(()),
                 projection_lock: Mutex::new(()),
                 recovery,
@@ -299,6 +307,7 @@ impl FileStore {
             return Err(corruption.to_error());
         }
         let checkpoints = checkpoints::load(dir)?;
+        let retention = retention::load(dir)?;
         let tail = Tail::of(&scan);
         let mut index = scan.index;
         index.commit();
@@ -320,6 +329,8 @@ impl FileStore {
                     index: RwLock::new(index),
                 }),
                 checkpoints: Mutex::new(checkpoints),
+                retention: Mutex::new(retention),
+                scavenge_lock: Mutex::new(()),
                 snapshot_lock: Mutex::new(()),
                 projection_lock: Mutex::new(()),
                 recovery,
