@@ -58,15 +58,23 @@ pub struct TornTail {
     /// The file beside the segment that keeps the bytes cut (their
     /// trailing preallocated zeros left out), once they were cut.
     pub kept_in: Option<PathBuf>,
+    /// Whether the bytes were cut (an open for writing) or left in place (a
+    /// reader's open or a verify, which change nothing).
+    pub cut: bool,
 }
 
 impl fmt::Display for TornTail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "torn tail in {}: {} bytes cut at offset {} ({} whole records of an unfinished batch; {})",
+            "torn tail in {}: {} bytes {} at offset {} ({} whole records of an unfinished batch; {})",
             self.segment.display(),
             self.bytes_cut,
+            if self.cut {
+                "cut"
+            } else {
+                "left in place (the next open for writing cuts them)"
+            },
             self.offset,
             self.events_dropped,
             self.reason
@@ -231,22 +239,21 @@ pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
         scan.last_segment = None;
         return Ok(scan);
     }
-    if let (Some(torn), Mode::Repair, None) = (&scan.torn, mode, &scan.corruption) {
-        tracing::warn!(
-            segment = %torn.segment.display(),
-            offset = torn.offset,
-            bytes_cut = torn.bytes_cut,
-            "{torn}"
-        );
+    if let (Some(torn), Mode::Repair, None) = (&mut scan.torn, mode, &scan.corruption) {
         let kept_in = quarantine(torn)?;
         let writable = segment::open_for_append(&torn.segment)?;
         writable
             .set_len(torn.offset)
             .and_then(|()| writable.sync_all())
             .map_err(io_error(&torn.segment, "truncate"))?;
-        if let Some(torn) = &mut scan.torn {
-            torn.kept_in = kept_in;
-        }
+        torn.kept_in = kept_in;
+        torn.cut = true;
+        tracing::warn!(
+            segment = %torn.segment.display(),
+            offset = torn.offset,
+            bytes_cut = torn.bytes_cut,
+            "{torn}"
+        );
     }
     Ok(scan)
 }
@@ -684,6 +691,7 @@ fn scan_segment_from(
         events_dropped,
         reason,
         kept_in: None,
+        cut: false,
     };
     // Cut (in repair mode) once the whole log is known to be sound.
     scan.bytes += batch_end;

@@ -214,6 +214,33 @@ fn a_torn_batch_is_cut_whole() {
 }
 
 #[test]
+fn verify_reports_a_torn_tail_as_left_in_place_and_open_reports_it_cut() {
+    // Given a store whose last batch was torn by a crash before its fsync
+    let dir = store_with(options(), &[2, 3]);
+    let segment = segments(dir.path()).pop().unwrap();
+    let offsets = record_offsets(&segment);
+    let batch_start = offsets[2];
+    truncate(&segment, offsets[4] + 10);
+    durable_up_to(dir.path(), &segment, batch_start);
+    let torn_len = std::fs::metadata(&segment).unwrap().len();
+    // When verify walks it
+    let report = verify(dir.path()).unwrap();
+    // Then it reports the torn tail as left in place, and the file is unchanged
+    let line = report.to_string();
+    assert!(
+        line.contains("left in place (the next open for writing cuts them)"),
+        "{line}"
+    );
+    assert!(!line.contains("bytes cut"), "{line}");
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), torn_len);
+    // And an open for writing cuts it and says so
+    let store = FileStore::open(dir.path(), options()).unwrap();
+    let torn = store.recovery_report().torn_tail.clone().unwrap();
+    assert!(torn.cut);
+    assert!(torn.to_string().contains("bytes cut at offset"), "{torn}");
+}
+
+#[test]
 fn flipping_a_byte_inside_an_earlier_record_fails_open_with_the_offset() {
     let pristine = store_with(options(), &[1, 1, 1, 1, 1]);
     let name = segments(pristine.path()).pop().unwrap();
