@@ -9,11 +9,11 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use logbook_domain::{NewEvent, Payload, Position, RecordedEvent, StreamId, Version};
+use logbook_ports::retention::{Cutoff, RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
     StoreError,
 };
-use logbook_ports::retention::{Cutoff, RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{append, metadata};
 use tokio::sync::{oneshot, watch};
 
@@ -289,8 +289,22 @@ fn select_log(
     let mut plan = Plan::new(index);
     // Per stream and per type, whether the filter lets it through
     // (0: not decided yet, 1: yes, 2: no).
-    let mut stream_ok = vec![0u8; if filter.is_all() { 0 } else { index.stream_count() }];
-    let mut type_ok = vec![0u8; if filter.is_all() { 0 } else { index.types.len() }];
+    let mut stream_ok = vec![
+        0u8;
+        if filter.is_all() {
+            0
+        } else {
+            index.stream_count()
+        }
+    ];
+    let mut type_ok = vec![
+        0u8;
+        if filter.is_all() {
+            0
+        } else {
+            index.types.len()
+        }
+    ];
     let mut position = from.max(1);
     while position <= committed && plan.targets.len() < limit {
         let passes = filter.is_all() || {
@@ -483,7 +497,10 @@ impl EventStore for FileEventStore {
         let core = Arc::clone(&self.core);
         let stream = stream.clone();
         blocking(move || {
-            let mut retentions = core.retention.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut retentions = core
+                .retention
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             // The writer's view (every indexed event), so the floors kept
             // count an append that is being acknowledged right now.
             let state = {

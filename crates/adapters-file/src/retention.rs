@@ -62,7 +62,9 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Retentions, StoreError> {
     };
     let mut body = format::unseal(RETENTION_MAGIC, path, bytes, "retention file")?;
     let mut take = |n: usize| -> Result<&[u8], StoreError> {
-        let (head, rest) = body.split_at_checked(n).ok_or_else(|| corrupt("cut short"))?;
+        let (head, rest) = body
+            .split_at_checked(n)
+            .ok_or_else(|| corrupt("cut short"))?;
         body = rest;
         Ok(head)
     };
@@ -100,7 +102,10 @@ pub fn load(dir: &Path) -> Result<Retentions, StoreError> {
 /// Each stream's cutoff at `now`, by stream number, for the streams with a
 /// policy that the index knows.
 pub fn cutoffs(core: &Core, index: &Index, now: DateTime<Utc>) -> HashMap<u32, Cutoff> {
-    let retentions = core.retention.lock().unwrap_or_else(PoisonError::into_inner);
+    let retentions = core
+        .retention
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     retentions
         .iter()
         .filter_map(|(stream, state)| {
@@ -139,7 +144,11 @@ pub fn scavenge(core: &Core) -> Result<ScavengeReport, StoreError> {
         };
         segment::write_atomically(&seg.path, &rewrite.bytes)?;
         let file = Arc::new(segment::open_for_read(&seg.path)?);
-        let mut index = core.shared.index.write().unwrap_or_else(PoisonError::into_inner);
+        let mut index = core
+            .shared
+            .index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         for (position, offset) in rewrite.offsets {
             index.set_offset(position, offset);
         }
@@ -184,7 +193,10 @@ fn rewrite_segment(
             && cutoffs
                 .get(&number)
                 .is_some_and(|cut| cut.reclaims(record.version, recorded_at));
-        offsets.push((record.position, u32::try_from(out.len()).unwrap_or(u32::MAX)));
+        offsets.push((
+            record.position,
+            u32::try_from(out.len()).unwrap_or(u32::MAX),
+        ));
         if reclaim {
             let counted = per_stream.entry(number).or_default();
             counted.0 += 1;

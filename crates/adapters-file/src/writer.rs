@@ -646,16 +646,13 @@ impl WriterThread {
         Ok(plan.outcome(first_position))
     }
 
-    /// Closes the current segment (fsynced, so only the last segment can
-    /// ever hold a torn write) and starts the next one.
     /// Answers a seal request: rolls to a new segment when the open one
     /// holds a record.
     fn seal(&mut self, request: AppendRequest) {
         let result = match &self.failed {
             Some(reason) => Err(failed_error(reason)),
-            None if self.len > SEGMENT_HEADER_LEN as u64 => self.roll().map_err(|e| {
+            None if self.len > SEGMENT_HEADER_LEN as u64 => self.roll().inspect_err(|e| {
                 self.failed = Some(e.to_string());
-                e
             }),
             None => Ok(()),
         };
@@ -667,6 +664,8 @@ impl WriterThread {
         }));
     }
 
+    /// Closes the current segment (fsynced, so only the last segment can
+    /// ever hold a torn write) and starts the next one.
     fn roll(&mut self) -> Result<(), StoreError> {
         self.dirty = true;
         self.trim()?;

@@ -140,8 +140,7 @@ impl Inner {
     /// True when a reader must not see the entry at `position`.
     fn hidden(&self, position: u32, cutoff: Option<&Cutoff>) -> bool {
         let entry = entry_at(&self.log, position);
-        entry.reclaimed
-            || cutoff.is_some_and(|cut| cut.hides(entry.version, recorded_at(entry)))
+        entry.reclaimed || cutoff.is_some_and(|cut| cut.hides(entry.version, recorded_at(entry)))
     }
 
     /// Reclaims what retention hides, then copies the surviving bytes into

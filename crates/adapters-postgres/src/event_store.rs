@@ -130,7 +130,6 @@ fn read_stream_sql(direction: ReadDirection) -> String {
     }
 }
 
-
 /// One page of the global log as stored, retention not applied.
 async fn read_all_rows(
     client: &deadpool_postgres::Object,
@@ -141,9 +140,9 @@ async fn read_all_rows(
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let doing = "reading the global log";
     let statement = client
-    .prepare_cached(&read_all_sql(filter))
-    .await
-    .map_err(|e| store_error(url, doing, &e))?;
+        .prepare_cached(&read_all_sql(filter))
+        .await
+        .map_err(|e| store_error(url, doing, &e))?;
     let from = sql_int(from);
     let limit = sql_int(limit as u64);
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &limit];
@@ -159,7 +158,7 @@ async fn read_all_rows(
         .map_err(|e| store_error(url, doing, &e))?;
     let mut decoder = Decoder::new(url, None);
     rows.iter().map(|row| decoder.decode(row)).collect()
-    }
+}
 
 #[async_trait]
 impl EventStore for PostgresEventStore {

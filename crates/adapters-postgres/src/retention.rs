@@ -12,10 +12,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use logbook_domain::StreamId;
 use logbook_ports::retention::{Cutoff, RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{StoreError, append};
-use deadpool_postgres::GenericClient;
 
 use crate::config::PostgresUrl;
 use crate::error::store_error;
@@ -107,7 +107,10 @@ pub(crate) async fn set(
     let (version, deleted) = last.map_or((0, false), |row| {
         let version: i64 = row.get(0);
         let last_type: &str = row.get(1);
-        (unsigned(version).unwrap_or(0), append::is_tombstone(last_type))
+        (
+            unsigned(version).unwrap_or(0),
+            append::is_tombstone(last_type),
+        )
     });
     append::check_not_deleted(stream, deleted)?;
     let old = state_of(&tx, url, stream).await?;

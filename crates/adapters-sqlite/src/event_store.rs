@@ -285,7 +285,9 @@ fn read_stream_in(
                 ReadDirection::Forward => (from.max(cut.min_version), u64::MAX),
                 ReadDirection::Backward => (cut.min_version, from),
             };
-            let earliest = cut.min_recorded_at.map_or(i64::MIN, |t| t.timestamp_micros());
+            let earliest = cut
+                .min_recorded_at
+                .map_or(i64::MIN, |t| t.timestamp_micros());
             (
                 conn.prepare_cached(&read_retained_stream_sql(direction))
                     .map_err(error)?,

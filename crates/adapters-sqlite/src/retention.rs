@@ -36,7 +36,13 @@ pub(crate) fn state_of(
     let text: Option<String> = conn
         .prepare_cached("SELECT state FROM stream_retention WHERE stream = ?1")
         .and_then(|mut s| s.query_row([stream.as_str()], |row| row.get(0)).optional())
-        .map_err(|e| store_error(path, &format!("reading the retention of stream {stream}"), e))?;
+        .map_err(|e| {
+            store_error(
+                path,
+                &format!("reading the retention of stream {stream}"),
+                e,
+            )
+        })?;
     text.map_or_else(
         || Ok(RetentionState::default()),
         |text| decode(path, stream.as_str(), &text),
@@ -90,7 +96,13 @@ pub(crate) fn set_in(
     append::check_not_deleted(stream, state.deleted)?;
     let old = state_of(conn, path, stream)?;
     let new = old.replace(policy, Utc::now(), state.version.unwrap_or(0));
-    let error = |e| store_error(path, &format!("setting the retention of stream {stream}"), e);
+    let error = |e| {
+        store_error(
+            path,
+            &format!("setting the retention of stream {stream}"),
+            e,
+        )
+    };
     if new.is_empty() {
         conn.prepare_cached("DELETE FROM stream_retention WHERE stream = ?1")
             .and_then(|mut s| s.execute([stream.as_str()]))
@@ -137,7 +149,12 @@ pub(crate) fn scavenge_in(conn: &Connection, path: &Path) -> Result<ScavengeRepo
                 row.get(3).map_err(error)?,
             );
             let recorded_at = from_micros(micros).ok_or_else(|| {
-                corrupt(path, "events", &format!("position {position}"), "timestamp out of range")
+                corrupt(
+                    path,
+                    "events",
+                    &format!("position {position}"),
+                    "timestamp out of range",
+                )
             })?;
             if cut.reclaims(unsigned(version).unwrap_or(0), recorded_at) {
                 doomed.push(position);
@@ -153,6 +170,7 @@ pub(crate) fn scavenge_in(conn: &Connection, path: &Path) -> Result<ScavengeRepo
         }
         report.add_stream(doomed.len() as u64, bytes);
     }
-    conn.execute_batch("PRAGMA incremental_vacuum").map_err(error)?;
+    conn.execute_batch("PRAGMA incremental_vacuum")
+        .map_err(error)?;
     Ok(report)
 }

@@ -613,7 +613,7 @@ fn a_version_1_database_gains_the_projections_table_and_keeps_its_data() {
         conn.execute_batch(
             "DROP TABLE projections; DROP TABLE stream_retention; PRAGMA user_version = 1;",
         )
-            .unwrap();
+        .unwrap();
     }
     // When this build opens it
     let store = open(&path).unwrap();

@@ -220,7 +220,10 @@ async fn a_live_subscriber_sees_every_surviving_event_once_in_order_while_scaven
             "{url}: positions strictly increase, nothing repeated"
         );
         let seen_positions: HashSet<u64> = seen.iter().map(|e| e.position).collect();
-        let surviving = store.read_all(1, usize::MAX, &EventFilter::all()).await.unwrap();
+        let surviving = store
+            .read_all(1, usize::MAX, &EventFilter::all())
+            .await
+            .unwrap();
         assert_eq!(surviving.len(), 41 + 3, "{url}: 40 others, Done and 3 kept");
         for event in &surviving {
             assert!(
@@ -229,7 +232,14 @@ async fn a_live_subscriber_sees_every_surviving_event_once_in_order_while_scaven
                 event.position
             );
         }
-        let others: Vec<_> = seen.iter().filter(|e| e.stream.as_str() == "Other-1").collect();
-        assert_eq!(others.len(), 41, "{url}: every event of the unlimited stream");
+        let others: Vec<_> = seen
+            .iter()
+            .filter(|e| e.stream.as_str() == "Other-1")
+            .collect();
+        assert_eq!(
+            others.len(),
+            41,
+            "{url}: every event of the unlimited stream"
+        );
     }
 }

@@ -20,9 +20,15 @@ fn event(n: u64) -> NewEvent {
 async fn retained_and_scavenged(store: &dyn EventStore) {
     let (a, b) = (StreamId::new("A-1").unwrap(), StreamId::new("B-1").unwrap());
     for n in 0..5 {
-        store.append(&a, ExpectedVersion::Any, vec![event(n)]).await.unwrap();
+        store
+            .append(&a, ExpectedVersion::Any, vec![event(n)])
+            .await
+            .unwrap();
         if n < 3 {
-            store.append(&b, ExpectedVersion::Any, vec![event(n)]).await.unwrap();
+            store
+                .append(&b, ExpectedVersion::Any, vec![event(n)])
+                .await
+                .unwrap();
         }
     }
     let policy = StreamRetention::new(None, Some(2), None).unwrap();
@@ -63,6 +69,9 @@ async fn an_event_lost_from_a_stream_without_retention_is_still_caught() {
         let stores = url.open().unwrap();
         let report = walk(&*stores.events, &mut |_| {}).await.unwrap();
         let problem = report.problem.unwrap_or_default();
-        assert!(problem.contains(says), "lost version {lost_version}: {problem:?}");
+        assert!(
+            problem.contains(says),
+            "lost version {lost_version}: {problem:?}"
+        );
     }
 }

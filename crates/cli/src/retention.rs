@@ -120,7 +120,10 @@ fn print_state(stream: &StreamId, state: &RetentionState) {
         say!("  versions below {} stay hidden", state.hidden_below);
     }
     if let Some(before) = state.hidden_before {
-        say!("  events recorded before {} stay hidden", output::time(before));
+        say!(
+            "  events recorded before {} stay hidden",
+            output::time(before)
+        );
     }
 }
 
@@ -159,7 +162,10 @@ mod tests {
     #[test]
     fn limits_parse_and_bad_ones_are_refused_in_one_line() {
         assert_eq!(args(None, None, None).policy().unwrap(), None);
-        let policy = args(Some("30d"), Some("5"), None).policy().unwrap().unwrap();
+        let policy = args(Some("30d"), Some("5"), None)
+            .policy()
+            .unwrap()
+            .unwrap();
         assert_eq!(policy.max_count(), Some(5));
         for (bad, says) in [
             (args(Some("3x"), None, None), "is not a duration"),

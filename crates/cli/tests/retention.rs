@@ -23,7 +23,15 @@ fn an_operator_limits_a_stream_reads_only_what_is_kept_and_scavenges_the_rest() 
         // Given an account stream of 5 events.
         ok(logbook(
             store,
-            &["account", "open", "acc_001", "--owner", "ann", "--initial", "10"],
+            &[
+                "account",
+                "open",
+                "acc_001",
+                "--owner",
+                "ann",
+                "--initial",
+                "10",
+            ],
         ));
         for _ in 0..4 {
             ok(logbook(store, &["account", "deposit", "acc_001", "1"]));
@@ -47,7 +55,15 @@ fn an_operator_limits_a_stream_reads_only_what_is_kept_and_scavenges_the_rest() 
         // When the operator keeps the latest 2 versions.
         let set = ok(logbook(
             store,
-            &["stream", "retention", stream, "--max-count", "2", "--max-age", "30d"],
+            &[
+                "stream",
+                "retention",
+                stream,
+                "--max-count",
+                "2",
+                "--max-age",
+                "30d",
+            ],
         ));
         assert!(set.contains("max age 30d, max count 2"), "{set}");
         // Then reads see versions 4 and 5 only, before and after a scavenge.

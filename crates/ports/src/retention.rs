@@ -166,9 +166,9 @@ impl StreamRetention {
 pub fn format_age(age: Duration) -> String {
     let s = age.as_secs();
     match s {
-        _ if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        _ if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        _ if s.is_multiple_of(3_600) => format!("{}h", s / 3_600),
+        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
         _ => format!("{s}s"),
     }
 }
@@ -254,7 +254,8 @@ impl RetentionState {
             .max(1);
         let by_age = policy.max_age.map(|age| {
             let age = TimeDelta::from_std(age).unwrap_or(TimeDelta::MAX);
-            now.checked_sub_signed(age).unwrap_or(DateTime::<Utc>::MIN_UTC)
+            now.checked_sub_signed(age)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
         });
         let min_recorded_at = match (self.hidden_before, by_age) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -401,10 +402,22 @@ mod tests {
 
     #[test]
     fn ages_parse_in_days_hours_minutes_and_seconds() {
-        assert_eq!(StreamRetention::parse_age("30d"), Ok(Duration::from_secs(30 * 86_400)));
-        assert_eq!(StreamRetention::parse_age("12h"), Ok(Duration::from_secs(43_200)));
-        assert_eq!(StreamRetention::parse_age("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(StreamRetention::parse_age("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            StreamRetention::parse_age("30d"),
+            Ok(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(
+            StreamRetention::parse_age("12h"),
+            Ok(Duration::from_secs(43_200))
+        );
+        assert_eq!(
+            StreamRetention::parse_age("15m"),
+            Ok(Duration::from_secs(900))
+        );
+        assert_eq!(
+            StreamRetention::parse_age("90s"),
+            Ok(Duration::from_secs(90))
+        );
         for bad in ["", "30", "d", "3x", "-1d", "1.5d", "30 days"] {
             assert!(
                 matches!(
@@ -414,7 +427,10 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert_eq!(StreamRetention::parse_age("0d"), Err(RetentionError::ZeroMaxAge));
+        assert_eq!(
+            StreamRetention::parse_age("0d"),
+            Err(RetentionError::ZeroMaxAge)
+        );
         assert_eq!(format_age(Duration::from_secs(30 * 86_400)), "30d");
         assert_eq!(format_age(Duration::from_secs(90)), "90s");
     }
@@ -439,7 +455,12 @@ mod tests {
         assert_eq!(cut.min_version, 7);
         assert!(cut.hides(8, at(10)) && !cut.hides(8, at(950)));
         // A stream with fewer events than max_count hides nothing.
-        assert_eq!(state(policy(None, Some(5), None)).cutoff(now, 2).min_version, 1);
+        assert_eq!(
+            state(policy(None, Some(5), None))
+                .cutoff(now, 2)
+                .min_version,
+            1
+        );
     }
 
     #[test]
@@ -452,7 +473,10 @@ mod tests {
         let cleared = old.replace(StreamRetention::none(), now, 10);
         let cut = cleared.cutoff(at(5_000), 12);
         assert_eq!(cut.min_version, 9, "max count 2 at version 10 hid 1..=8");
-        assert!(cut.hides(10, at(899)), "max age hid what was older than 900");
+        assert!(
+            cut.hides(10, at(899)),
+            "max age hid what was older than 900"
+        );
         assert!(!cut.hides(10, at(900)));
         assert!(!cleared.is_empty());
         assert!(RetentionState::default().is_empty());
