@@ -555,10 +555,20 @@ impl EventStore for SqliteEventStore {
 
     async fn scavenge(&self) -> Result<ScavengeReport, StoreError> {
         let path = self.shared.path.clone();
-        self.shared
-            .writer
-            .run(1, move |conn| retention::scavenge_in(conn, &path), |_| None)
-            .await
+        let report = {
+            let path = path.clone();
+            self.shared
+                .writer
+                .run(1, move |conn| retention::scavenge_in(conn, &path), |_| None)
+                .await?
+        };
+        if report.events > 0 {
+            self.shared
+                .writer
+                .run(1, move |conn| retention::vacuum_in(conn, &path), |_| None)
+                .await?;
+        }
+        Ok(report)
     }
 
     fn commits(&self) -> Option<CommitSignal> {

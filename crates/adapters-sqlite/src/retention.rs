@@ -119,9 +119,7 @@ pub(crate) fn set_in(
 }
 
 /// Deletes every event retention lets go, on the write connection inside a
-/// transaction, then hands the freed pages back to the file system when
-/// the database uses incremental auto-vacuum (every database this adapter
-/// creates does).
+/// transaction ([`vacuum_in`] then returns the pages).
 pub(crate) fn scavenge_in(conn: &Connection, path: &Path) -> Result<ScavengeReport, StoreError> {
     let cutoffs = all_cutoffs(conn, path)?;
     let error = |e| store_error(path, "scavenging", e);
@@ -173,4 +171,21 @@ pub(crate) fn scavenge_in(conn: &Connection, path: &Path) -> Result<ScavengeRepo
     conn.execute_batch("PRAGMA incremental_vacuum")
         .map_err(error)?;
     Ok(report)
+}
+
+/// Hands the free pages back to the file system when the database uses
+/// incremental auto-vacuum (every database this adapter creates does; on
+/// others it does nothing). Its own transaction, after the deletion's.
+pub(crate) fn vacuum_in(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let error = |e| store_error(path, "returning free pages (PRAGMA incremental_vacuum)", e);
+    let free: i64 = conn
+        .pragma_query_value(None, "freelist_count", |row| row.get(0))
+        .map_err(error)?;
+    // One step of the pragma frees one page: step it to the end.
+    let mut vacuum = conn
+        .prepare(&format!("PRAGMA incremental_vacuum({free})"))
+        .map_err(error)?;
+    let mut steps = vacuum.raw_query();
+    while steps.next().map_err(error)?.is_some() {}
+    Ok(())
 }

@@ -640,3 +640,51 @@ fn a_version_1_database_gains_the_projections_table_and_keeps_its_data() {
         );
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scavenge_hands_the_freed_pages_back_and_the_database_stays_sound() {
+    use logbook_ports::{EventStore, NewEvent, StreamRetention};
+    // Given 300 events of about 2 KiB in one stream kept to its latest 10.
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let store = open(&path).unwrap();
+    let events = store.event_store();
+    let s = stream("Big-1");
+    let pad = "p".repeat(2000);
+    for n in 0..300u64 {
+        let big = NewEvent::new(
+            "Happened",
+            logbook_ports::conformance::payload(serde_json::json!({ "n": n, "pad": pad })),
+        );
+        events
+            .append(&s, ExpectedVersion::Any, vec![big])
+            .await
+            .unwrap();
+    }
+    let policy = StreamRetention::new(None, Some(10), None).unwrap();
+    events.set_retention(&s, policy).await.unwrap();
+    let pages_before = pragma(&path, "page_count");
+    // When scavenged.
+    let report = events.scavenge().await.unwrap();
+    assert_eq!(report.events, 290);
+    // Then the database has far fewer pages and no free list left over.
+    let pages_after = pragma(&path, "page_count");
+    assert!(
+        pages_after * 4 < pages_before,
+        "{pages_before} -> {pages_after} pages"
+    );
+    assert_eq!(pragma(&path, "freelist_count"), 0);
+    // And it passes SQLite's integrity check and reads as before.
+    let integrity = logbook_adapters_sqlite::integrity_check(
+        &path,
+        logbook_adapters_sqlite::IntegrityCheck::Full,
+    )
+    .unwrap();
+    assert!(integrity.is_ok(), "{integrity}");
+    let kept = events
+        .read_stream(&s, ReadDirection::Forward, 1, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(kept.first().map(|e| e.version), Some(291));
+    assert_eq!(kept.len(), 10);
+}
