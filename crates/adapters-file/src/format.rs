@@ -34,6 +34,9 @@ pub const RETENTION_FILE: &str = "retention";
 /// Name of the durable-mark file (see `durable.rs`).
 pub const DURABLE_FILE: &str = "durable";
 
+/// Name of the file holding data subjects' wrapped keys and tombstones.
+pub const SUBJECT_KEYS_FILE: &str = "subject-keys";
+
 /// Name of the snapshots directory.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 
@@ -124,6 +127,8 @@ pub const CHECKPOINTS_MAGIC: FileMagic = *b"LBCHKPTS";
 
 /// Magic of the stream retention file.
 pub const RETENTION_MAGIC: FileMagic = *b"LBRETAIN";
+/// Magic of the subject-keys file.
+pub const SUBJECT_KEYS_MAGIC: FileMagic = *b"LBSUBKEY";
 
 /// Magic of a projection document file.
 pub const PROJECTION_MAGIC: FileMagic = *b"LBPROJDC";

@@ -32,6 +32,7 @@ mod retention;
 mod segment;
 mod snapshots;
 mod store;
+mod subject_keys;
 mod verify;
 mod writer;
 
@@ -42,4 +43,5 @@ pub use projections::FileProjectionStore;
 pub use recovery::{Corruption, TornTail};
 pub use snapshots::FileSnapshotStore;
 pub use store::{FileStore, RecoveryReport};
+pub use subject_keys::FileSubjectKeyStore;
 pub use verify::{VerifyReport, verify};

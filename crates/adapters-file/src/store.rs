@@ -20,6 +20,7 @@ use crate::recovery::{self, Mode, Tail, TornTail};
 use crate::retention::{self, Retentions};
 use crate::segment;
 use crate::snapshots::FileSnapshotStore;
+use crate::subject_keys::{self, FileSubjectKeyStore, SubjectKeys};
 use crate::writer::Writer;
 
 /// What opening the store found and did.
@@ -78,6 +79,7 @@ pub struct Core {
     pub(crate) retention: Mutex<Retentions>,
     /// Held by a scavenge, so two never rewrite one segment at once.
     pub(crate) scavenge_lock: Mutex<()>,
+    pub(crate) subject_keys: Mutex<SubjectKeys>,
     pub(crate) snapshot_lock: Mutex<()>,
     pub(crate) projection_lock: Mutex<()>,
     recovery: RecoveryReport,
@@ -225,6 +227,7 @@ impl FileStore {
         }
         let checkpoints = checkpoints::load(dir)?;
         let retention = retention::load(dir)?;
+        let keys = subject_keys::load(dir)?;
         let mut index = scan.index;
         let (path, file, len) = match scan.last_segment {
             Some((path, len)) => {
@@ -272,6 +275,7 @@ impl FileStore {
                 checkpoints: Mutex::new(checkpoints),
                 retention: Mutex::new(retention),
                 scavenge_lock: Mutex::new(()),
+                subject_keys: Mutex::new(keys),
                 snapshot_lock: Mutex::new(()),
                 projection_lock: Mutex::new(()),
                 recovery,
@@ -308,6 +312,7 @@ impl FileStore {
         }
         let checkpoints = checkpoints::load(dir)?;
         let retention = retention::load(dir)?;
+        let keys = subject_keys::load(dir)?;
         let tail = Tail::of(&scan);
         let mut index = scan.index;
         index.commit();
@@ -331,6 +336,7 @@ impl FileStore {
                 checkpoints: Mutex::new(checkpoints),
                 retention: Mutex::new(retention),
                 scavenge_lock: Mutex::new(()),
+                subject_keys: Mutex::new(keys),
                 snapshot_lock: Mutex::new(()),
                 projection_lock: Mutex::new(()),
                 recovery,
@@ -349,6 +355,7 @@ impl FileStore {
             snapshots: Arc::new(FileSnapshotStore::new(Arc::clone(&self.core))),
             projections: Arc::new(FileProjectionStore::new(Arc::clone(&self.core))),
             checkpoints: Arc::new(FileCheckpointStore::new(Arc::clone(&self.core))),
+            subject_keys: Arc::new(FileSubjectKeyStore::new(Arc::clone(&self.core))),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The in-memory adapter of logbook: the reference implementation of every
 //! port ([`MemoryEventStore`], [`MemorySnapshotStore`],
-//! [`MemoryProjectionStore`], [`MemoryCheckpointStore`], [`MemoryEventBus`]),
+//! [`MemoryProjectionStore`], [`MemoryCheckpointStore`],
+//! [`MemorySubjectKeyStore`], [`MemoryEventBus`]),
 //! the fastest, for tests and for embedding where durability is not wanted.
 //!
 //! Events are held compactly: payload and metadata bytes in an append-only
@@ -18,6 +19,7 @@ mod checkpoints;
 mod event_store;
 mod projections;
 mod snapshots;
+mod subject_keys;
 
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ pub use event_store::MemoryEventStore;
 use logbook_ports::Stores;
 pub use projections::MemoryProjectionStore;
 pub use snapshots::MemorySnapshotStore;
+pub use subject_keys::MemorySubjectKeyStore;
 
 /// A fresh, empty set of in-memory stores.
 pub fn stores() -> Stores {
@@ -35,5 +38,6 @@ pub fn stores() -> Stores {
         snapshots: Arc::new(MemorySnapshotStore::new()),
         projections: Arc::new(MemoryProjectionStore::new()),
         checkpoints: Arc::new(MemoryCheckpointStore::new()),
+        subject_keys: Arc::new(MemorySubjectKeyStore::new()),
     }
 }

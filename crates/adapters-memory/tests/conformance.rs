@@ -13,6 +13,9 @@ impl Fixture for MemoryFixture {
     async fn open(&self) -> Stores {
         self.0.clone()
     }
+    fn opens_side_by_side(&self) -> bool {
+        true
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -345,6 +345,7 @@ impl EventStore for PostgresEventStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PostgresUrl;
 
     #[test]
     fn a_filter_adds_one_condition_per_part() {
@@ -358,5 +359,115 @@ mod tests {
         assert!(sql.contains("starts_with(stream, $4::text)"), "{sql}");
         let sql = read_all_sql(&EventFilter::stream_prefix("Bank-"));
         assert!(sql.contains("starts_with(stream, $3::text)"), "{sql}");
+    }
+
+    /// The plan PostgreSQL chooses for `sql` run with `params` (SQL
+    /// literals), one line per node.
+    async fn plan(client: &tokio_postgres::Client, sql: &str, params: &str) -> String {
+        client
+            .batch_execute(&format!("DEALLOCATE ALL; PREPARE q AS {sql}"))
+            .await
+            .unwrap();
+        let rows = client
+            .query(&format!("EXPLAIN EXECUTE q({params})"), &[])
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_and_the_writers_lookups_use_the_intended_indexes() {
+        // Given a schema holding 200,000 events in 2,000 streams, one
+        // event in 1,000 of a rare type, with fresh statistics
+        let database = logbook_test_postgres::database();
+        let url = database.fresh_schema_url("plans");
+        let store = crate::PostgresStore::connect(&url, crate::PostgresOptions::default())
+            .await
+            .unwrap();
+        drop(store);
+        let (client, connection) = url
+            .parse::<PostgresUrl>()
+            .unwrap()
+            .client_config(&crate::PostgresOptions::default())
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "INSERT INTO events SELECT g, 'Bank-' || (g % 2000), g / 2000 + 1, \
+                     gen_random_uuid(), CASE WHEN g % 1000 = 0 THEN 'Rare' ELSE 'Common' END, \
+                     1, '{\"n\": 1}', NULL, now() \
+                 FROM generate_series(1, 200000) AS g; \
+                 UPDATE head SET position = 200000; ANALYZE events",
+            )
+            .await
+            .unwrap();
+        let all = |filter: EventFilter| read_all_sql(&filter);
+        let id = "'00000000-0000-0000-0000-000000000001'";
+        let cases = [
+            (
+                "stream read, forward",
+                read_stream_sql(ReadDirection::Forward),
+                "'Bank-7', 1, 1000".to_owned(),
+                "events_stream_version_key",
+            ),
+            (
+                "stream read, backward",
+                read_stream_sql(ReadDirection::Backward),
+                "'Bank-7', 100, 1000".to_owned(),
+                "events_stream_version_key",
+            ),
+            (
+                "global log",
+                all(EventFilter::all()),
+                "1, 1000".to_owned(),
+                "using events_pkey",
+            ),
+            (
+                "a rare event type",
+                all(EventFilter::event_types(["Rare"])),
+                "1, 1000, ARRAY['Rare']".to_owned(),
+                "events_by_type",
+            ),
+            (
+                "a common event type",
+                all(EventFilter::event_types(["Common"])),
+                "1, 1000, ARRAY['Common']".to_owned(),
+                "using events_pkey",
+            ),
+            (
+                "a stream prefix (category)",
+                all(EventFilter::stream_prefix("Bank-")),
+                "1, 1000, 'Bank-'".to_owned(),
+                "using events_pkey",
+            ),
+            (
+                "the writer's stream states",
+                crate::writer::STATES_SQL.to_owned(),
+                "ARRAY['Bank-7', 'Bank-8']".to_owned(),
+                "events_stream_version_key",
+            ),
+            (
+                "the writer's event id lookup",
+                crate::writer::RECORDED_IDS_SQL.to_owned(),
+                format!("ARRAY[{id}::uuid]"),
+                "events_event_id_key",
+            ),
+        ];
+        for (name, sql, params, index) in &cases {
+            // When PostgreSQL plans each read with real values
+            let plan = plan(&client, sql, params).await;
+            println!("-- {name}\n{sql}\n{plan}\n");
+            // Then it searches the intended index and never scans the table
+            assert!(
+                !plan.contains("Seq Scan"),
+                "{name} scans the table:\n{plan}"
+            );
+            assert!(plan.contains(index), "{name} does not use {index}:\n{plan}");
+        }
     }
 }

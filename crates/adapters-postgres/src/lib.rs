@@ -1,5 +1,5 @@
-//! The PostgreSQL adapter of logbook: event, snapshot, projection-document
-//! and checkpoint stores in one PostgreSQL schema, the store that processes
+//! The PostgreSQL adapter of logbook: event, snapshot, projection-document,
+//! checkpoint and subject-key stores in one PostgreSQL schema, the store that processes
 //! on several hosts share.
 //!
 //! **Architecture invariant:** depends on `logbook-ports` and
@@ -46,6 +46,7 @@ mod retention;
 mod rows;
 mod schema;
 mod snapshots;
+mod subject_keys;
 mod writer;
 
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub use event_store::PostgresEventStore;
 pub use projections::PostgresProjectionStore;
 pub use schema::SCHEMA_VERSION;
 pub use snapshots::PostgresSnapshotStore;
+pub use subject_keys::PostgresSubjectKeyStore;
 
 /// How a store uses its server. The defaults suit most deployments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,13 +270,19 @@ impl PostgresStore {
         PostgresCheckpointStore::new(Arc::clone(&self.shared))
     }
 
-    /// The four stores, as the application uses them.
+    /// The subject-key store (wrapped data keys and tombstones).
+    pub fn subject_key_store(&self) -> PostgresSubjectKeyStore {
+        PostgresSubjectKeyStore::new(Arc::clone(&self.shared))
+    }
+
+    /// The five stores, as the application uses them.
     pub fn stores(&self) -> Stores {
         Stores {
             events: Arc::new(self.event_store()),
             snapshots: Arc::new(self.snapshot_store()),
             projections: Arc::new(self.projection_store()),
             checkpoints: Arc::new(self.checkpoint_store()),
+            subject_keys: Arc::new(self.subject_key_store()),
         }
     }
 }

@@ -68,9 +68,22 @@ CREATE TABLE projections (
 );
 ";
 
-/// Version 3: stream retention policies (`logbook_ports::retention`), one
-/// row per stream that was given one.
+/// Version 3: data subjects' keys, wrapped by the application's master key,
+/// and the tombstones of shredded subjects (no key, a time). `COLLATE "C"`
+/// orders subjects by their bytes, as the port lists them.
 const V3: &str = "
+CREATE TABLE subject_keys (
+    subject     text COLLATE \"C\" PRIMARY KEY,  -- the data subject, e.g. user-alice
+    wrapped     bytea,                -- the sealed data key; NULL once shredded
+    created_at  timestamptz,          -- NULL once shredded
+    shredded_at timestamptz,          -- NULL while the key lives
+    CHECK ((wrapped IS NULL) = (shredded_at IS NOT NULL))
+);
+";
+
+/// Version 4: stream retention policies (`logbook_ports::retention`), one
+/// row per stream that was given one.
+const V4: &str = "
 CREATE TABLE stream_retention (
     stream text PRIMARY KEY,
     state  text NOT NULL   -- JSON: the policy and the floors earlier policies left
@@ -78,7 +91,7 @@ CREATE TABLE stream_retention (
 ";
 
 /// Every migration, in order: index `i` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Tables logbook creates; found without `logbook_schema`, they are
 /// someone else's.
@@ -89,6 +102,7 @@ const OWN_TABLES: &[&str] = &[
     "checkpoints",
     "projections",
     "stream_retention",
+    "subject_keys",
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`].

@@ -17,10 +17,13 @@
 //!    server refuses), the group is rolled back and run again append by
 //!    append, each in its own savepoint, so only the append at fault fails;
 //! 3. `UPDATE head SET position = <last>` and `pg_notify` in one statement,
-//!    then COMMIT, and only then every caller is answered.
+//!    then COMMIT, all sent together with the insert (if a statement fails
+//!    the server ends the transaction at that COMMIT with a rollback), and
+//!    only then every caller is answered.
 //!
 //! Appends that arrive while a group commits form the next group, so N
-//! concurrent appenders share one transaction and one WAL flush.
+//! concurrent appenders share one transaction and one WAL flush: two round
+//! trips and one flush per group, whatever its size.
 //!
 //! Because the head row lock is held until COMMIT, a transaction takes its
 //! positions only after the previous holder is visible: positions become
@@ -193,6 +196,11 @@ impl Task {
     async fn run(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
         let mut group = Vec::new();
         while let Some(first) = jobs.recv().await {
+            // The callers answered by the last commit were woken together
+            // and are queueing their next appends: let them run before the
+            // group is taken (the runtime would otherwise run this task
+            // right after the first of them, and the group would be one).
+            tokio::task::yield_now().await;
             let mut events = first.work.weight();
             group.push(first);
             while events < self.max_group_events {
@@ -280,21 +288,21 @@ impl Task {
     }
 }
 
+/// Each named stream's last version and event type (`$1`: the names).
+pub(crate) const STATES_SQL: &str = "SELECT s.stream, l.version, l.event_type \
+     FROM unnest($1::text[]) AS s(stream) \
+     LEFT JOIN LATERAL (SELECT version, event_type FROM events e \
+         WHERE e.stream = s.stream ORDER BY version DESC LIMIT 1) l ON true";
+
+/// Where each of the ids `$1` is recorded.
+pub(crate) const RECORDED_IDS_SQL: &str =
+    "SELECT event_id, stream, version, position FROM events WHERE event_id = ANY($1::uuid[])";
+
 async fn prepare(client: &Client, url: &PostgresUrl) -> Result<Statements, StoreError> {
     let error = |e: tokio_postgres::Error| store_error(url, "preparing the append statements", &e);
     Ok(Statements {
-        states: client
-            .prepare(
-                "SELECT s.stream, l.version, l.event_type FROM unnest($1::text[]) AS s(stream) \
-                 LEFT JOIN LATERAL (SELECT version, event_type FROM events e \
-                     WHERE e.stream = s.stream ORDER BY version DESC LIMIT 1) l ON true",
-            )
-            .await
-            .map_err(error)?,
-        recorded_ids: client
-            .prepare("SELECT event_id, stream, version, position FROM events WHERE event_id = ANY($1::uuid[])")
-            .await
-            .map_err(error)?,
+        states: client.prepare(STATES_SQL).await.map_err(error)?,
+        recorded_ids: client.prepare(RECORDED_IDS_SQL).await.map_err(error)?,
         insert: client
             .prepare(
                 "INSERT INTO events (position, stream, version, event_id, event_type, \
@@ -333,7 +341,17 @@ async fn run_group(
         move |e: tokio_postgres::Error| Lost::RolledBack(store_error(url, doing, &e))
     };
     let works: Vec<&Work> = group.iter().map(|job| &job.work).collect();
-    let error = match run_batched(client, statements, url, &works, Start::Begin).await {
+    // Without a pause (the fault tests' only), COMMIT is sent with the
+    // insert: one round trip fewer per group.
+    let start = if pause.is_none() {
+        Start::BeginAndCommit
+    } else {
+        Start::Begin
+    };
+    let error = match run_batched(client, statements, url, &works, start).await {
+        Ok((results, start, head)) if pause.is_none() => {
+            return Ok((results, (head > start).then_some(head)));
+        }
         Ok((results, start, head)) => {
             return finish(client, statements, url, results, (start, head, true), pause).await;
         }
@@ -385,11 +403,13 @@ async fn run_group(
     .await
 }
 
-/// Where [`run_batched`] starts: with the group's BEGIN and head lock (sent
-/// together with its lookups), or after `head` inside a transaction.
+/// Where [`run_batched`] starts and ends: with the group's BEGIN and head
+/// lock (sent together with its lookups), leaving the transaction open or
+/// sending COMMIT with the insert; or after `head` inside a transaction.
 #[derive(Clone, Copy)]
 enum Start {
     Begin,
+    BeginAndCommit,
     After(Position),
 }
 
@@ -501,7 +521,7 @@ async fn run_batched(
         )
     };
     let (first, (state_rows, id_rows)) = match start {
-        Start::Begin => {
+        Start::Begin | Start::BeginAndCommit => {
             let (begun, looked) = tokio::join!(begin(client, url), lookups);
             (begun.map_err(Batch::Lost)?, looked?)
         }
@@ -603,18 +623,50 @@ async fn run_batched(
             Err(error) => results.push(Err(error)),
         }
     }
-    if matches!(start, Start::Begin) && head > first {
-        let channel = url.channel();
-        let head_param = sql_int(head);
-        let advance_params: [&(dyn ToSql + Sync); 2] = [&head_param, &channel];
-        let (flushed, advanced) = tokio::join!(
-            flush(client, statements, &mut rows),
-            client.execute(&statements.advance, &advance_params),
-        );
-        flushed?;
-        advanced?;
-    } else {
-        flush(client, statements, &mut rows).await?;
+    let channel = url.channel();
+    let head_param = sql_int(head);
+    let advance_params: [&(dyn ToSql + Sync); 2] = [&head_param, &channel];
+    // Sent together with the insert (the server runs them in order); when
+    // nothing was accepted there is nothing to move.
+    let advance = async {
+        if head > first {
+            client
+                .execute(&statements.advance, &advance_params)
+                .await
+                .map(drop)
+        } else {
+            Ok(())
+        }
+    };
+    match start {
+        Start::Begin => {
+            let (flushed, advanced) = tokio::join!(flush(client, statements, &mut rows), advance);
+            flushed?;
+            advanced?;
+        }
+        Start::BeginAndCommit => {
+            let (flushed, advanced, committed) = tokio::join!(
+                flush(client, statements, &mut rows),
+                advance,
+                client.batch_execute("COMMIT"),
+            );
+            match (flushed.and(advanced), committed) {
+                (Ok(()), Ok(())) => {}
+                // A statement failed, so the server ended the transaction
+                // at COMMIT with a rollback: nothing was written.
+                (Err(error), Ok(())) => return Err(Batch::Failed(error)),
+                // No answer to COMMIT (a lost connection, say): the
+                // outcome is unknown.
+                (_, Err(error)) => {
+                    return Err(Batch::Lost(Lost::Unknown(store_error(
+                        url,
+                        "committing",
+                        &error,
+                    ))));
+                }
+            }
+        }
+        Start::After(_) => flush(client, statements, &mut rows).await?,
     }
     Ok((results, first, head))
 }

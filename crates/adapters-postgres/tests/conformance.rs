@@ -21,6 +21,9 @@ impl Fixture for PostgresFixture {
             .expect("the store opens")
             .stores()
     }
+    fn opens_side_by_side(&self) -> bool {
+        true
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

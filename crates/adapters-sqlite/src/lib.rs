@@ -1,5 +1,5 @@
-//! The SQLite adapter of logbook: event, snapshot, projection and
-//! checkpoint stores on one SQLite file, the durable embedded default.
+//! The SQLite adapter of logbook: event, snapshot, projection, checkpoint
+//! and subject-key stores on one SQLite file, the durable embedded default.
 //!
 //! **Architecture invariant:** depends on `logbook-ports` and
 //! `logbook-domain` only among logbook's crates; never on another adapter or
@@ -44,6 +44,7 @@ mod retention;
 mod rows;
 mod schema;
 mod snapshots;
+mod subject_keys;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +61,7 @@ pub use options::{SqliteOptions, Synchronous};
 pub use projections::SqliteProjectionStore;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use snapshots::SqliteSnapshotStore;
+pub use subject_keys::SqliteSubjectKeyStore;
 
 /// What every handle of one open database shares.
 pub(crate) struct Shared {
@@ -69,6 +71,9 @@ pub(crate) struct Shared {
     writer: writer::Writer,
     readers: Arc<readers::Readers>,
     commits: Arc<watch::Sender<Position>>,
+    /// How long a connection opened on the side (a shred's checkpoint)
+    /// waits for other connections.
+    busy_timeout: std::time::Duration,
 }
 
 /// One open SQLite database: its event, snapshot, projection and checkpoint
@@ -128,6 +133,7 @@ impl SqliteStore {
                 writer,
                 readers,
                 commits,
+                busy_timeout: options.busy_timeout,
             }),
         })
     }
@@ -172,6 +178,7 @@ impl SqliteStore {
                 writer: writer::Writer::read_only(path),
                 readers,
                 commits: Arc::new(watch::Sender::new(head)),
+                busy_timeout: options.busy_timeout,
             }),
         })
     }
@@ -201,13 +208,19 @@ impl SqliteStore {
         SqliteCheckpointStore::new(Arc::clone(&self.shared))
     }
 
-    /// The four stores, as the application uses them.
+    /// The subject-key store (wrapped data keys and tombstones).
+    pub fn subject_key_store(&self) -> SqliteSubjectKeyStore {
+        SqliteSubjectKeyStore::new(Arc::clone(&self.shared))
+    }
+
+    /// The five stores, as the application uses them.
     pub fn stores(&self) -> Stores {
         Stores {
             events: Arc::new(self.event_store()),
             snapshots: Arc::new(self.snapshot_store()),
             projections: Arc::new(self.projection_store()),
             checkpoints: Arc::new(self.checkpoint_store()),
+            subject_keys: Arc::new(self.subject_key_store()),
         }
     }
 }

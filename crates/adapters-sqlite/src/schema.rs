@@ -81,9 +81,21 @@ CREATE TABLE projections (
 );
 ";
 
-/// Version 3: stream retention policies (`logbook_ports::retention`), one
-/// row per stream that was given one.
+/// Version 3: data subjects' keys, wrapped by the application's master key,
+/// and the tombstones of shredded subjects (no key, a time).
 const V3: &str = "
+CREATE TABLE subject_keys (
+    subject     TEXT    PRIMARY KEY,  -- the data subject, e.g. user-alice
+    wrapped     BLOB,                 -- the sealed data key; NULL once shredded
+    created_at  INTEGER,              -- microseconds since 1970-01-01T00:00:00Z; NULL once shredded
+    shredded_at INTEGER,              -- microseconds since 1970-01-01T00:00:00Z; NULL while the key lives
+    CHECK ((wrapped IS NULL) = (shredded_at IS NOT NULL))
+) WITHOUT ROWID;
+";
+
+/// Version 4: stream retention policies (`logbook_ports::retention`), one
+/// row per stream that was given one.
+const V4: &str = "
 CREATE TABLE stream_retention (
     stream TEXT PRIMARY KEY,
     state  TEXT NOT NULL              -- JSON: the policy and the floors earlier policies left
@@ -91,7 +103,7 @@ CREATE TABLE stream_retention (
 ";
 
 /// Every migration, in order: index `i` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Refuses a database this build must not touch: one written by a newer
 /// logbook, or a SQLite database that is not logbook's. Reads only.

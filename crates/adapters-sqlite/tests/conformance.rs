@@ -30,6 +30,9 @@ impl Fixture for SqliteFixture {
             .expect("the database opens")
             .stores()
     }
+    fn opens_side_by_side(&self) -> bool {
+        true
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

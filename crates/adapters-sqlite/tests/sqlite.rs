@@ -198,7 +198,8 @@ fn an_empty_file_is_migrated_to_the_current_schema() {
             "projections",
             "snapshots",
             "stream_retention",
-            "streams"
+            "streams",
+            "subject_keys"
         ]
     );
     // and opening it again migrates nothing twice
@@ -611,7 +612,8 @@ fn a_version_1_database_gains_the_projections_table_and_keeps_its_data() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE projections; DROP TABLE stream_retention; PRAGMA user_version = 1;",
+            "DROP TABLE projections; DROP TABLE stream_retention; DROP TABLE subject_keys; \
+             PRAGMA user_version = 1;",
         )
         .unwrap();
     }

@@ -1,5 +1,10 @@
 //! Projection catch-up rate: folding a log of 1,000,000 bank account events
 //! into the account-summary read model, from position 1, per store.
+//!
+//! PostgreSQL is measured when the build has the `postgres` feature (it has
+//! under `cargo xtask bench`: the command line turns it on for the whole
+//! workspace), on the server `LOGBOOK_TEST_POSTGRES_URL` names or a
+//! throwaway one with durable settings; the run says so when it is left out.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use logbook::StoreUrl;
@@ -38,15 +43,38 @@ fn fill(rt: &Runtime, stores: &Stores) {
 fn catch_up(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let postgres = cfg!(feature = "postgres").then(|| {
+        match std::env::var(logbook_test_postgres::URL_VARIABLE) {
+            Ok(url) if !url.is_empty() => logbook_test_postgres::TestDatabase::External(url),
+            _ => logbook_test_postgres::TestDatabase::Owned(
+                logbook_test_postgres::TestServer::start_with(true).expect("a PostgreSQL server"),
+            ),
+        }
+    });
+    if postgres.is_none() {
+        eprintln!("projection/catch_up_1m/postgres: left out (build without the postgres feature)");
+    }
     let mut group = c.benchmark_group("projection/catch_up_1m");
     group.sample_size(10);
     group.throughput(Throughput::Elements(EVENTS));
-    for url in [
+    let urls = [
         StoreUrl::Memory,
         StoreUrl::Sqlite(dir.path().join("bench.db")),
         StoreUrl::File(dir.path().join("log")),
-    ] {
-        let Ok(stores) = url.open() else { continue };
+    ]
+    .into_iter()
+    .chain(
+        postgres
+            .iter()
+            .map(|database| StoreUrl::Postgres(database.fresh_schema_url("bench"))),
+    );
+    for url in urls {
+        // On a runtime worker: a PostgreSQL store's connections live there.
+        let opened = {
+            let url = url.clone();
+            rt.block_on(rt.spawn(async move { url.open() })).unwrap()
+        };
+        let Ok(stores) = opened else { continue };
         fill(&rt, &stores);
         let name = url.to_string();
         let scheme = name.split(':').next().unwrap_or("store").to_owned();

@@ -7,8 +7,18 @@ mod support;
 use support::*;
 
 #[test]
-fn the_demo_prints_the_seed_figures() {
-    let out = ok(logbook("memory:", &["demo"]));
+fn the_demo_prints_the_seed_figures_on_every_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = durable_stores(dir.path());
+    for store in std::iter::once("memory:".to_owned()).chain(stores) {
+        // Given a fresh store, when the demo runs on it
+        let out = ok(logbook(&store, &["demo"]));
+        // Then it prints the seed's figures, the same on every store
+        assert_demo_figures(&store, &out);
+    }
+}
+
+fn assert_demo_figures(store: &str, out: &str) {
     for expected in [
         "Balance: 310.00 at version 4",
         "Change of -1000.00 rejected: insufficient balance",
@@ -27,7 +37,7 @@ fn the_demo_prints_the_seed_figures() {
     ] {
         assert!(
             out.contains(expected),
-            "demo output lacks {expected:?}:\n{out}"
+            "{store}: demo output lacks {expected:?}:\n{out}"
         );
     }
 }
@@ -229,6 +239,8 @@ fn bad_input_is_a_clear_error_never_a_panic() {
     }
 }
 
+/// Two processes (on PostgreSQL: two pools, two writers, as two hosts would
+/// have) deposit into one account at once; nothing is lost.
 #[test]
 fn two_processes_depositing_into_one_account_both_succeed() {
     let dir = tempfile::tempdir().unwrap();
@@ -254,8 +266,18 @@ fn two_processes_depositing_into_one_account_both_succeed() {
             &["account", "show", "acc_001", "--json"],
         )))
         .unwrap();
-        assert_eq!(json["balance"], "30.00");
-        assert_eq!(json["version"], 31);
+        assert_eq!(json["balance"], "30.00", "{store}");
+        assert_eq!(json["version"], 31, "{store}");
+        // And the global log holds exactly the 31 events, at positions 1-31
+        let log = ok(logbook(store, &["log", "--json"]));
+        let positions: Vec<u64> = log
+            .lines()
+            .map(|line| {
+                let event: serde_json::Value = serde_json::from_str(line).unwrap();
+                event["position"].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(positions, (1..=31).collect::<Vec<u64>>(), "{store}");
     }
 }
 

@@ -1,6 +1,6 @@
 //! The ports of logbook: the async traits through which the application
 //! reaches storage ([`EventStore`], [`SnapshotStore`], [`ProjectionStore`],
-//! [`CheckpointStore`]) and delivery ([`EventBus`]), the [`StoreError`] every adapter maps its
+//! [`CheckpointStore`], [`SubjectKeyStore`]) and delivery ([`EventBus`]), the [`StoreError`] every adapter maps its
 //! backend errors into, and (feature `conformance`) the behaviour suite that
 //! every adapter runs from its own tests.
 //!
@@ -61,6 +61,8 @@ pub struct Stores {
     pub projections: Arc<dyn ProjectionStore>,
     /// Subscribers' positions (the dispatcher's).
     pub checkpoints: Arc<dyn CheckpointStore>,
+    /// Data subjects' keys (wrapped) and the tombstones of shredded ones.
+    pub subject_keys: Arc<dyn SubjectKeyStore>,
 }
 
 impl std::fmt::Debug for Stores {

@@ -2,7 +2,10 @@
 //! the same run:
 //!
 //! - appends of one event per request from 16 concurrent HTTP clients on
-//!   SQLite, against 16 in-process appenders on the same kind of store;
+//!   SQLite, against 16 in-process appenders on the same kind of store; the
+//!   clients run in this process and, in a second row, in a child process
+//!   of their own (this binary run as `child-http BASE COUNT`), so that the
+//!   client's work does not share the server's cores' scheduler;
 //! - SSE fan-out: the time from an append until each of 100 subscribers
 //!   has the event (p50/p99 printed after the run);
 //! - global-log reads over HTTP (pages of 1,000) against in-process
@@ -10,17 +13,88 @@
 //!
 //! Run with `cargo bench -p logbook-server --bench server`.
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use logbook_domain::{NewEvent, Payload, StreamId};
 use logbook_ports::{EventFilter, ExpectedVersion, Stores};
 use logbook_server::{Server, ServerOptions};
 use tokio::runtime::Runtime;
 
 const CLIENTS: usize = 16;
+
+/// One append request's body.
+const BODY: &str = r#"{"events":[{"type":"Benchmarked","payload":{"amount":"12.50","note":"one event per request"}}]}"#;
+
+/// `iters` appends of one event, one request each, from [`CLIENTS`]
+/// concurrent clients on `base`: the time they took.
+async fn http_appends(client: &reqwest::Client, base: &str, iters: u64) -> Duration {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..CLIENTS {
+        let client = client.clone();
+        let url = format!("{base}/api/v1/streams/Bench-{n}");
+        let count = iters / CLIENTS as u64 + u64::from((n as u64) < iters % CLIENTS as u64);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..count {
+                let response = client.post(&url).body(BODY).send().await.unwrap();
+                assert_eq!(response.status().as_u16(), 201);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap()
+}
+
+/// Child: waits for a line on stdin, sends `iters` appends to `base`, and
+/// prints how long they took in nanoseconds.
+fn child_http(base: &str, iters: u64) {
+    let rt = runtime();
+    let client = http_client();
+    // Connections are opened before the timed part, as in the parent's row.
+    rt.block_on(http_appends(&client, base, CLIENTS as u64));
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).unwrap();
+    let took = rt.block_on(http_appends(&client, base, iters));
+    println!("{}", took.as_nanos());
+}
+
+/// Runs [`child_http`] in a child process: the time its appends took.
+fn http_appends_from_another_process(base: &str, iters: u64) -> Duration {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["child-http", base, &iters.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    writeln!(stdin, "go").unwrap();
+    stdin.flush().unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let nanos: u64 = line.trim().parse().expect("the child prints its time");
+    assert!(child.wait().unwrap().success());
+    Duration::from_nanos(nanos)
+}
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -60,11 +134,7 @@ fn appends(c: &mut Criterion) {
     let http_stores = sqlite(&dir, "http.db");
     let base = rt.block_on(serve(http_stores));
     let local = sqlite(&dir, "local.db");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS)
-        .build()
-        .unwrap();
-    let body = r#"{"events":[{"type":"Benchmarked","payload":{"amount":"12.50","note":"one event per request"}}]}"#;
+    let client = http_client();
 
     let mut group = c.benchmark_group("appends_sqlite_16_concurrent");
     group.throughput(Throughput::Elements(1));
@@ -74,28 +144,15 @@ fn appends(c: &mut Criterion) {
         b.to_async(&rt).iter_custom(|iters| {
             let client = client.clone();
             let base = base.clone();
-            async move {
-                let started = Instant::now();
-                let mut tasks = Vec::new();
-                for n in 0..CLIENTS {
-                    let client = client.clone();
-                    let url = format!("{base}/api/v1/streams/Bench-{n}");
-                    let count =
-                        iters / CLIENTS as u64 + u64::from((n as u64) < iters % CLIENTS as u64);
-                    tasks.push(tokio::spawn(async move {
-                        for _ in 0..count {
-                            let response = client.post(&url).body(body).send().await.unwrap();
-                            assert_eq!(response.status().as_u16(), 201);
-                        }
-                    }));
-                }
-                for task in tasks {
-                    task.await.unwrap();
-                }
-                started.elapsed()
-            }
+            async move { http_appends(&client, &base, iters).await }
         });
     });
+    group.bench_function(
+        "http_one_event_per_request_client_in_another_process",
+        |b| {
+            b.iter_custom(|iters| http_appends_from_another_process(&base, iters));
+        },
+    );
     group.bench_function("in_process_16_appenders", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let events = local.events.clone();
@@ -307,4 +364,13 @@ fn reads(c: &mut Criterion) {
 }
 
 criterion_group!(benches, appends, fan_out, reads);
-criterion_main!(benches);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("child-http") {
+        child_http(&args[2], args[3].parse().expect("a count"));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -38,6 +38,7 @@ mod paging;
 mod projections;
 mod retention;
 mod snapshots;
+mod subject_keys;
 mod support;
 
 use std::future::Future;
@@ -57,6 +58,15 @@ pub trait Fixture: Send + Sync + 'static {
     /// handle it got and call `open` again: what was written must still be
     /// there (for an in-memory store, the fixture keeps the same instance).
     async fn open(&self) -> Stores;
+
+    /// True when `open` may be called again while stores it gave out are
+    /// still in use, each answer a separate connection to the same location
+    /// (another SQLite connection, another pool): the races then run across
+    /// those. False (the default) for a store that only one open may write
+    /// at a time, such as the locked file store; its races share one open.
+    fn opens_side_by_side(&self) -> bool {
+        false
+    }
 }
 
 type Behaviour = fn(Arc<dyn Fixture>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -147,6 +157,17 @@ behaviours![
     checkpoints::checkpoints_are_saved_overwritten_and_reset,
     checkpoints::checkpoints_are_per_projection,
     checkpoints::checkpoints_survive_reopening,
+    subject_keys::an_unknown_subject_has_no_key,
+    subject_keys::get_or_create_stores_the_candidate_and_returns_it,
+    subject_keys::a_second_get_or_create_returns_the_first_key,
+    subject_keys::a_shred_leaves_a_tombstone_that_get_returns,
+    subject_keys::get_or_create_after_a_shred_returns_the_tombstone,
+    subject_keys::shredding_again_returns_the_first_tombstone,
+    subject_keys::shredding_an_unknown_subject_records_a_tombstone,
+    subject_keys::list_pages_in_subject_order_short_only_at_the_end,
+    subject_keys::rewrap_is_a_compare_and_set,
+    subject_keys::keys_and_tombstones_survive_reopening,
+    subject_keys::concurrent_creators_of_one_subject_all_get_one_key,
 ];
 
 /// The names of every behaviour, in the order [`run_all`] runs them.

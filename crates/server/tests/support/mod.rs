@@ -1,5 +1,7 @@
 //! What the server's tests share: a real server on 127.0.0.1:0 over a
-//! fresh store of each kind, and a small JSON-over-HTTP client.
+//! fresh store of each kind (PostgreSQL: a fresh schema of the server
+//! `LOGBOOK_TEST_POSTGRES_URL` names, or of one started for the test), and
+//! a small JSON-over-HTTP client.
 
 #![allow(dead_code)]
 
@@ -11,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 /// The stores every behaviour is checked on.
-pub const STORES: [&str; 3] = ["memory", "sqlite", "file"];
+pub const STORES: [&str; 4] = ["memory", "sqlite", "file", "postgres"];
 
 /// A running server and what it serves.
 pub struct TestServer {
@@ -23,6 +25,9 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<Result<(), logbook_server::ServeError>>>,
     _dir: tempfile::TempDir,
     pub client: reqwest::Client,
+    /// The PostgreSQL server of a `postgres` store (last: it stops after
+    /// everything that uses it is dropped).
+    _postgres: Option<logbook_test_postgres::TestDatabase>,
 }
 
 impl TestServer {
@@ -34,10 +39,15 @@ impl TestServer {
     /// A server over a fresh store of `kind`, options changed by `tune`.
     pub async fn with_options(kind: &str, tune: impl FnOnce(&mut ServerOptions)) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let postgres = (kind == "postgres").then(logbook_test_postgres::database);
         let url = match kind {
             "memory" => "memory:".to_owned(),
             "sqlite" => format!("sqlite:{}", dir.path().join("test.db").display()),
             "file" => format!("file:{}", dir.path().join("log").display()),
+            "postgres" => postgres
+                .as_ref()
+                .expect("started above")
+                .fresh_schema_url("server"),
             other => panic!("unknown store kind {other}"),
         };
         let stores = logbook::open_stores(&url).unwrap();
@@ -63,6 +73,7 @@ impl TestServer {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            _postgres: postgres,
         }
     }
 
