@@ -22,6 +22,7 @@
 pub mod catalog;
 pub mod codec;
 pub mod dispatch;
+pub mod personal;
 pub mod projection;
 pub mod registry;
 pub mod repository;

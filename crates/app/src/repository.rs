@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use logbook_domain::{
-    Aggregate, Metadata, Payload, RecordedEvent, StreamId, StreamIdError, Version,
+    Aggregate, Metadata, Payload, RecordedEvent, StreamId, StreamIdError, SubjectId, Version,
 };
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{
@@ -18,6 +18,7 @@ use logbook_ports::{
 };
 
 use crate::codec::{self, CodecError, Decoder};
+use crate::personal::{Keyring, PersonalDataError, fields};
 
 /// How a [`Repository`] behaves.
 #[derive(Debug, Clone)]
@@ -98,6 +99,10 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     /// A stored event could not be read as this aggregate's event.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// Personal data could not be sealed or opened (no or a wrong master
+    /// key, a shredded subject to write for); nothing was appended.
+    #[error(transparent)]
+    Personal(#[from] PersonalDataError),
     /// The aggregate has no events (nothing to delete).
     #[error("stream {stream} does not exist")]
     NotFound {
@@ -127,6 +132,22 @@ fn backoff(conflicts: u32) -> Duration {
             .unwrap_or([0; 8]),
     );
     Duration::from_micros(random % ceiling_us + 1)
+}
+
+/// The data subjects named by a stream's events `1..=through` (only when a
+/// keyring is set), so a snapshot is sealed without reading the stream
+/// again.
+struct KnownSubjects {
+    through: Version,
+    subjects: Vec<SubjectId>,
+}
+
+fn add_subjects(into: &mut Vec<SubjectId>, from: impl IntoIterator<Item = SubjectId>) {
+    for subject in from {
+        if !into.contains(&subject) {
+            into.push(subject);
+        }
+    }
 }
 
 /// The time-travel rule: a stream as of `at` is its events in stream order
@@ -175,13 +196,17 @@ pub struct Repository<A: Aggregate> {
     options: RepositoryOptions,
     cache: Mutex<HashMap<StreamId, Loaded<A>>>,
     decoder: Decoder<A::Event>,
+    keyring: Option<Keyring>,
+    subjects: Mutex<HashMap<StreamId, KnownSubjects>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
 type Result<T, A> = std::result::Result<T, RepositoryError<<A as Aggregate>::Error>>;
 
 impl<A: Aggregate> Repository<A> {
-    /// A repository over `stores` (events and snapshots) with default options.
+    /// A repository over `stores` (events, snapshots and subject keys, with
+    /// this process's master key: see [`crate::personal`]) with default
+    /// options.
     pub fn new(stores: &Stores) -> Self {
         Self::with_options(stores, RepositoryOptions::default())
     }
@@ -196,6 +221,8 @@ impl<A: Aggregate> Repository<A> {
             options,
             cache: Mutex::new(HashMap::new()),
             decoder: Decoder::new(),
+            keyring: Some(Keyring::for_process(Arc::clone(&stores.subject_keys))),
+            subjects: Mutex::new(HashMap::new()),
             _aggregate: PhantomData,
         }
     }
@@ -210,8 +237,22 @@ impl<A: Aggregate> Repository<A> {
             options,
             cache: Mutex::new(HashMap::new()),
             decoder: Decoder::new(),
+            keyring: None,
+            subjects: Mutex::new(HashMap::new()),
             _aggregate: PhantomData,
         }
+    }
+
+    /// Seals the personal fields of new events and snapshots with subject
+    /// keys from `keyring` (instead of the stores' keys with this process's
+    /// master key), and opens them when loading (a shredded subject's as the
+    /// placeholder). A repository made with
+    /// [`Repository::without_snapshots`] has none: it writes personal fields
+    /// in plain text and cannot load encrypted ones.
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
     }
 
     /// Publishes every committed event to `bus` after the append.
@@ -301,10 +342,20 @@ impl<A: Aggregate> Repository<A> {
                     conflicts,
                 });
             }
-            let envelopes = decided
-                .iter()
-                .map(|event| codec::encode(event, metadata))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut envelopes = Vec::with_capacity(decided.len());
+            for event in &decided {
+                let envelope = codec::encode(event, metadata)?;
+                envelopes.push(match &self.keyring {
+                    Some(keyring) => keyring.seal_event(&stream, event, envelope).await?,
+                    None => envelope,
+                });
+            }
+            let mut written = Vec::new();
+            if self.keyring.is_some() {
+                for envelope in &envelopes {
+                    add_subjects(&mut written, fields::subjects_in(&envelope.payload));
+                }
+            }
             let expected = ExpectedVersion::from_current(Some(loaded.version));
             match self.events.append(&stream, expected, envelopes).await {
                 Ok(outcome) => {
@@ -324,6 +375,7 @@ impl<A: Aggregate> Repository<A> {
                         "command appended"
                     );
                     self.remember(&stream, &state, version);
+                    self.extend_subjects(&stream, loaded.version, version, written);
                     let snapshot_taken = self
                         .maybe_snapshot(&stream, &state, loaded.version, version)
                         .await;
@@ -397,7 +449,7 @@ impl<A: Aggregate> Repository<A> {
                 version: 0,
             },
         };
-        self.fold_forward(&stream, base, |e| e.version <= version)
+        self.fold_forward(&stream, base, |e| e.version <= version, &mut Vec::new())
             .await
     }
 
@@ -413,7 +465,8 @@ impl<A: Aggregate> Repository<A> {
             state: A::default(),
             version: 0,
         };
-        self.fold_forward(&stream, start, recorded_by(at)).await
+        self.fold_forward(&stream, start, recorded_by(at), &mut Vec::new())
+            .await
     }
 
     /// The recorded events of `id` as of `at`, oldest first: the events
@@ -464,9 +517,15 @@ impl<A: Aggregate> Repository<A> {
             }),
         };
         let start_version = base.version;
-        let loaded = self.fold_forward(stream, base, |_| true).await?;
+        let mut seen = Vec::new();
+        let loaded = self.fold_forward(stream, base, |_| true, &mut seen).await?;
         if loaded.version != start_version {
             self.remember(stream, &loaded.state, loaded.version);
+        }
+        if start_version == 0 {
+            self.set_subjects(stream, loaded.version, seen);
+        } else {
+            self.extend_subjects(stream, start_version, loaded.version, seen);
         }
         Ok(loaded)
     }
@@ -478,6 +537,7 @@ impl<A: Aggregate> Repository<A> {
         stream: &StreamId,
         mut base: Loaded<A>,
         keep: impl Fn(&RecordedEvent) -> bool,
+        seen: &mut Vec<SubjectId>,
     ) -> Result<Loaded<A>, A> {
         let mut pages = StreamPages::new(
             &*self.events,
@@ -491,12 +551,30 @@ impl<A: Aggregate> Repository<A> {
                 if !keep(recorded) {
                     return Ok(base);
                 }
-                let event: A::Event = self.decoder.decode(recorded)?;
+                let event: A::Event = self.decode(recorded).await?;
+                if self.keyring.is_some() {
+                    add_subjects(seen, fields::subjects_in(&recorded.payload));
+                }
                 base.state.apply(&event);
                 base.version = recorded.version;
             }
         }
         Ok(base)
+    }
+
+    /// Reads one stored event, its personal fields opened first.
+    async fn decode(&self, recorded: &RecordedEvent) -> Result<A::Event, A> {
+        if !fields::may_be_encrypted(&recorded.payload) {
+            return Ok(self.decoder.decode(recorded)?);
+        }
+        let opened = match &self.keyring {
+            Some(keyring) => keyring.open_event(recorded).await?,
+            None => match fields::subjects_in(&recorded.payload).into_iter().next() {
+                Some(subject) => return Err(PersonalDataError::NoMasterKey { subject }.into()),
+                None => None,
+            },
+        };
+        Ok(self.decoder.decode(opened.as_ref().unwrap_or(recorded))?)
     }
 
     /// The stored snapshot, if there is a usable one. A snapshot of another
@@ -525,7 +603,27 @@ impl<A: Aggregate> Repository<A> {
             }
             Err(_) => return None,
         }
-        match snapshot.state.to_value::<A>() {
+        let state = if fields::is_sealed_whole(&snapshot.state) {
+            let Some(keyring) = &self.keyring else {
+                tracing::warn!(%stream, "snapshot is encrypted and no master key is configured; replaying events instead");
+                return None;
+            };
+            match keyring
+                .open_snapshot(&snapshot.state, stream, snapshot.version)
+                .await
+            {
+                Ok(Some(state)) => state,
+                // A subject of it is shredded: the events give the placeholder.
+                Ok(None) => return None,
+                Err(error) => {
+                    tracing::warn!(%stream, %error, "snapshot does not open; replaying events instead");
+                    return None;
+                }
+            }
+        } else {
+            snapshot.state
+        };
+        match state.to_value::<A>() {
             Ok(state) => Some(Loaded {
                 state,
                 version: snapshot.version,
@@ -559,6 +657,13 @@ impl<A: Aggregate> Repository<A> {
                 return false;
             }
         };
+        let state = match self.sealed_snapshot(stream, state, after).await {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::debug!(%stream, %error, "state holds personal data that cannot be sealed; no snapshot taken");
+                return false;
+            }
+        };
         let snapshot = Snapshot {
             stream: stream.clone(),
             version: after,
@@ -574,6 +679,98 @@ impl<A: Aggregate> Repository<A> {
                 false
             }
         }
+    }
+
+    /// Records that events `1..=through` of `stream` name `subjects`.
+    fn set_subjects(&self, stream: &StreamId, through: Version, subjects: Vec<SubjectId>) {
+        if self.keyring.is_none() || self.options.cache_capacity == 0 {
+            return;
+        }
+        let mut known = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= self.options.cache_capacity && !known.contains_key(stream) {
+            // Bounded: forgetting only costs one read of a stream later.
+            known.clear();
+        }
+        known.insert(stream.clone(), KnownSubjects { through, subjects });
+    }
+
+    /// Extends what is known of `stream` from `from` to `to` with
+    /// `subjects`, when what is known reaches exactly `from`; otherwise
+    /// forgets it (it no longer describes a prefix of the stream).
+    fn extend_subjects(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        to: Version,
+        subjects: Vec<SubjectId>,
+    ) {
+        let mut known = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+        match known.get_mut(stream) {
+            Some(entry) if entry.through == from => {
+                add_subjects(&mut entry.subjects, subjects);
+                entry.through = to;
+            }
+            Some(_) => {
+                known.remove(stream);
+            }
+            None => {}
+        }
+    }
+
+    /// `state` sealed with the keys of every subject the stream's events
+    /// name, so a snapshot never holds personal data in plain text (and is
+    /// useless once one of them is shredded). The subjects are those this
+    /// repository saw while folding and appending; when it has not seen the
+    /// whole stream, they are read from the stream once.
+    async fn sealed_snapshot(
+        &self,
+        stream: &StreamId,
+        state: Payload,
+        version: Version,
+    ) -> std::result::Result<Payload, PersonalDataError> {
+        let Some(keyring) = &self.keyring else {
+            return Ok(state);
+        };
+        let known = self
+            .subjects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream)
+            .filter(|known| known.through == version)
+            .map(|known| known.subjects.clone());
+        let subjects = match known {
+            Some(subjects) => subjects,
+            None => self.subjects_through(stream, version).await?,
+        };
+        if subjects.is_empty() {
+            return Ok(state);
+        }
+        keyring
+            .seal_snapshot(&state, stream, version, &subjects)
+            .await
+    }
+
+    /// The subjects named by events `1..=version` of `stream`, read from it.
+    async fn subjects_through(
+        &self,
+        stream: &StreamId,
+        version: Version,
+    ) -> std::result::Result<Vec<SubjectId>, PersonalDataError> {
+        let mut subjects = Vec::new();
+        let mut pages = StreamPages::new(
+            &*self.events,
+            stream,
+            ReadDirection::Forward,
+            1,
+            self.options.page_size,
+        );
+        while let Some(page) = pages.next_page().await? {
+            for recorded in page.iter().filter(|e| e.version <= version) {
+                add_subjects(&mut subjects, fields::subjects_in(&recorded.payload));
+            }
+        }
+        self.set_subjects(stream, version, subjects.clone());
+        Ok(subjects)
     }
 
     async fn publish(&self, stream: &StreamId, before: Version, count: usize) {

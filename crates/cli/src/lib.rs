@@ -36,6 +36,7 @@ mod retention;
 mod serve;
 mod ship;
 mod show;
+mod subject;
 mod transfer;
 mod user;
 mod verify;
@@ -131,6 +132,17 @@ impl Logbook {
         };
         init_tracing(serving);
         output::set_json(global.json);
+        if let Some(path) = &global.master_key_file {
+            match logbook::personal::MasterKey::from_file(path) {
+                Ok(key) => {
+                    logbook::personal::use_master_key(key);
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         progress::set_asked(global.progress);
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -206,6 +218,7 @@ impl Logbook {
                 Command::Serve(args) => {
                     serve::run(url, &self.aggregates, &self.projections, args).await
                 }
+                Command::Subject(command) => subject::run(url, command).await,
             },
             Parsed::Seed(command) => match command {
                 SeedCommand::Demo => demo::run(&open()?, url).await,
@@ -234,6 +247,11 @@ struct GlobalArgs {
     /// Where events live: memory:, sqlite:PATH or file:DIR.
     #[arg(long, global = true, env = "LOGBOOK_STORE", default_value = DEFAULT_STORE_URL, value_name = "URL")]
     store: StoreUrl,
+
+    /// The master key that seals subject keys, from this file (64 hex digits
+    /// or base64); else LOGBOOK_MASTER_KEY or LOGBOOK_MASTER_KEY_FILE.
+    #[arg(long, global = true, value_name = "PATH")]
+    master_key_file: Option<std::path::PathBuf>,
 
     /// Print JSON instead of lines for a person (every command but `demo`).
     #[arg(long, global = true)]
@@ -277,6 +295,9 @@ enum Command {
     Projection(projection::ProjectionArgs),
     /// Serve the store over HTTP: JSON API, live subscriptions, metrics, web console.
     Serve(serve::ServeArgs),
+    /// Personal data: shred a subject, make or rotate the master key.
+    #[command(subcommand)]
+    Subject(subject::SubjectCommand),
 }
 
 /// The seed domains' own commands.

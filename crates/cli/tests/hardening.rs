@@ -284,7 +284,7 @@ fn every_command_that_prints_speaks_json_in_one_vocabulary() {
     assert_eq!(json(&["ship", "show", &id])["status"], "docked");
     // Read models, the store check and transfers too.
     let list = json(&["projection", "list"]);
-    assert!(list.as_array().is_some_and(|l| l.len() == 3), "{list}");
+    assert!(list.as_array().is_some_and(|l| l.len() == 4), "{list}");
     assert_eq!(
         json(&["projection", "status", "account-summary"])["name"],
         "account-summary"

@@ -37,6 +37,15 @@ pub trait DomainEvent:
     fn upcasters() -> crate::upcast::Upcasters {
         crate::upcast::Upcasters::new()
     }
+
+    /// The payload fields of this event that are personal data, each with
+    /// the subject it belongs to, for an event recorded on `stream` (none by
+    /// default). A pure declaration: the codec encrypts these fields with the
+    /// subject's key, so shredding that key erases them.
+    fn personal_fields(&self, stream: &StreamId) -> Vec<crate::subject::PersonalField> {
+        let _ = stream;
+        Vec::new()
+    }
 }
 
 /// Unique id of one event (UUID v4 or v7). Appending the same id twice at the

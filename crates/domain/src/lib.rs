@@ -24,5 +24,5 @@ pub use aggregate::Aggregate;
 pub use event::{DomainEvent, EventId, Metadata, NewEvent, Payload, PayloadError, RecordedEvent};
 pub use money::{Currency, CurrencyError, Money, MoneyError};
 pub use stream::{Position, StreamId, StreamIdError, Version};
-pub use subject::{SubjectId, SubjectIdError};
+pub use subject::{PersonalField, SHREDDED_PLACEHOLDER, SubjectId, SubjectIdError};
 pub use upcast::{UpcastError, Upcasters};

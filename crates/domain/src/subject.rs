@@ -106,6 +106,31 @@ impl<'de> Deserialize<'de> for SubjectId {
     }
 }
 
+/// One personal field of an event's payload, as the event declares it: the
+/// top-level payload field `field` holds data of `subject`. The codec encrypts
+/// it with that subject's key; once the key is shredded the field reads as
+/// [`SHREDDED_PLACEHOLDER`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalField {
+    /// The payload field's name (a key of the payload's top-level object).
+    pub field: &'static str,
+    /// Whose data it is.
+    pub subject: SubjectId,
+}
+
+impl PersonalField {
+    /// `field` holds data of `subject`.
+    #[must_use]
+    pub fn new(field: &'static str, subject: SubjectId) -> Self {
+        Self { field, subject }
+    }
+}
+
+/// What a personal field reads as once its subject's key is shredded: the
+/// JSON string `"[shredded]"`. A personal field's type must therefore read a
+/// string (a `String`, or a type with a string form).
+pub const SHREDDED_PLACEHOLDER: &str = "[shredded]";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,8 @@ use serde_json::Value;
 use crate::aggregate::Aggregate;
 use crate::event::DomainEvent;
 use crate::money::Money;
+use crate::stream::StreamId;
+use crate::subject::{PersonalField, SubjectId};
 use crate::upcast::Upcasters;
 
 /// A wallet's state.
@@ -75,6 +77,16 @@ impl DomainEvent for UserWalletEvent {
         2
     }
 
+    /// The username is personal data of the subject `user-<wallet id>`.
+    fn personal_fields(&self, stream: &StreamId) -> Vec<PersonalField> {
+        match self {
+            Self::UserCreated { .. } => wallet_subject(stream)
+                .map(|subject| vec![PersonalField::new("username", subject)])
+                .unwrap_or_default(),
+            Self::UserBalanceChanged { .. } => Vec::new(),
+        }
+    }
+
     fn upcasters() -> Upcasters {
         Upcasters::new()
             .with("UserCreated", 1, |v| {
@@ -84,6 +96,14 @@ impl DomainEvent for UserWalletEvent {
                 amounts_as_decimal_strings(v, "balance_change")
             })
     }
+}
+
+/// The data subject of the wallet on `stream` (`UserWallet-<id>`):
+/// `user-<id>`. `None` for a stream of another shape.
+#[must_use]
+pub fn wallet_subject(stream: &StreamId) -> Option<SubjectId> {
+    let id = stream.as_str().strip_prefix("UserWallet-")?;
+    SubjectId::new(format!("user-{id}")).ok()
 }
 
 /// Version 1 to 2: the amount in `field` from a JSON number of whole units

@@ -128,6 +128,23 @@ impl From<ExecError> for ApiError {
                 mapped.message = message;
                 mapped
             }
+            ExecError::Personal { source, .. } => match *source {
+                logbook::personal::PersonalDataError::Shredded { .. } => Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "subject_shredded",
+                    message,
+                ),
+                logbook::personal::PersonalDataError::Store(store) => {
+                    let mut mapped = Self::from(store);
+                    mapped.message = message;
+                    mapped
+                }
+                _ => Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "personal_data_unavailable",
+                    message,
+                ),
+            },
             ExecError::Codec { .. } => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "undecodable_event",

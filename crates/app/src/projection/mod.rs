@@ -20,7 +20,9 @@ mod read_models;
 mod registry;
 mod runner;
 
-pub use read_models::{AccountBalances, AccountSummaries, AccountSummary, ShipsByPort};
+pub use read_models::{
+    AccountBalances, AccountSummaries, AccountSummary, ShipsByPort, UserDirectory, UserEntry,
+};
 pub use registry::{
     ProjectionRegistration, ProjectionRegistry, RegisteredProjection, UnknownProjection,
 };

@@ -9,8 +9,13 @@ use logbook_domain::{Aggregate, DomainEvent, Money, RecordedEvent, Version};
 use logbook_ports::EventFilter;
 use serde::{Deserialize, Serialize};
 
+use logbook_domain::SHREDDED_PLACEHOLDER;
+use logbook_domain::user_wallet::{UserWallet, UserWalletEvent, wallet_subject};
+
 use super::ReadModel;
+use crate::Repository;
 use crate::codec::Decoder;
+use crate::personal::PersonalDataEvent;
 
 fn decoded<E: DomainEvent>(event: &RecordedEvent) -> Result<E, String> {
     Decoder::<E>::new().decode(event).map_err(|e| e.to_string())
@@ -221,6 +226,66 @@ impl ReadModel for ShipsByPort {
                         ship.cargo.remove(&item);
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One wallet in the [`UserDirectory`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEntry {
+    /// The username (personal data): `"[shredded]"` once its subject is.
+    pub username: String,
+    /// The wallet's balance.
+    pub balance: Money,
+}
+
+/// `user-directory`: a [`UserEntry`] per wallet id. It holds personal data
+/// (the usernames), so it reacts to `SubjectShredded`: the shredded
+/// subject's username becomes the placeholder, as a rebuild would read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDirectory {
+    /// By wallet id.
+    pub users: BTreeMap<String, UserEntry>,
+}
+
+impl ReadModel for UserDirectory {
+    const NAME: &'static str = "user-directory";
+
+    fn filter() -> EventFilter {
+        EventFilter::event_types([
+            "UserCreated",
+            "UserBalanceChanged",
+            logbook_ports::append::STREAM_DELETED,
+            "SubjectShredded",
+        ])
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        if event.event_type.as_ref() == "SubjectShredded" {
+            let PersonalDataEvent::SubjectShredded { subject } = decoded(event)?;
+            for (id, entry) in &mut self.users {
+                let stream = Repository::<UserWallet>::stream_id(id).map_err(|e| e.to_string())?;
+                if wallet_subject(&stream).as_ref() == Some(&subject) {
+                    SHREDDED_PLACEHOLDER.clone_into(&mut entry.username);
+                }
+            }
+            return Ok(());
+        }
+        if !event.stream.as_str().starts_with("UserWallet-") {
+            return Ok(());
+        }
+        let Some((entry, decoded)) = row_for::<UserWallet, _>(&mut self.users, event)? else {
+            return Ok(());
+        };
+        match decoded {
+            UserWalletEvent::UserCreated { username, balance } => {
+                entry.username = username;
+                entry.balance = balance;
+            }
+            UserWalletEvent::UserBalanceChanged { balance_change } => {
+                entry.balance = entry.balance.saturating_add(balance_change);
             }
         }
         Ok(())

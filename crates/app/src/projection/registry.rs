@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use logbook_ports::Stores;
 
 use super::ReadModel;
-use super::read_models::{AccountBalances, AccountSummaries, ShipsByPort};
+use super::read_models::{AccountBalances, AccountSummaries, ShipsByPort, UserDirectory};
 use super::runner::{
     CatchUp, ParkedEvent, Progress, ProjectionError, Projector, ProjectorOptions, Status,
 };
@@ -191,12 +191,13 @@ impl ProjectionRegistry {
     }
 
     /// The seeds' read models: `account-summary`, `account-balances`,
-    /// `ships-by-port`.
+    /// `ships-by-port`, `user-directory`.
     pub fn with_seed_read_models() -> Self {
         Self::new()
             .with::<AccountSummaries>()
             .with::<AccountBalances>()
             .with::<ShipsByPort>()
+            .with::<UserDirectory>()
     }
 
     /// Adds read model `R` (a later registration of the same name replaces

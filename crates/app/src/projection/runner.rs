@@ -14,6 +14,7 @@ use logbook_ports::{
 use serde::{Deserialize, Serialize};
 
 use super::ReadModel;
+use crate::personal::Keyring;
 use crate::subscription::Subscription;
 
 /// What to do with an event the read model cannot apply.
@@ -213,6 +214,7 @@ pub struct Projector<R> {
     events: Arc<dyn EventStore>,
     documents: Arc<dyn ProjectionStore>,
     options: ProjectorOptions,
+    keyring: Option<Keyring>,
     _model: PhantomData<fn() -> R>,
 }
 
@@ -243,7 +245,33 @@ impl<R: ReadModel> Projector<R> {
             events: Arc::clone(&stores.events),
             documents: Arc::clone(&stores.projections),
             options,
+            keyring: Some(Keyring::for_process(Arc::clone(&stores.subject_keys))),
             _model: PhantomData,
+        }
+    }
+
+    /// Opens events' personal fields with `keyring` before the model sees
+    /// them (a shredded subject's as the placeholder), instead of the
+    /// stores' keys with this process's master key.
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// `event` with its personal fields opened, when it has any and a
+    /// keyring is set; why not, as the model's error would say it.
+    async fn opened<'e>(
+        &self,
+        event: &'e RecordedEvent,
+    ) -> Result<std::borrow::Cow<'e, RecordedEvent>, String> {
+        let Some(keyring) = &self.keyring else {
+            return Ok(std::borrow::Cow::Borrowed(event));
+        };
+        match keyring.open_event(event).await {
+            Ok(Some(opened)) => Ok(std::borrow::Cow::Owned(opened)),
+            Ok(None) => Ok(std::borrow::Cow::Borrowed(event)),
+            Err(error) => Err(error.to_string()),
         }
     }
 
@@ -468,7 +496,9 @@ impl<R: ReadModel> Projector<R> {
                     break 'read;
                 }
                 // Parked events failed live as well; skip them alike.
-                let _ = fresh.apply(event);
+                if let Ok(event) = self.opened(event).await {
+                    let _ = fresh.apply(&event);
+                }
             }
         }
         let mut differences = Vec::new();
@@ -508,7 +538,10 @@ impl<R: ReadModel> Projector<R> {
                 .into_iter()
                 .next();
             match event.filter(|e| e.id == parked.event_id) {
-                Some(event) => match state.model.apply(&event) {
+                Some(event) => match match self.opened(&event).await {
+                    Ok(event) => state.model.apply(&event),
+                    Err(error) => Err(error),
+                } {
                     Ok(()) => applied += 1,
                     Err(error) => {
                         parked.error = error;
@@ -609,6 +642,7 @@ impl<R: ReadModel> Projector<R> {
     }
 
     async fn apply_with_policy(&self, model: &mut R, event: &RecordedEvent) -> Result<(), String> {
+        let event = &*self.opened(event).await?;
         let mut result = model.apply(event);
         if let (Err(_), PoisonPolicy::Retry { attempts, backoff }) = (&result, self.options.policy)
         {

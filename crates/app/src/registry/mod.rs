@@ -132,6 +132,18 @@ pub enum ExecError {
         #[source]
         source: StoreError,
     },
+    /// Personal data could not be sealed or opened (no or a wrong master
+    /// key, new data for a shredded subject); nothing was appended.
+    #[error("{aggregate} {id}: {source}")]
+    Personal {
+        /// The aggregate.
+        aggregate: &'static str,
+        /// The id.
+        id: String,
+        /// Why.
+        #[source]
+        source: Box<crate::personal::PersonalDataError>,
+    },
     /// A stored event could not be read as this aggregate's event.
     #[error("{aggregate} {id}: {source}")]
     Codec {
@@ -169,6 +181,11 @@ impl ExecError {
                 source,
             },
             RepositoryError::Codec(source) => Self::Codec {
+                aggregate,
+                id,
+                source: Box::new(source),
+            },
+            RepositoryError::Personal(source) => Self::Personal {
                 aggregate,
                 id,
                 source: Box::new(source),
@@ -377,6 +394,33 @@ where
 fn check_decodes<E: logbook_domain::DomainEvent>(
     event: &RecordedEvent,
 ) -> Result<(), UndecodableEvent> {
+    // Encrypted personal fields are checked in the shape they read as
+    // without their key (the placeholder): a check needs no key, and an
+    // export carries them encrypted.
+    let placeholder;
+    let event = if crate::personal::fields::may_be_encrypted(&event.payload) {
+        match crate::personal::fields::open_fields(&event.payload, event.id, |_| {
+            crate::personal::Access::Shredded
+        }) {
+            Ok(payload) => {
+                placeholder = RecordedEvent {
+                    payload,
+                    ..event.clone()
+                };
+                &placeholder
+            }
+            Err(error) => {
+                return Err(UndecodableEvent {
+                    stream: event.stream.clone(),
+                    event_type: event.event_type.to_string(),
+                    field: None,
+                    reason: error.to_string(),
+                });
+            }
+        }
+    } else {
+        event
+    };
     let decoder = Decoder::<E>::new();
     let complaint = |event: &RecordedEvent| {
         decoder.decode(event).err().map(|error| match error {
