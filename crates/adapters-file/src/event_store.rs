@@ -2,12 +2,14 @@
 //! to the writer thread; reads look up the index and read records at their
 //! offsets on a blocking thread, never on the caller's task.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use async_trait::async_trait;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use logbook_domain::{NewEvent, Payload, Position, RecordedEvent, StreamId, Version};
+use logbook_ports::retention::{Cutoff, RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
     StoreError,
@@ -19,7 +21,8 @@ use crate::blocking::blocking;
 use crate::format;
 use crate::index::{Index, SegmentRef};
 use crate::record::{self, Record};
-use crate::segment::RecordReader;
+use crate::retention;
+use crate::segment::{self, RecordReader};
 use crate::store::Core;
 use crate::writer::{self, AppendRequest};
 
@@ -95,6 +98,7 @@ impl FileEventStore {
             metadata,
             frame_bytes,
             delete,
+            seal: false,
             reply,
         })?;
         answer.await.map_err(|_| writer::stopped())?
@@ -140,8 +144,15 @@ impl Plan {
         });
     }
 
-    /// Reads every target, checking each record against the index.
-    fn read(self, window: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    /// Reads every target, checking each record against the index, and
+    /// keeps those `visible` lets through. A record a scavenge reclaimed
+    /// that `visible` would show is corruption: retention never shows
+    /// one again, so its policy must have been lost.
+    fn read(
+        self,
+        window: usize,
+        visible: impl Fn(&RecordedEvent) -> bool,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut reader = RecordReader::new(window);
         let mut out = Vec::with_capacity(self.targets.len());
         for target in self.targets {
@@ -149,7 +160,21 @@ impl Plan {
             let offset = u64::from(target.offset);
             let record =
                 reader.read(&segment.file, segment.first_position, &segment.path, offset)?;
-            out.push(to_recorded(&record, target, segment, offset)?);
+            let reclaimed = record.is_reclaimed();
+            let event = to_recorded(&record, target, segment, offset)?;
+            if !visible(&event) {
+                continue;
+            }
+            if reclaimed {
+                return Err(StoreError::Corrupt {
+                    location: format::location(&segment.path, offset),
+                    detail: format!(
+                        "position {} of {} was reclaimed by a scavenge, yet its stream's retention does not hide it (is the retention file missing?)",
+                        event.position, event.stream
+                    ),
+                });
+            }
+            out.push(event);
         }
         Ok(out)
     }
@@ -213,6 +238,116 @@ fn encode_metadata(events: &[NewEvent]) -> Result<(Vec<Vec<u8>>, u64), StoreErro
     Ok((all, bytes))
 }
 
+/// The cutoff of `stream` among `cutoffs` (keyed by stream number).
+fn stream_cutoff(core: &Core, cutoffs: &HashMap<u32, Cutoff>, stream: &StreamId) -> Option<Cutoff> {
+    let number = core.shared.index().stream_number(stream.as_str())?;
+    cutoffs.get(&number).copied()
+}
+
+/// Reads `candidates` (positions, in the order to return them) until
+/// `limit` are visible under `cutoff` or none are left: the ones its
+/// version floor hides were left out by the caller, the ones its age hides
+/// are known only once read.
+fn read_visible(
+    core: &Core,
+    candidates: &[u32],
+    limit: usize,
+    cutoff: Option<&Cutoff>,
+    window: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut out = Vec::new();
+    let mut rest = candidates;
+    while out.len() < limit && !rest.is_empty() {
+        let (batch, tail) = rest.split_at((limit - out.len()).min(rest.len()));
+        rest = tail;
+        let plan = {
+            let index = core.shared.index();
+            let mut plan = Plan::new(&index);
+            for &position in batch {
+                plan.add(&index, u64::from(position));
+            }
+            plan
+        };
+        out.extend(plan.read(window, |e| {
+            !cutoff.is_some_and(|cut| cut.hides(e.version, e.recorded_at))
+        })?);
+    }
+    Ok(out)
+}
+
+/// Up to `limit` positions of the log from `from` on that pass `filter`
+/// and are not below their stream's version cutoff, and the position after
+/// the last one looked at.
+fn select_log(
+    index: &Index,
+    from: Position,
+    limit: usize,
+    filter: &EventFilter,
+    cutoffs: &HashMap<u32, Cutoff>,
+) -> (Plan, Position) {
+    let committed = index.committed();
+    let mut plan = Plan::new(index);
+    // Per stream and per type, whether the filter lets it through
+    // (0: not decided yet, 1: yes, 2: no).
+    let mut stream_ok = vec![
+        0u8;
+        if filter.is_all() {
+            0
+        } else {
+            index.stream_count()
+        }
+    ];
+    let mut type_ok = vec![
+        0u8;
+        if filter.is_all() {
+            0
+        } else {
+            index.types.len()
+        }
+    ];
+    let mut position = from.max(1);
+    while position <= committed && plan.targets.len() < limit {
+        let passes = filter.is_all() || {
+            let entry = index.entry(position);
+            let s = &mut stream_ok[entry.stream as usize];
+            if *s == 0 {
+                let name = index.stream_id(entry.stream).as_str();
+                *s = if filter
+                    .stream_prefix
+                    .as_deref()
+                    .is_none_or(|prefix| name.starts_with(prefix))
+                {
+                    1
+                } else {
+                    2
+                };
+            }
+            let t = &mut type_ok[entry.event_type as usize];
+            if *t == 0 {
+                let name = index.types.name(entry.event_type);
+                *t = if filter.event_types.is_empty()
+                    || filter.event_types.iter().any(|ty| **ty == **name)
+                {
+                    1
+                } else {
+                    2
+                };
+            }
+            *s == 1 && *t == 1
+        };
+        let kept = passes
+            && (cutoffs.is_empty()
+                || cutoffs
+                    .get(&index.entry(position).stream)
+                    .is_none_or(|cut| index.version_at(position) >= cut.min_version));
+        if kept {
+            plan.add(index, position);
+        }
+        position += 1;
+    }
+    (plan, position)
+}
+
 impl FileEventStore {
     /// On a store opened read-only, takes in another process's commits
     /// first (on a blocking thread); nothing on a store that writes.
@@ -261,20 +396,35 @@ impl EventStore for FileEventStore {
         blocking(move || {
             core.catch_up()?;
             let shared = &core.shared;
-            let plan = {
+            let (candidates, cutoff) = {
                 let index = shared.index();
                 let Some(number) = index.stream_number(stream.as_str()) else {
                     return Ok(Vec::new());
                 };
                 let positions = index.visible_positions(number);
                 append::check_not_deleted(&stream, index.ends_deleted(positions))?;
-                let mut plan = Plan::new(&index);
-                for &position in direction.select(positions, from, limit) {
-                    plan.add(&index, u64::from(position));
-                }
-                plan
+                let cutoff = retention::cutoffs(&core, &index, Utc::now()).remove(&number);
+                // Versions below the cutoff's are left out before reading;
+                // the slice from there on keeps "entry i is version skip + i + 1".
+                let skip = cutoff.map_or(0, |cut| cut.min_version - 1);
+                let skip = (skip as usize).min(positions.len());
+                let from = match direction {
+                    ReadDirection::Forward => from.saturating_sub(skip as u64).max(1),
+                    ReadDirection::Backward => from.saturating_sub(skip as u64),
+                };
+                let window = if cutoff.is_some_and(|cut| cut.min_recorded_at.is_some()) {
+                    usize::MAX
+                } else {
+                    limit
+                };
+                let candidates: Vec<u32> = direction
+                    .select(&positions[skip..], from, window)
+                    .into_iter()
+                    .copied()
+                    .collect();
+                (candidates, cutoff)
             };
-            plan.read(STREAM_WINDOW)
+            read_visible(&core, &candidates, limit, cutoff.as_ref(), STREAM_WINDOW)
         })
         .await
     }
@@ -292,67 +442,31 @@ impl EventStore for FileEventStore {
         let filter = filter.clone();
         blocking(move || {
             core.catch_up()?;
-            let shared = &core.shared;
-            let plan = {
-                let index = shared.index();
-                let committed = index.committed();
-                let mut plan = Plan::new(&index);
-                // Per stream and per type, whether the filter lets it through
-                // (0: not decided yet, 1: yes, 2: no).
-                let mut stream_ok = vec![
-                    0u8;
-                    if filter.is_all() {
-                        0
-                    } else {
-                        index.stream_count()
-                    }
-                ];
-                let mut type_ok = vec![
-                    0u8;
-                    if filter.is_all() {
-                        0
-                    } else {
-                        index.types.len()
-                    }
-                ];
-                let mut position = from.max(1);
-                while position <= committed && plan.targets.len() < limit {
-                    let passes = filter.is_all() || {
-                        let entry = index.entry(position);
-                        let s = &mut stream_ok[entry.stream as usize];
-                        if *s == 0 {
-                            let name = index.stream_id(entry.stream).as_str();
-                            *s = if filter
-                                .stream_prefix
-                                .as_deref()
-                                .is_none_or(|prefix| name.starts_with(prefix))
-                            {
-                                1
-                            } else {
-                                2
-                            };
-                        }
-                        let t = &mut type_ok[entry.event_type as usize];
-                        if *t == 0 {
-                            let name = index.types.name(entry.event_type);
-                            *t = if filter.event_types.is_empty()
-                                || filter.event_types.iter().any(|ty| **ty == **name)
-                            {
-                                1
-                            } else {
-                                2
-                            };
-                        }
-                        *s == 1 && *t == 1
-                    };
-                    if passes {
-                        plan.add(&index, position);
-                    }
-                    position += 1;
+            let now = Utc::now();
+            let mut out = Vec::new();
+            let mut next = from.max(1);
+            // Hidden events leave a page short: select and read on until it
+            // is full or the log ends, so a page is short only at the end.
+            loop {
+                let want = limit - out.len();
+                let (plan, after, cutoffs) = {
+                    let index = core.shared.index();
+                    let cutoffs = retention::cutoffs(&core, &index, now);
+                    let (plan, after) = select_log(&index, next, want, &filter, &cutoffs);
+                    (plan, after, cutoffs)
+                };
+                let selected = plan.targets.len();
+                out.extend(plan.read(LOG_WINDOW, |e| {
+                    cutoffs.is_empty()
+                        || !stream_cutoff(&core, &cutoffs, &e.stream)
+                            .is_some_and(|cut| cut.hides(e.version, e.recorded_at))
+                })?);
+                if selected < want || out.len() == limit {
+                    break;
                 }
-                plan
-            };
-            plan.read(LOG_WINDOW)
+                next = after;
+            }
+            Ok(out)
         })
         .await
     }
@@ -372,6 +486,75 @@ impl EventStore for FileEventStore {
         self.catch_up().await?;
         let committed = self.core.shared.index().committed();
         Ok((committed > 0).then_some(committed))
+    }
+
+    async fn set_retention(
+        &self,
+        stream: &StreamId,
+        policy: StreamRetention,
+    ) -> Result<RetentionState, StoreError> {
+        self.core.check_writable()?;
+        let core = Arc::clone(&self.core);
+        let stream = stream.clone();
+        blocking(move || {
+            let mut retentions = core
+                .retention
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // The writer's view (every indexed event), so the floors kept
+            // count an append that is being acknowledged right now.
+            let state = {
+                let index = core.shared.index();
+                index.stream_state(index.stream_number(stream.as_str()))
+            };
+            append::check_not_deleted(&stream, state.deleted)?;
+            let old = retentions.get(stream.as_str()).copied().unwrap_or_default();
+            let new = old.replace(policy, Utc::now(), state.version.unwrap_or(0));
+            let mut next = retentions.clone();
+            if new.is_empty() {
+                next.remove(stream.as_str());
+            } else {
+                next.insert(stream.as_str().to_owned(), new);
+            }
+            if next != *retentions {
+                let path = core.shared.dir.join(format::RETENTION_FILE);
+                segment::write_atomically(&path, &retention::encode(&next))?;
+                *retentions = next;
+            }
+            Ok(new)
+        })
+        .await
+    }
+
+    async fn retention(&self, stream: &StreamId) -> Result<RetentionState, StoreError> {
+        Ok(self
+            .core
+            .retention
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(stream.as_str())
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn scavenge(&self) -> Result<ScavengeReport, StoreError> {
+        // Everything written so far into sealed segments first: a scavenge
+        // rewrites only those.
+        let writer = self.core.writer()?;
+        let (reply, answer) = oneshot::channel();
+        writer.send(AppendRequest {
+            stream: StreamId::new("$scavenge").expect("a valid stream id"),
+            expected: ExpectedVersion::Any,
+            events: Vec::new(),
+            metadata: Vec::new(),
+            frame_bytes: 0,
+            delete: false,
+            seal: true,
+            reply,
+        })?;
+        answer.await.map_err(|_| writer::stopped())??;
+        let core = Arc::clone(&self.core);
+        blocking(move || retention::scavenge(&core)).await
     }
 
     fn commits(&self) -> Option<CommitSignal> {

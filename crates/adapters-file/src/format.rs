@@ -28,6 +28,9 @@ pub const LOCK_FILE: &str = "LOCK";
 /// Name of the checkpoints file.
 pub const CHECKPOINTS_FILE: &str = "checkpoints";
 
+/// Every stream's retention policy, in one file.
+pub const RETENTION_FILE: &str = "retention";
+
 /// Name of the durable-mark file (see `durable.rs`).
 pub const DURABLE_FILE: &str = "durable";
 
@@ -122,6 +125,8 @@ pub const DURABLE_MAGIC: FileMagic = *b"LBDURABL";
 /// Magic of the checkpoints file.
 pub const CHECKPOINTS_MAGIC: FileMagic = *b"LBCHKPTS";
 
+/// Magic of the stream retention file.
+pub const RETENTION_MAGIC: FileMagic = *b"LBRETAIN";
 /// Magic of the subject-keys file.
 pub const SUBJECT_KEYS_MAGIC: FileMagic = *b"LBSUBKEY";
 

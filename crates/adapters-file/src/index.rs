@@ -122,6 +122,12 @@ impl Index {
         &self.entries[(position - 1) as usize]
     }
 
+    /// Moves the record at `position` to `offset` of its segment (after a
+    /// scavenge rewrote the segment).
+    pub fn set_offset(&mut self, position: Position, offset: u32) {
+        self.entries[(position - 1) as usize].offset = offset;
+    }
+
     /// Number of streams.
     pub fn stream_count(&self) -> usize {
         self.streams.len()

@@ -28,6 +28,7 @@ mod options;
 mod projections;
 pub mod record;
 mod recovery;
+mod retention;
 mod segment;
 mod snapshots;
 mod store;

@@ -19,12 +19,16 @@ pub const MAX_BODY_LEN: usize = 1 << 30;
 /// its last record is present.
 pub const FLAG_BATCH_END: u8 = 0b01;
 
-const KNOWN_FLAGS: u8 = FLAG_BATCH_END;
+/// Flag: the record was reclaimed by a scavenge (its stream's retention
+/// hides it): its metadata and payload are gone, every other field stays.
+pub const FLAG_RECLAIMED: u8 = 0b10;
+
+const KNOWN_FLAGS: u8 = FLAG_BATCH_END | FLAG_RECLAIMED;
 
 /// An event record's fields, borrowed from a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
-    /// [`FLAG_BATCH_END`] or 0.
+    /// [`FLAG_BATCH_END`] and/or [`FLAG_RECLAIMED`], or 0.
     pub flags: u8,
     /// Global position.
     pub position: u64,
@@ -62,6 +66,11 @@ impl Record<'_> {
     /// Length of this record's whole frame.
     pub fn frame_len(&self) -> usize {
         FRAME_HEADER_LEN + self.body_len()
+    }
+
+    /// True when a scavenge cut this record down.
+    pub fn is_reclaimed(&self) -> bool {
+        self.flags & FLAG_RECLAIMED != 0
     }
 
     /// True when this record ends its batch.

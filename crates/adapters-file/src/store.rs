@@ -17,6 +17,7 @@ use crate::lock::{self, DirLock};
 use crate::options::FileOptions;
 use crate::projections::FileProjectionStore;
 use crate::recovery::{self, Mode, Tail, TornTail};
+use crate::retention::{self, Retentions};
 use crate::segment;
 use crate::snapshots::FileSnapshotStore;
 use crate::subject_keys::{self, FileSubjectKeyStore, SubjectKeys};
@@ -74,6 +75,10 @@ pub struct Core {
     writer: Option<Writer>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) checkpoints: Mutex<Checkpoints>,
+    /// Every stream's retention state, read on open.
+    pub(crate) retention: Mutex<Retentions>,
+    /// Held by a scavenge, so two never rewrite one segment at once.
+    pub(crate) scavenge_lock: Mutex<()>,
     pub(crate) subject_keys: Mutex<SubjectKeys>,
     pub(crate) snapshot_lock: Mutex<()>,
     pub(crate) projection_lock: Mutex<()>,
@@ -221,6 +226,7 @@ impl FileStore {
             return Err(corruption.to_error());
         }
         let checkpoints = checkpoints::load(dir)?;
+        let retention = retention::load(dir)?;
         let keys = subject_keys::load(dir)?;
         let mut index = scan.index;
         let (path, file, len) = match scan.last_segment {
@@ -267,6 +273,8 @@ impl FileStore {
                 writer: Some(writer),
                 shared,
                 checkpoints: Mutex::new(checkpoints),
+                retention: Mutex::new(retention),
+                scavenge_lock: Mutex::new(()),
                 subject_keys: Mutex::new(keys),
                 snapshot_lock: Mutex::new(()),
                 projection_lock: Mutex::new(()),
@@ -303,6 +311,7 @@ impl FileStore {
             return Err(corruption.to_error());
         }
         let checkpoints = checkpoints::load(dir)?;
+        let retention = retention::load(dir)?;
         let keys = subject_keys::load(dir)?;
         let tail = Tail::of(&scan);
         let mut index = scan.index;
@@ -325,6 +334,8 @@ impl FileStore {
                     index: RwLock::new(index),
                 }),
                 checkpoints: Mutex::new(checkpoints),
+                retention: Mutex::new(retention),
+                scavenge_lock: Mutex::new(()),
                 subject_keys: Mutex::new(keys),
                 snapshot_lock: Mutex::new(()),
                 projection_lock: Mutex::new(()),

@@ -76,6 +76,10 @@ pub struct AppendRequest {
     /// True for a deletion: the batch is the tombstone, and `expected` is
     /// checked as a deletion's.
     pub delete: bool,
+    /// True for no append at all but a request to seal the open segment
+    /// (start the next one) if it holds any record, as a scavenge needs:
+    /// it rewrites sealed segments only. `events` is empty.
+    pub seal: bool,
     /// Where the outcome goes.
     pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
@@ -279,11 +283,20 @@ type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
 impl WriterThread {
     fn run(mut self) {
         while let Some(first) = self.next_request() {
+            if first.seal {
+                self.seal(first);
+                continue;
+            }
             let mut bytes = first.frame_bytes;
             let mut group = vec![first];
+            let mut seal = None;
             let cap = MAX_GROUP_BYTES.min(self.segment_size);
             while group.len() < MAX_GROUP_REQUESTS && bytes < cap {
                 match self.rx.try_recv() {
+                    Ok(request) if request.seal => {
+                        seal = Some(request);
+                        break;
+                    }
                     Ok(request) => {
                         bytes += request.frame_bytes;
                         group.push(request);
@@ -292,6 +305,9 @@ impl WriterThread {
                 }
             }
             self.commit_group(group, bytes);
+            if let Some(request) = seal {
+                self.seal(request);
+            }
         }
         // Synced even if the flusher started a sync: it may not have ended.
         self.dirty = true;
@@ -628,6 +644,24 @@ impl WriterThread {
             debug_assert_eq!(version, plan.first_version + i as u64);
         }
         Ok(plan.outcome(first_position))
+    }
+
+    /// Answers a seal request: rolls to a new segment when the open one
+    /// holds a record.
+    fn seal(&mut self, request: AppendRequest) {
+        let result = match &self.failed {
+            Some(reason) => Err(failed_error(reason)),
+            None if self.len > SEGMENT_HEADER_LEN as u64 => self.roll().inspect_err(|e| {
+                self.failed = Some(e.to_string());
+            }),
+            None => Ok(()),
+        };
+        let _ = request.reply.send(result.map(|()| AppendOutcome {
+            stream_version: None,
+            first_position: None,
+            last_position: None,
+            already_recorded: false,
+        }));
     }
 
     /// Closes the current segment (fsynced, so only the last segment can

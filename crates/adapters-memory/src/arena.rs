@@ -17,6 +17,13 @@ pub(crate) struct Arena {
     chunks: Vec<Vec<u8>>,
 }
 
+impl Slot {
+    /// How many bytes the slot holds.
+    pub(crate) fn len(self) -> u32 {
+        self.len
+    }
+}
+
 impl Arena {
     /// Stores `parts` one after the other and returns the slot of the whole.
     pub(crate) fn push(&mut self, parts: &[&[u8]]) -> Slot {

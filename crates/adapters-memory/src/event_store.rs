@@ -1,17 +1,19 @@
 //! [`MemoryEventStore`]: the reference [`EventStore`].
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use logbook_domain::{EventId, NewEvent, Payload, Position, RecordedEvent, StreamId, Version};
 use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::interner::{Interner, StreamNames};
 use logbook_ports::metadata;
+use logbook_ports::retention::{Cutoff, RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
     StoreError,
@@ -35,6 +37,8 @@ struct Entry {
     /// Payload followed by metadata JSON (absent when the metadata is empty).
     data: Slot,
     payload_len: u32,
+    /// Scavenged: its bytes are gone from the arena and it is never read.
+    reclaimed: bool,
 }
 
 #[derive(Default)]
@@ -50,6 +54,8 @@ struct Inner {
     types: Interner,
     /// Every event id, as the position of its entry.
     ids: IdIndex,
+    /// Retention of the streams that were given a policy, by stream number.
+    retention: HashMap<u32, RetentionState>,
 }
 
 /// Event id to position, storing only the position: the id is read back
@@ -72,6 +78,13 @@ impl IdIndex {
         self.table
             .find(hash, |&p| entry_at(log, p).id == *id)
             .copied()
+    }
+
+    fn remove(&mut self, log: &[Vec<Entry>], id: &EventId) {
+        let hash = self.hasher.hash_one(id);
+        if let Ok(found) = self.table.find_entry(hash, |&p| entry_at(log, p).id == *id) {
+            found.remove();
+        }
     }
 
     fn insert(&mut self, log: &[Vec<Entry>], id: &EventId, position: u32) {
@@ -116,6 +129,56 @@ impl Inner {
         })
     }
 
+    /// What retention hides in the stream numbered `number` at `now`
+    /// (`None`: it has no policy).
+    fn cutoff(&self, number: u32, now: DateTime<Utc>) -> Option<Cutoff> {
+        let state = self.retention.get(&number)?;
+        let last = self.stream_positions[number as usize].len() as Version;
+        Some(state.cutoff(now, last))
+    }
+
+    /// True when a reader must not see the entry at `position`.
+    fn hidden(&self, position: u32, cutoff: Option<&Cutoff>) -> bool {
+        let entry = entry_at(&self.log, position);
+        entry.reclaimed || cutoff.is_some_and(|cut| cut.hides(entry.version, recorded_at(entry)))
+    }
+
+    /// Reclaims what retention hides, then copies the surviving bytes into
+    /// a fresh arena so the reclaimed ones are returned to the allocator.
+    fn scavenge(&mut self, now: DateTime<Utc>) -> ScavengeReport {
+        let mut report = ScavengeReport::default();
+        let numbers: Vec<u32> = self.retention.keys().copied().collect();
+        for number in numbers {
+            let Some(cut) = self.cutoff(number, now) else {
+                continue;
+            };
+            let (mut events, mut bytes) = (0, 0);
+            for index in 0..self.stream_positions[number as usize].len() {
+                let position = self.stream_positions[number as usize][index];
+                let entry = entry_at(&self.log, position);
+                if entry.reclaimed || !cut.reclaims(entry.version, recorded_at(entry)) {
+                    continue;
+                }
+                let id = entry.id;
+                events += 1;
+                bytes += u64::from(entry.data_len());
+                let Inner { ids, log, .. } = self;
+                ids.remove(log, &id);
+                let index = position as usize - 1;
+                self.log[index / LOG_CHUNK][index % LOG_CHUNK].reclaimed = true;
+            }
+            report.add_stream(events, bytes);
+        }
+        if report.events > 0 {
+            let mut arena = Arena::default();
+            for entry in self.log.iter_mut().flatten().filter(|e| !e.reclaimed) {
+                entry.data = arena.push(&[self.arena.get(entry.data)]);
+            }
+            self.arena = arena;
+        }
+        report
+    }
+
     /// The positions of the stream numbered `number`, in version order.
     fn positions(&self, number: Option<u32>) -> &[u32] {
         number.map_or(&[], |i| self.stream_positions[i as usize].as_slice())
@@ -153,6 +216,16 @@ impl Inner {
             recorded_at: DateTime::from_timestamp_micros(entry.recorded_at_micros)
                 .ok_or_else(|| corrupt("timestamp out of range".into()))?,
         })
+    }
+}
+
+fn recorded_at(entry: &Entry) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(entry.recorded_at_micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+impl Entry {
+    fn data_len(&self) -> u32 {
+        self.data.len()
     }
 }
 
@@ -241,6 +314,7 @@ fn write_locked(
             recorded_at_micros: event.recorded_at.unwrap_or(now).timestamp_micros(),
             data,
             payload_len: event.payload.len() as u32,
+            reclaimed: false,
         });
         let Inner { ids, log, .. } = inner;
         ids.insert(log, &event.id, position);
@@ -324,9 +398,18 @@ impl EventStore for MemoryEventStore {
         let inner = self.read();
         let number = inner.streams.number(stream.as_str());
         append::check_not_deleted(stream, inner.state(number).deleted)?;
-        direction
-            .select(inner.positions(number), from, limit)
-            .into_iter()
+        let positions = inner.positions(number);
+        let cutoff = number.and_then(|n| inner.cutoff(n, Utc::now()));
+        let len = positions.len() as u64;
+        let window: Box<dyn Iterator<Item = &u32>> = match direction {
+            ReadDirection::Forward => {
+                Box::new(positions[(from.max(1).min(len + 1) - 1) as usize..].iter())
+            }
+            ReadDirection::Backward => Box::new(positions[..from.min(len) as usize].iter().rev()),
+        };
+        window
+            .filter(|&&p| !inner.hidden(p, cutoff.as_ref()))
+            .take(limit)
             .map(|&p| inner.record(Position::from(p)))
             .collect()
     }
@@ -339,15 +422,26 @@ impl EventStore for MemoryEventStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = self.read();
         let head = inner.len as Position;
+        let now = Utc::now();
+        let mut cutoffs: HashMap<u32, Option<Cutoff>> = HashMap::new();
         let mut out = Vec::new();
         let mut position = from.max(1);
         while position <= head && out.len() < limit {
             let entry = inner.entry(position);
-            if filter.is_all()
-                || filter.matches(
-                    inner.streams.name(entry.stream).as_str(),
-                    inner.types.name(entry.event_type),
-                )
+            let cutoff = if inner.retention.is_empty() {
+                &None
+            } else {
+                cutoffs
+                    .entry(entry.stream)
+                    .or_insert_with(|| inner.cutoff(entry.stream, now))
+            };
+            let visible = !inner.hidden(position as u32, cutoff.as_ref());
+            if visible
+                && (filter.is_all()
+                    || filter.matches(
+                        inner.streams.name(entry.stream).as_str(),
+                        inner.types.name(entry.event_type),
+                    ))
             {
                 out.push(inner.record(position)?);
             }
@@ -366,6 +460,42 @@ impl EventStore for MemoryEventStore {
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {
         let len = self.read().len;
         Ok((len > 0).then_some(len as Position))
+    }
+
+    async fn set_retention(
+        &self,
+        stream: &StreamId,
+        policy: StreamRetention,
+    ) -> Result<RetentionState, StoreError> {
+        let mut inner = self.write();
+        let number = inner.streams.number(stream.as_str());
+        let state = inner.state(number);
+        append::check_not_deleted(stream, state.deleted)?;
+        let number = inner.streams.intern_key(stream);
+        if number as usize == inner.stream_positions.len() {
+            inner.stream_positions.push(Vec::new());
+        }
+        let old = inner.retention.get(&number).copied().unwrap_or_default();
+        let new = old.replace(policy, Utc::now(), state.version.unwrap_or(0));
+        if new.is_empty() {
+            inner.retention.remove(&number);
+        } else {
+            inner.retention.insert(number, new);
+        }
+        Ok(new)
+    }
+
+    async fn retention(&self, stream: &StreamId) -> Result<RetentionState, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .streams
+            .number(stream.as_str())
+            .and_then(|n| inner.retention.get(&n).copied())
+            .unwrap_or_default())
+    }
+
+    async fn scavenge(&self) -> Result<ScavengeReport, StoreError> {
+        Ok(self.write().scavenge(Utc::now()))
     }
 
     fn commits(&self) -> Option<CommitSignal> {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use logbook_domain::{NewEvent, Position, RecordedEvent, StreamId, Version};
 use logbook_ports::append;
+use logbook_ports::retention::{RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
     StoreError,
@@ -18,6 +19,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::Shared;
 use crate::error::store_error;
+use crate::retention;
 use crate::rows::{Decoder, EVENT_COLUMNS, sql_int, unsigned};
 use crate::writer::Work;
 
@@ -99,6 +101,21 @@ fn read_all_sql(filter: &EventFilter) -> String {
     )
 }
 
+/// The SQL of a stream read under a retention cutoff: `$1` stream, `$2`
+/// lowest version, `$3` limit, `$4` highest version, `$5` earliest
+/// `recorded_at`.
+fn read_retained_stream_sql(direction: ReadDirection) -> String {
+    let order = match direction {
+        ReadDirection::Forward => "version",
+        ReadDirection::Backward => "version DESC",
+    };
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE stream = $1 AND version >= $2 AND version <= $4 AND recorded_at >= $5 \
+         ORDER BY {order} LIMIT $3"
+    )
+}
+
 /// The SQL of a stream read: `$1` stream, `$2` from, `$3` limit.
 fn read_stream_sql(direction: ReadDirection) -> String {
     match direction {
@@ -111,6 +128,36 @@ fn read_stream_sql(direction: ReadDirection) -> String {
              WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3"
         ),
     }
+}
+
+/// One page of the global log as stored, retention not applied.
+async fn read_all_rows(
+    client: &deadpool_postgres::Object,
+    url: &crate::config::PostgresUrl,
+    from: Position,
+    limit: usize,
+    filter: &EventFilter,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let doing = "reading the global log";
+    let statement = client
+        .prepare_cached(&read_all_sql(filter))
+        .await
+        .map_err(|e| store_error(url, doing, &e))?;
+    let from = sql_int(from);
+    let limit = sql_int(limit as u64);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &limit];
+    if !filter.event_types.is_empty() {
+        params.push(&filter.event_types);
+    }
+    if let Some(prefix) = &filter.stream_prefix {
+        params.push(prefix);
+    }
+    let rows = client
+        .query(&statement, &params)
+        .await
+        .map_err(|e| store_error(url, doing, &e))?;
+    let mut decoder = Decoder::new(url, None);
+    rows.iter().map(|row| decoder.decode(row)).collect()
 }
 
 #[async_trait]
@@ -155,23 +202,56 @@ impl EventStore for PostgresEventStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let doing = format!("reading stream {stream}");
         let client = self.shared.client(&doing).await?;
-        let (_, deleted) = self.stream_state(&client, stream).await?;
+        let (current, deleted) = self.stream_state(&client, stream).await?;
         append::check_not_deleted(stream, deleted)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
         let url = &self.shared.url;
-        let statement = client
-            .prepare_cached(&read_stream_sql(direction))
-            .await
-            .map_err(|e| store_error(url, &doing, &e))?;
-        let rows = client
-            .query(
-                &statement,
-                &[&stream.as_str(), &sql_int(from), &sql_int(limit as u64)],
-            )
-            .await
-            .map_err(|e| store_error(url, &doing, &e))?;
+        let cutoff = retention::cutoff_of(&client, url, stream, current.unwrap_or(0)).await?;
+        let rows = match cutoff {
+            None => {
+                let statement = client
+                    .prepare_cached(&read_stream_sql(direction))
+                    .await
+                    .map_err(|e| store_error(url, &doing, &e))?;
+                client
+                    .query(
+                        &statement,
+                        &[&stream.as_str(), &sql_int(from), &sql_int(limit as u64)],
+                    )
+                    .await
+            }
+            Some(cut) => {
+                let (low, high) = match direction {
+                    ReadDirection::Forward => (from.max(cut.min_version), u64::MAX),
+                    ReadDirection::Backward => (cut.min_version, from),
+                };
+                // No age limit: the year 1, before any time logbook records
+                // and within PostgreSQL's range (chrono's minimum is not).
+                let earliest = cut.min_recorded_at.unwrap_or_else(|| {
+                    chrono::DateTime::from_timestamp(-62_135_596_800, 0)
+                        .expect("0001-01-01 is a valid time")
+                });
+                let statement = client
+                    .prepare_cached(&read_retained_stream_sql(direction))
+                    .await
+                    .map_err(|e| store_error(url, &doing, &e))?;
+                client
+                    .query(
+                        &statement,
+                        &[
+                            &stream.as_str(),
+                            &sql_int(low),
+                            &sql_int(limit as u64),
+                            &sql_int(high),
+                            &earliest,
+                        ],
+                    )
+                    .await
+            }
+        }
+        .map_err(|e| store_error(url, &doing, &e))?;
         let mut decoder = Decoder::new(url, Some(stream.clone()));
         rows.iter().map(|row| decoder.decode(row)).collect()
     }
@@ -188,25 +268,57 @@ impl EventStore for PostgresEventStore {
         let doing = "reading the global log";
         let url = &self.shared.url;
         let client = self.shared.client(doing).await?;
-        let statement = client
-            .prepare_cached(&read_all_sql(filter))
-            .await
-            .map_err(|e| store_error(url, doing, &e))?;
-        let from = sql_int(from);
-        let limit = sql_int(limit as u64);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &limit];
-        if !filter.event_types.is_empty() {
-            params.push(&filter.event_types);
+        let cutoffs = retention::all_cutoffs(&client, url).await?;
+        if cutoffs.is_empty() {
+            return read_all_rows(&client, url, from, limit, filter).await;
         }
-        if let Some(prefix) = &filter.stream_prefix {
-            params.push(prefix);
+        // Hidden events leave a page short: read on until it is full or
+        // the log ends, so a page is short only at the end.
+        let mut out = Vec::new();
+        let mut next = from;
+        while out.len() < limit {
+            let want = limit - out.len();
+            let page = read_all_rows(&client, url, next, want, filter).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            next = last.position.saturating_add(1);
+            let full = page.len() == want;
+            out.extend(page.into_iter().filter(|e| {
+                cutoffs
+                    .get(e.stream.as_str())
+                    .is_none_or(|cut| !cut.hides(e.version, e.recorded_at))
+            }));
+            if !full {
+                break;
+            }
         }
-        let rows = client
-            .query(&statement, &params)
-            .await
-            .map_err(|e| store_error(url, doing, &e))?;
-        let mut decoder = Decoder::new(url, None);
-        rows.iter().map(|row| decoder.decode(row)).collect()
+        Ok(out)
+    }
+
+    async fn set_retention(
+        &self,
+        stream: &StreamId,
+        policy: StreamRetention,
+    ) -> Result<RetentionState, StoreError> {
+        let mut client = self
+            .shared
+            .client(&format!("setting the retention of stream {stream}"))
+            .await?;
+        retention::set(&mut client, &self.shared.url, stream, policy).await
+    }
+
+    async fn retention(&self, stream: &StreamId) -> Result<RetentionState, StoreError> {
+        let client = self
+            .shared
+            .client(&format!("reading the retention of stream {stream}"))
+            .await?;
+        retention::state_of(&client, &self.shared.url, stream).await
+    }
+
+    async fn scavenge(&self) -> Result<ScavengeReport, StoreError> {
+        let mut client = self.shared.client("scavenging").await?;
+        retention::scavenge(&mut client, &self.shared.url).await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {

@@ -42,6 +42,7 @@ mod error;
 mod event_store;
 mod listener;
 mod projections;
+mod retention;
 mod rows;
 mod schema;
 mod snapshots;

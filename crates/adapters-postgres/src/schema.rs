@@ -81,8 +81,17 @@ CREATE TABLE subject_keys (
 );
 ";
 
+/// Version 4: stream retention policies (`logbook_ports::retention`), one
+/// row per stream that was given one.
+const V4: &str = "
+CREATE TABLE stream_retention (
+    stream text PRIMARY KEY,
+    state  text NOT NULL   -- JSON: the policy and the floors earlier policies left
+);
+";
+
 /// Every migration, in order: index `i` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Tables logbook creates; found without `logbook_schema`, they are
 /// someone else's.
@@ -92,6 +101,7 @@ const OWN_TABLES: &[&str] = &[
     "snapshots",
     "checkpoints",
     "projections",
+    "stream_retention",
     "subject_keys",
 ];
 

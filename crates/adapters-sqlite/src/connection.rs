@@ -92,6 +92,18 @@ fn prepare_writer(
         read.commit()
             .map_err(|e| store_error(path, "reading the schema version", e))?;
     }
+    // Only on a database with no table yet (a new one; on another it could
+    // not take effect and must not write), and before WAL mode: the pages a scavenge frees can then be handed back
+    // to the file system (`PRAGMA incremental_vacuum`). On an older
+    // database it changes nothing; see docs/sqlite.md.
+    let error = |e| store_error(path, "setting PRAGMA auto_vacuum", e);
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+        .map_err(error)?;
+    if tables == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(error)?;
+    }
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(|e| store_error(path, "switching to WAL mode", e))?;

@@ -14,6 +14,7 @@ use logbook_domain::{EventId, NewEvent, Position, RecordedEvent, StreamId, Versi
 use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::metadata;
+use logbook_ports::retention::{RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
     StoreError,
@@ -23,6 +24,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Shared;
 use crate::error::{corrupt, store_error};
+use crate::retention;
 use crate::rows::{Decoder, EVENT_COLUMNS, IdText, json_text, sql_int, unsigned};
 
 /// Most event types a filter reads with one index search per type, merged;
@@ -242,6 +244,21 @@ fn read_stream_sql(direction: ReadDirection) -> String {
     }
 }
 
+/// The SQL of a stream read under a retention cutoff: `?1` stream, `?2`
+/// lowest version, `?3` limit, `?4` highest version, `?5` earliest
+/// `recorded_at`.
+fn read_retained_stream_sql(direction: ReadDirection) -> String {
+    let order = match direction {
+        ReadDirection::Forward => "version",
+        ReadDirection::Backward => "version DESC",
+    };
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE stream = +?1 AND version >= +?2 AND version <= +?4 AND recorded_at >= +?5 \
+         ORDER BY {order} LIMIT +?3"
+    )
+}
+
 fn read_stream_in(
     conn: &Connection,
     path: &Path,
@@ -250,20 +267,49 @@ fn read_stream_in(
     from: Version,
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    append::check_not_deleted(&stream, stream_state(conn, path, &stream)?.deleted)?;
+    let state = stream_state(conn, path, &stream)?;
+    append::check_not_deleted(&stream, state.deleted)?;
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let sql = read_stream_sql(direction);
+    let cutoff = retention::cutoff_of(conn, path, &stream, state.version.unwrap_or(0))?;
     let error = |e| store_error(path, &format!("reading stream {stream}"), e);
-    let mut statement = conn.prepare_cached(&sql).map_err(error)?;
-    let mut rows = statement
-        .query(params![
+    let (mut statement, bounds) = match cutoff {
+        None => (
+            conn.prepare_cached(&read_stream_sql(direction))
+                .map_err(error)?,
+            None,
+        ),
+        Some(cut) => {
+            let (low, high) = match direction {
+                ReadDirection::Forward => (from.max(cut.min_version), u64::MAX),
+                ReadDirection::Backward => (cut.min_version, from),
+            };
+            let earliest = cut
+                .min_recorded_at
+                .map_or(i64::MIN, |t| t.timestamp_micros());
+            (
+                conn.prepare_cached(&read_retained_stream_sql(direction))
+                    .map_err(error)?,
+                Some((low, high, earliest)),
+            )
+        }
+    };
+    let mut rows = match bounds {
+        None => statement.query(params![
             stream.as_str(),
             sql_int(from),
             sql_int(limit as u64)
-        ])
-        .map_err(error)?;
+        ]),
+        Some((low, high, earliest)) => statement.query(params![
+            stream.as_str(),
+            sql_int(low),
+            sql_int(limit as u64),
+            sql_int(high),
+            earliest
+        ]),
+    }
+    .map_err(error)?;
     let mut events = Vec::with_capacity(limit.min(1024));
     let mut decoder = Decoder::new(path, Some(stream.clone()));
     while let Some(row) = rows.next().map_err(error)? {
@@ -323,7 +369,43 @@ fn read_all_sql(filter: &EventFilter) -> (String, Vec<Value>) {
     (sql, params)
 }
 
+/// A global-log read: the events passing `filter` and not hidden by their
+/// stream's retention. Pages hidden events leave short are filled by
+/// reading on, so a page is short only at the end.
 fn read_all_in(
+    conn: &Connection,
+    path: &Path,
+    from: Position,
+    limit: usize,
+    filter: &EventFilter,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let cutoffs = retention::all_cutoffs(conn, path)?;
+    if cutoffs.is_empty() {
+        return read_all_rows(conn, path, from, limit, filter);
+    }
+    let mut out = Vec::new();
+    let mut next = from;
+    while out.len() < limit {
+        let want = limit - out.len();
+        let page = read_all_rows(conn, path, next, want, filter)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        next = last.position.saturating_add(1);
+        let full = page.len() == want;
+        out.extend(page.into_iter().filter(|e| {
+            cutoffs
+                .get(e.stream.as_str())
+                .is_none_or(|cut| !cut.hides(e.version, e.recorded_at))
+        }));
+        if !full {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn read_all_rows(
     conn: &Connection,
     path: &Path,
     from: Position,
@@ -441,6 +523,52 @@ impl EventStore for SqliteEventStore {
                     .map_err(|e| store_error(path, "reading the head position", e))
             })
             .await
+    }
+
+    async fn set_retention(
+        &self,
+        stream: &StreamId,
+        policy: StreamRetention,
+    ) -> Result<RetentionState, StoreError> {
+        let stream = stream.clone();
+        let path = self.shared.path.clone();
+        self.shared
+            .writer
+            .run(
+                0,
+                move |conn| {
+                    let state = stream_state(conn, &path, &stream)?;
+                    retention::set_in(conn, &path, &stream, policy, state)
+                },
+                |_| None,
+            )
+            .await
+    }
+
+    async fn retention(&self, stream: &StreamId) -> Result<RetentionState, StoreError> {
+        let stream = stream.clone();
+        self.shared
+            .readers
+            .read(move |conn, path| retention::state_of(conn, path, &stream))
+            .await
+    }
+
+    async fn scavenge(&self) -> Result<ScavengeReport, StoreError> {
+        let path = self.shared.path.clone();
+        let report = {
+            let path = path.clone();
+            self.shared
+                .writer
+                .run(1, move |conn| retention::scavenge_in(conn, &path), |_| None)
+                .await?
+        };
+        if report.events > 0 {
+            self.shared
+                .writer
+                .run(1, move |conn| retention::vacuum_in(conn, &path), |_| None)
+                .await?;
+        }
+        Ok(report)
     }
 
     fn commits(&self) -> Option<CommitSignal> {

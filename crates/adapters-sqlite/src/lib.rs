@@ -40,6 +40,7 @@ mod integrity;
 mod options;
 mod projections;
 mod readers;
+mod retention;
 mod rows;
 mod schema;
 mod snapshots;

@@ -93,8 +93,17 @@ CREATE TABLE subject_keys (
 ) WITHOUT ROWID;
 ";
 
+/// Version 4: stream retention policies (`logbook_ports::retention`), one
+/// row per stream that was given one.
+const V4: &str = "
+CREATE TABLE stream_retention (
+    stream TEXT PRIMARY KEY,
+    state  TEXT NOT NULL              -- JSON: the policy and the floors earlier policies left
+) WITHOUT ROWID;
+";
+
 /// Every migration, in order: index `i` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Refuses a database this build must not touch: one written by a newer
 /// logbook, or a SQLite database that is not logbook's. Reads only.

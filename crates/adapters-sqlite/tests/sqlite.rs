@@ -175,6 +175,8 @@ fn an_empty_file_is_migrated_to_the_current_schema() {
         .pragma_query_value(None, "journal_mode", |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+    // and incremental auto-vacuum, so a scavenge can return freed pages
+    assert_eq!(pragma(&path, "auto_vacuum"), 2);
     // and the documented tables, indexes and view exist
     let mut names: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%' ORDER BY name")
@@ -195,6 +197,7 @@ fn an_empty_file_is_migrated_to_the_current_schema() {
             "events_by_type",
             "projections",
             "snapshots",
+            "stream_retention",
             "streams",
             "subject_keys"
         ]
@@ -609,7 +612,8 @@ fn a_version_1_database_gains_the_projections_table_and_keeps_its_data() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE projections; DROP TABLE subject_keys; PRAGMA user_version = 1;",
+            "DROP TABLE projections; DROP TABLE stream_retention; DROP TABLE subject_keys; \
+             PRAGMA user_version = 1;",
         )
         .unwrap();
     }
@@ -637,4 +641,52 @@ fn a_version_1_database_gains_the_projections_table_and_keeps_its_data() {
             1
         );
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scavenge_hands_the_freed_pages_back_and_the_database_stays_sound() {
+    use logbook_ports::{EventStore, NewEvent, StreamRetention};
+    // Given 300 events of about 2 KiB in one stream kept to its latest 10.
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let store = open(&path).unwrap();
+    let events = store.event_store();
+    let s = stream("Big-1");
+    let pad = "p".repeat(2000);
+    for n in 0..300u64 {
+        let big = NewEvent::new(
+            "Happened",
+            logbook_ports::conformance::payload(serde_json::json!({ "n": n, "pad": pad })),
+        );
+        events
+            .append(&s, ExpectedVersion::Any, vec![big])
+            .await
+            .unwrap();
+    }
+    let policy = StreamRetention::new(None, Some(10), None).unwrap();
+    events.set_retention(&s, policy).await.unwrap();
+    let pages_before = pragma(&path, "page_count");
+    // When scavenged.
+    let report = events.scavenge().await.unwrap();
+    assert_eq!(report.events, 290);
+    // Then the database has far fewer pages and no free list left over.
+    let pages_after = pragma(&path, "page_count");
+    assert!(
+        pages_after * 4 < pages_before,
+        "{pages_before} -> {pages_after} pages"
+    );
+    assert_eq!(pragma(&path, "freelist_count"), 0);
+    // And it passes SQLite's integrity check and reads as before.
+    let integrity = logbook_adapters_sqlite::integrity_check(
+        &path,
+        logbook_adapters_sqlite::IntegrityCheck::Full,
+    )
+    .unwrap();
+    assert!(integrity.is_ok(), "{integrity}");
+    let kept = events
+        .read_stream(&s, ReadDirection::Forward, 1, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(kept.first().map(|e| e.version), Some(291));
+    assert_eq!(kept.len(), 10);
 }

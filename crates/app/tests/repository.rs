@@ -197,6 +197,19 @@ impl EventStore for AlwaysBehind {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.0.read_all(from, limit, f).await
     }
+    async fn set_retention(
+        &self,
+        s: &StreamId,
+        policy: logbook_ports::StreamRetention,
+    ) -> Result<logbook_ports::RetentionState, StoreError> {
+        self.0.set_retention(s, policy).await
+    }
+    async fn retention(&self, s: &StreamId) -> Result<logbook_ports::RetentionState, StoreError> {
+        self.0.retention(s).await
+    }
+    async fn scavenge(&self) -> Result<logbook_ports::ScavengeReport, StoreError> {
+        self.0.scavenge().await
+    }
     async fn stream_version(&self, s: &StreamId) -> Result<Option<Version>, StoreError> {
         self.0.stream_version(s).await
     }

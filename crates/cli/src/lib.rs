@@ -32,6 +32,7 @@ mod log;
 mod output;
 mod progress;
 mod projection;
+mod retention;
 mod serve;
 mod ship;
 mod show;
@@ -200,6 +201,8 @@ impl Logbook {
         match command {
             Parsed::Common(command) => match command {
                 Command::Verify(args) => verify::run(url, args).await,
+                Command::Stream(args) => retention::stream(url, args).await,
+                Command::Scavenge(args) => retention::scavenge(url, args).await,
                 Command::Exec(args) => exec::run(&open()?, &self.aggregates, args).await,
                 Command::Show(args) => show::run(&read()?, &self.aggregates, args).await,
                 Command::Events(args) => events::run(&read()?, args).await,
@@ -284,6 +287,10 @@ enum Command {
     Import(transfer::ImportArgs),
     /// Check a store: events, streams, segments, the first corruption (exit 1).
     Verify(verify::VerifyArgs),
+    /// A stream's settings: its retention (maximum age, count, truncation).
+    Stream(retention::StreamArgs),
+    /// Reclaim the space of events that retention hides; prints what it reclaimed.
+    Scavenge(retention::ScavengeArgs),
     /// List, show, rebuild and verify the read models.
     Projection(projection::ProjectionArgs),
     /// Serve the store over HTTP: JSON API, live subscriptions, metrics, web console.

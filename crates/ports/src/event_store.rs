@@ -8,6 +8,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use logbook_domain::{NewEvent, Position, RecordedEvent, StreamId, Version};
 
 use crate::error::StoreError;
+use crate::retention::{RetentionState, ScavengeReport, StreamRetention};
 
 /// What the caller believes about a stream's version when appending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -222,8 +223,11 @@ pub trait EventStore: Send + Sync {
     /// (inclusive) in `direction`. A stream that does not exist reads as
     /// empty. Never touches other streams' events.
     ///
+    /// Events hidden by the stream's retention ([`EventStore::set_retention`])
+    /// are left out, as if they were not there.
+    ///
     /// A page is short only at the end: it holds exactly `limit` events
-    /// whenever the stream has that many from `from` on in `direction`, so
+    /// whenever the stream has that many visible from `from` on in `direction`, so
     /// a page of fewer than `limit` events (an empty one included) is the
     /// end. [`StreamPages`](crate::read::StreamPages) relies on this.
     ///
@@ -241,8 +245,13 @@ pub trait EventStore: Send + Sync {
     /// Reads up to `limit` events of the global log that pass `filter`,
     /// starting at position `from` (inclusive), in position order.
     ///
+    /// Events hidden by their stream's retention are left out at once,
+    /// reclaimed or not; the positions of the others are unchanged, so the
+    /// log may have holes, and a reader goes on at the next position it
+    /// holds.
+    ///
     /// A page is short only at the end: it holds exactly `limit` events
-    /// whenever that many committed events from `from` on pass `filter`, so
+    /// whenever that many visible committed events from `from` on pass `filter`, so
     /// a page of fewer than `limit` (an empty one included) is the end of
     /// the log as it stood. [`GlobalPages`](crate::read::GlobalPages) relies
     /// on this.
@@ -269,6 +278,42 @@ pub trait EventStore: Send + Sync {
     /// # Errors
     /// Backend failures.
     async fn head_position(&self) -> Result<Option<Position>, StoreError>;
+
+    /// Sets `stream`'s retention policy (see [`crate::retention`]), in force
+    /// for every read from the moment this returns, and durable. What the
+    /// replaced policy hid at this moment stays hidden (the returned state
+    /// keeps it as floors), so loosening or clearing ([`StreamRetention::none`])
+    /// a policy never brings events back. A stream that does not exist yet
+    /// may be given a policy; the stream's version is not changed.
+    ///
+    /// # Errors
+    /// - MUST return [`StoreError::StreamDeleted`], changing nothing, for a
+    ///   deleted stream.
+    /// - Backend failures; then the old policy is still in force.
+    async fn set_retention(
+        &self,
+        stream: &StreamId,
+        policy: StreamRetention,
+    ) -> Result<RetentionState, StoreError>;
+
+    /// `stream`'s retention state: its policy and floors
+    /// ([`RetentionState::default`] when none was ever set).
+    ///
+    /// # Errors
+    /// Backend failures and [`StoreError::Corrupt`] for an unreadable state.
+    async fn retention(&self, stream: &StreamId) -> Result<RetentionState, StoreError>;
+
+    /// Reclaims the storage of every event that retention hides, except
+    /// each stream's last event, and reports what it reclaimed. Reads see
+    /// the same events before and after (hidden events are never read);
+    /// versions, positions and every other event's bytes are unchanged,
+    /// and positions are never reused. Safe to run while others append and
+    /// read; running it again reclaims nothing new.
+    ///
+    /// # Errors
+    /// Backend failures and [`StoreError::Corrupt`]; then every event that
+    /// was readable still is.
+    async fn scavenge(&self) -> Result<ScavengeReport, StoreError>;
 
     /// A signal that changes after every commit made through this store
     /// (what other processes commit is not signalled: readers that share a

@@ -24,6 +24,7 @@ pub mod metadata;
 pub mod paths;
 pub mod projection;
 pub mod read;
+pub mod retention;
 pub mod snapshot;
 pub mod subject_key;
 
@@ -40,6 +41,7 @@ pub use logbook_domain::{
 };
 pub use projection::{ParkedEvent, ProjectionDocument, ProjectionSave, ProjectionStore};
 pub use read::{GlobalPages, StreamPages, read_stream_to_end};
+pub use retention::{Cutoff, RetentionError, RetentionState, ScavengeReport, StreamRetention};
 pub use snapshot::{Snapshot, SnapshotStore};
 pub use subject_key::{SubjectKey, SubjectKeyStore, WrappedKey};
 

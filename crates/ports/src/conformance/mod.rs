@@ -36,6 +36,7 @@ mod deletion;
 mod events;
 mod paging;
 mod projections;
+mod retention;
 mod snapshots;
 mod subject_keys;
 mod support;
@@ -126,6 +127,15 @@ behaviours![
     deletion::deleting_a_missing_stream_with_any_reserves_the_name,
     deletion::reserved_event_types_are_refused,
     deletion::a_deletion_survives_reopening,
+    retention::max_count_hides_all_but_the_latest_events,
+    retention::truncate_before_hides_earlier_versions,
+    retention::max_age_hides_old_events_and_an_expired_stream_still_exists,
+    retention::limits_combine_and_the_strictest_wins,
+    retention::a_policy_survives_reopening_and_never_reveals_what_it_hid,
+    retention::invalid_policies_are_refused_and_deleted_streams_take_none,
+    retention::scavenge_reclaims_hidden_events_and_changes_no_read,
+    retention::pages_are_filled_across_hidden_events,
+    retention::a_reader_past_a_reclaimed_range_goes_on_at_the_next_surviving_event,
     concurrency::concurrent_appenders_on_one_stream_win_each_version_once,
     concurrency::concurrent_appenders_on_many_streams_leave_no_gap,
     concurrency::concurrent_retries_of_one_batch_write_it_once,
