@@ -122,7 +122,7 @@ async fn a_shredded_key_is_in_no_file_of_the_database() {
 async fn a_version_2_database_gains_the_key_table_and_keeps_its_events() {
     use logbook_ports::{EventStore, SubjectKeyStore};
     // Given a database as the build before subject keys left it: schema
-    // version 2, an event, no key table
+    // version 2, an event, no key or retention table
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("logbook.db");
     open(&path)
@@ -136,8 +136,10 @@ async fn a_version_2_database_gains_the_key_table_and_keeps_its_events() {
         .unwrap();
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE subject_keys; PRAGMA user_version = 2;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE stream_retention; DROP TABLE subject_keys; PRAGMA user_version = 2;",
+        )
+        .unwrap();
     }
     // When this build opens it
     let store = open(&path);
