@@ -388,18 +388,9 @@ fn read_all_in(
     while out.len() < limit {
         let want = limit - out.len();
         let page = read_all_rows(conn, path, next, want, filter)?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        next = last.position.saturating_add(1);
-        let full = page.len() == want;
-        out.extend(page.into_iter().filter(|e| {
-            cutoffs
-                .get(e.stream.as_str())
-                .is_none_or(|cut| !cut.hides(e.version, e.recorded_at))
-        }));
-        if !full {
-            break;
+        match logbook_ports::retention::keep_visible(&mut out, page, want, &cutoffs) {
+            Some(after) => next = after,
+            None => break,
         }
     }
     Ok(out)

@@ -28,7 +28,7 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use logbook_domain::Version;
+use logbook_domain::{Position, RecordedEvent, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -237,6 +237,28 @@ impl Cutoff {
     pub fn reclaims(&self, version: Version, recorded_at: DateTime<Utc>) -> bool {
         self.hides(version, recorded_at) && version < self.last_version
     }
+}
+
+/// One page of a global-log read under retention, for stores that filter
+/// rows they read by their stream's [`Cutoff`] (keyed by stream name): moves
+/// the visible events of `page` (a read of at most `want` rows) into `out`
+/// and answers where to read on, or `None` when the log ended in this page.
+/// A store loops while `out` is short of its limit, so a page is short
+/// only at the end however many events retention hides.
+pub fn keep_visible(
+    out: &mut Vec<RecordedEvent>,
+    page: Vec<RecordedEvent>,
+    want: usize,
+    cutoffs: &std::collections::HashMap<String, Cutoff>,
+) -> Option<Position> {
+    let next = page.last()?.position.saturating_add(1);
+    let full = page.len() == want;
+    out.extend(page.into_iter().filter(|e| {
+        cutoffs
+            .get(e.stream.as_str())
+            .is_none_or(|cut| !cut.hides(e.version, e.recorded_at))
+    }));
+    full.then_some(next)
 }
 
 impl RetentionState {
