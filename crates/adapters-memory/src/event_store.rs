@@ -501,4 +501,10 @@ impl EventStore for MemoryEventStore {
     fn commits(&self) -> Option<CommitSignal> {
         Some(self.commits.subscribe())
     }
+
+    /// A read is a copy under the lock: reading ahead measured slower
+    /// (docs/benchmarks.md, projection catch-up).
+    fn reads_gain_from_read_ahead(&self) -> bool {
+        false
+    }
 }

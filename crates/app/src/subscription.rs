@@ -129,9 +129,11 @@ impl Subscription {
     }
 
     /// Reads the next page ahead while the current one is consumed (for
-    /// catch-ups over long histories; a live tail is read as before).
+    /// catch-ups over long histories; a live tail is read as before), on
+    /// stores whose reads gain from it
+    /// ([`EventStore::reads_gain_from_read_ahead`]).
     pub fn with_read_ahead(mut self) -> Self {
-        self.read_ahead = true;
+        self.read_ahead = self.events.reads_gain_from_read_ahead();
         self
     }
 

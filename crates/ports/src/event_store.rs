@@ -322,6 +322,15 @@ pub trait EventStore: Send + Sync {
     fn commits(&self) -> Option<CommitSignal> {
         None
     }
+
+    /// Whether reading the next page of the global log while the caller
+    /// works through the current one gains time: true when a read waits on
+    /// a disk, a server or a thread of the store's own. A store whose reads
+    /// are a copy out of its own memory says false (a read ahead would only
+    /// move that copy to another core).
+    fn reads_gain_from_read_ahead(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
