@@ -135,13 +135,22 @@ impl PostgresUrl {
     }
 
     /// The client configuration of every connection: the URL's, with the
-    /// schema as `search_path`, the statement timeout, UTC and an
-    /// application name.
+    /// schema as `search_path`, the statement timeout, UTC, custom plans
+    /// for prepared statements and an application name.
+    ///
+    /// `plan_cache_mode=force_custom_plan`: after five executions
+    /// PostgreSQL may switch a prepared statement to a generic plan, made
+    /// without the parameters' values; for the writer's lookups (arrays of
+    /// names and ids) and the global-log page (`position >= $1 ... LIMIT
+    /// $2`) that plan scans the whole events table, so appends and reads
+    /// got slower as the log grew. Each execution is planned for its own
+    /// values instead (docs/benchmarks.md has the measurement).
     pub(crate) fn client_config(&self, options: &PostgresOptions) -> tokio_postgres::Config {
         let mut config = self.config.clone();
         let mut settings = config.get_options().unwrap_or("").to_owned();
         settings.push_str(&format!(
-            " -c search_path={} -c statement_timeout={} -c TimeZone=UTC",
+            " -c search_path={} -c statement_timeout={} -c TimeZone=UTC \
+             -c plan_cache_mode=force_custom_plan",
             self.schema,
             options.statement_timeout.as_millis().max(1)
         ));

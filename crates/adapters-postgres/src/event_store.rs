@@ -268,17 +268,28 @@ impl EventStore for PostgresEventStore {
         let doing = "reading the global log";
         let url = &self.shared.url;
         let client = self.shared.client(doing).await?;
-        let cutoffs = retention::all_cutoffs(&client, url).await?;
+        // The policies and the first page are sent together (one round
+        // trip; the server runs them in that order, each on its own
+        // snapshot, as when they were sent one after the other).
+        let (cutoffs, first_page) = tokio::join!(
+            retention::all_cutoffs(&client, url),
+            read_all_rows(&client, url, from, limit, filter),
+        );
+        let cutoffs = cutoffs?;
         if cutoffs.is_empty() {
-            return read_all_rows(&client, url, from, limit, filter).await;
+            return first_page;
         }
         // Hidden events leave a page short: read on until it is full or
         // the log ends, so a page is short only at the end.
         let mut out = Vec::new();
         let mut next = from;
+        let mut first_page = Some(first_page?);
         while out.len() < limit {
             let want = limit - out.len();
-            let page = read_all_rows(&client, url, next, want, filter).await?;
+            let page = match first_page.take() {
+                Some(page) => page,
+                None => read_all_rows(&client, url, next, want, filter).await?,
+            };
             match logbook_ports::retention::keep_visible(&mut out, page, want, &cutoffs) {
                 Some(after) => next = after,
                 None => break,

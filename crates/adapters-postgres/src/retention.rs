@@ -63,15 +63,17 @@ pub(crate) async fn all_cutoffs(
     client: &impl GenericClient,
     url: &PostgresUrl,
 ) -> Result<HashMap<String, Cutoff>, StoreError> {
-    let rows = client
-        .query(
+    let error = |e: tokio_postgres::Error| store_error(url, "reading stream retention", &e);
+    // Prepared once per connection: every global-log page runs it.
+    let statement = client
+        .prepare_cached(
             "SELECT r.stream, r.state, \
              coalesce((SELECT max(e.version) FROM events e WHERE e.stream = r.stream), 0) \
              FROM stream_retention r",
-            &[],
         )
         .await
-        .map_err(|e| store_error(url, "reading stream retention", &e))?;
+        .map_err(error)?;
+    let rows = client.query(&statement, &[]).await.map_err(error)?;
     let now = Utc::now();
     let mut cutoffs = HashMap::with_capacity(rows.len());
     for row in rows {
