@@ -361,8 +361,18 @@ impl WriterThread {
     /// (or a file-size limit) refuses the zeros, those written are cut off
     /// again and nothing is preallocated, so the write itself extends the
     /// file and fails only if its own bytes do not fit.
+    ///
+    /// Only under [`Durability::Always`]: its acknowledgements wait for
+    /// the fsync, which preallocation keeps to data. Under the other
+    /// policies no appender waits for an fsync, and the zeros would be
+    /// copied into the page cache and written to disk once more before the
+    /// records overwrite them.
     fn preallocate(&mut self, end: u64) -> std::io::Result<()> {
         if end <= self.allocated {
+            return Ok(());
+        }
+        if self.durability != Durability::Always {
+            self.allocated = end;
             return Ok(());
         }
         let target = end.max(
