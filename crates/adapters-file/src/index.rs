@@ -378,10 +378,9 @@ impl Index {
             let position = self.head();
             let entry = self.entries[(position - 1) as usize];
             let hash = self.hasher.hash_one(entry.id);
-            if let Ok(slot) = self
-                .ids
-                .find_entry(widen(hash), |slot| Position::from(slot.position) == position)
-            {
+            if let Ok(slot) = self.ids.find_entry(widen(hash), |slot| {
+                Position::from(slot.position) == position
+            }) {
                 slot.remove();
             }
             self.positions[entry.stream as usize].pop();
@@ -421,6 +420,27 @@ mod tests {
         assert_eq!(index.find_id(&c.id), None);
         assert_eq!(index.find_id(&a.id), Some(1));
         assert_eq!(index.stream_state(Some(a.stream)).version, Some(1));
+    }
+
+    #[test]
+    fn ids_stay_found_while_the_table_grows_through_many_rehashes() {
+        // Given 20,000 events pushed one by one (the table grows from empty)
+        let mut index = Index::default();
+        let entries: Vec<Entry> = (0..20_000)
+            .map(|i| entry(&mut index, if i % 2 == 0 { "A-1" } else { "B-1" }))
+            .collect();
+        for &e in &entries {
+            index.push(e);
+        }
+        // Then every id is at its position, and an unknown id is not found
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(index.find_id(&e.id), Some(i as u64 + 1));
+        }
+        assert_eq!(index.find_id(&EventId::new()), None);
+        // And after truncating, only the dropped ids are gone
+        index.truncate(10_000);
+        assert_eq!(index.find_id(&entries[9_999].id), Some(10_000));
+        assert_eq!(index.find_id(&entries[10_000].id), None);
     }
 
     #[test]
