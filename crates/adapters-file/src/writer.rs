@@ -9,8 +9,9 @@
 //! publishing the new head and answering. Appenders that arrive during an
 //! fsync form the next group: group commit.
 //!
-//! The open segment is *preallocated*: the writer extends it with zeros a
-//! few MiB ahead of the log's end, so a write lands in blocks that already
+//! Under [`Durability::Always`] the open segment is *preallocated*: the
+//! writer extends it with zeros a few MiB ahead of the log's end, so a write
+//! lands in blocks that already
 //! exist inside the file's size, and the fsync that follows has only data to
 //! flush, not a size change or a block allocation to commit through the file
 //! system's journal. Recovery reads the zero-filled tail as free space; the
