@@ -183,6 +183,14 @@ const COMPARISONS: &[Comparison] = &[
         logbook: "batch_1000",
         raw: "raw_rusqlite_1000",
     },
+    Comparison {
+        work: "file: batches of 100 (Never), against a bare framed log",
+        package: "logbook-adapters-file",
+        bench: "file_store",
+        group: "file/append_batch_100",
+        logbook: "never",
+        raw: "bare_framed_log",
+    },
 ];
 
 /// Runs each comparison's pair alone (one bench target at a time, short

@@ -1,5 +1,7 @@
 //! File adapter benchmarks: batched and single appends under each
-//! durability policy, group commit with 16 appenders, a full replay of the
+//! durability policy beside a bare framed log (the same batches as frames
+//! written with plain `write` calls: the floor a store's batched appends are
+//! measured against), group commit with 16 appenders, a full replay of the
 //! global log, and (one timed run, not a criterion sample) opening a large
 //! generated log with a full scan and index rebuild.
 //!
@@ -7,10 +9,13 @@
 //! `LOGBOOK_BENCH_OPEN_EVENTS` sets the size of the open run (default
 //! 10,000,000 events, about 3 GB on disk, deleted afterwards; 0 skips it).
 
+use std::fs::File;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
+use logbook_adapters_file::record::{self, FLAG_BATCH_END, Record};
 use logbook_adapters_file::{Durability, FileOptions, FileStore};
 use logbook_ports::{EventFilter, EventStore, ExpectedVersion, NewEvent, Payload, StreamId};
 use tempfile::TempDir;
@@ -86,7 +91,84 @@ fn batched_appends(c: &mut Criterion) {
             );
         });
     }
+    let mut log = BareLog::new();
+    let mut i = 0usize;
+    group.bench_function("bare_framed_log", |b| {
+        b.iter_batched(
+            || {
+                i += 1;
+                (stream(i % 1000), batch(100, &payload))
+            },
+            |(s, events)| log.append(&s, &events),
+            BatchSize::SmallInput,
+        );
+    });
     group.finish();
+}
+
+/// The floor for batched appends: each batch encoded as the store's frames
+/// (same bytes, same CRC32C) into one buffer and written with one plain
+/// `write` call on the calling thread, to files of the store's segment size.
+/// No index, no version or duplicate check, no writer thread, no fsync.
+struct BareLog {
+    dir: TempDir,
+    file: File,
+    len: u64,
+    files: u64,
+    position: u64,
+    buf: Vec<u8>,
+}
+
+impl BareLog {
+    const FILE_SIZE: u64 = 64 << 20;
+
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("0.log")).unwrap();
+        Self {
+            dir,
+            file,
+            len: 0,
+            files: 1,
+            position: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    fn append(&mut self, stream: &StreamId, events: &[NewEvent]) {
+        let now = chrono::Utc::now().timestamp_micros();
+        self.buf.clear();
+        for (i, event) in events.iter().enumerate() {
+            self.position += 1;
+            record::encode(
+                &Record {
+                    flags: if i + 1 == events.len() {
+                        FLAG_BATCH_END
+                    } else {
+                        0
+                    },
+                    position: self.position,
+                    version: self.position,
+                    id: event.id,
+                    recorded_at_micros: now,
+                    schema_version: event.schema_version,
+                    write_index: i as u32,
+                    stream: stream.as_str(),
+                    event_type: &event.event_type,
+                    metadata: &[],
+                    payload: event.payload.as_bytes(),
+                },
+                &mut self.buf,
+            );
+        }
+        if self.len + self.buf.len() as u64 > Self::FILE_SIZE {
+            self.file = File::create(self.dir.path().join(format!("{}.log", self.files))).unwrap();
+            self.files += 1;
+            self.len = 0;
+        }
+        self.file.write_all(&self.buf).unwrap();
+        self.len += self.buf.len() as u64;
+    }
 }
 
 fn single_appends(c: &mut Criterion) {

@@ -4,8 +4,9 @@
 //! sidecar), then kept up to date by the writer.
 //!
 //! Per event it keeps one 28-byte [`Entry`], 4 bytes in its stream's
-//! position list and about 5 bytes in the id table: a stream read or an
-//! append check never touches the log files.
+//! position list and about 10 bytes in the id table (a position and 32 bits
+//! of the id's hash, so growing the table never reads the entries back): a
+//! stream read or an append check never touches the log files.
 
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
@@ -60,8 +61,33 @@ pub struct Index {
     positions: Vec<Vec<u32>>,
     /// Interned event types.
     pub types: Interner,
-    ids: HashTable<u32>,
+    ids: HashTable<IdSlot>,
     hasher: IdHasher,
+}
+
+/// One id in the id table: where the event is, and 32 bits of its id's
+/// hash. The table's hash is widened from those bits ([`widen`]), so a
+/// rehash while the table grows reads the table only, not one entry per id
+/// (a cache miss each in a table of millions), and a probe compares ids
+/// only when the 32 bits match.
+#[derive(Debug, Clone, Copy)]
+struct IdSlot {
+    position: u32,
+    hash: u32,
+}
+
+impl IdSlot {
+    fn table_hash(self) -> u64 {
+        widen(self.hash)
+    }
+}
+
+/// The table's 64-bit hash of a 32-bit id hash: the bits themselves pick
+/// the bucket (the low bits), and a multiple of them fills the high bits,
+/// from which the table takes its 7-bit tags, so tags stay independent of
+/// the bucket.
+fn widen(hash: u32) -> u64 {
+    u64::from(hash) | (u64::from(hash.wrapping_mul(0x9E37_79B9)) << 32)
 }
 
 /// Hashes event ids for the id table: a folded multiply of the id's two
@@ -93,11 +119,12 @@ fn fold(a: u64, b: u64) -> u64 {
 }
 
 impl IdHasher {
-    fn hash_one(&self, id: EventId) -> u64 {
+    /// The 32 bits of `id`'s hash the table keeps.
+    fn hash_one(&self, id: EventId) -> u32 {
         let bytes = id.as_uuid().as_bytes();
         let lo = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
         let hi = u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
-        fold(fold(lo ^ self.seeds[0], hi ^ self.seeds[1]), self.seeds[2])
+        fold(fold(lo ^ self.seeds[0], hi ^ self.seeds[1]), self.seeds[2]) as u32
     }
 }
 
@@ -211,8 +238,10 @@ impl Index {
         let hash = self.hasher.hash_one(*id);
         let entries = &self.entries;
         self.ids
-            .find(hash, |&p| entries[(p - 1) as usize].id == *id)
-            .map(|&p| Position::from(p))
+            .find(widen(hash), |slot| {
+                slot.hash == hash && entries[(slot.position - 1) as usize].id == *id
+            })
+            .map(|slot| Position::from(slot.position))
     }
 
     /// True when the last of `positions` (a stream's, all or only the
@@ -238,10 +267,10 @@ impl Index {
         let position = u32::try_from(self.entries.len() + 1).expect("checked against MAX_EVENTS");
         self.entries.push(entry);
         let hash = self.hasher.hash_one(entry.id);
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.ids.insert_unique(hash, position, |&p| {
-            hasher.hash_one(entries[(p - 1) as usize].id)
-        });
+        self.ids
+            .insert_unique(widen(hash), IdSlot { position, hash }, |slot| {
+                slot.table_hash()
+            });
         let positions = &mut self.positions[entry.stream as usize];
         positions.push(position);
         (Position::from(position), positions.len() as Version)
@@ -275,8 +304,7 @@ impl Index {
             return Ok(());
         }
         let (entries, hasher) = (&self.entries, &self.hasher);
-        self.ids
-            .reserve(n, |&p| hasher.hash_one(entries[(p - 1) as usize].id));
+        self.ids.reserve(n, |slot| slot.table_hash());
         // The table's buckets are picked by the hash's low bits; group by
         // the top PART_BITS of those.
         let buckets = self
@@ -289,15 +317,15 @@ impl Index {
         let part = |hash: u64| ((hash >> shift) as usize) & ((1 << PART_BITS) - 1);
         let mut starts = vec![0usize; (1 << PART_BITS) + 1];
         for entry in entries {
-            starts[part(hasher.hash_one(entry.id)) + 1] += 1;
+            starts[part(widen(hasher.hash_one(entry.id))) + 1] += 1;
         }
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
-        let mut grouped = vec![(0u64, 0u32); n];
+        let mut grouped = vec![(0u32, 0u32); n];
         for (i, entry) in entries.iter().enumerate() {
             let hash = hasher.hash_one(entry.id);
-            let slot = &mut starts[part(hash)];
+            let slot = &mut starts[part(widen(hash))];
             grouped[*slot] = (hash, i as u32 + 1);
             *slot += 1;
         }
@@ -307,19 +335,19 @@ impl Index {
             // be a cache miss per insert again.
             let id = |p: u32| entries[(p - 1) as usize].id;
             match self.ids.entry(
-                hash,
-                |&p| id(p) == id(position),
-                |&p| hasher.hash_one(entries[(p - 1) as usize].id),
+                widen(hash),
+                |slot| slot.hash == hash && id(slot.position) == id(position),
+                |slot| slot.table_hash(),
             ) {
                 hashbrown::hash_table::Entry::Vacant(slot) => {
-                    slot.insert(position);
+                    slot.insert(IdSlot { position, hash });
                 }
                 hashbrown::hash_table::Entry::Occupied(mut found) => {
                     // Keep the earliest position in the table: then the
                     // second copy in log order is always found.
-                    let other = *found.get();
+                    let other = found.get().position;
                     let (earlier, later) = (other.min(position), other.max(position));
-                    *found.get_mut() = earlier;
+                    found.get_mut().position = earlier;
                     if first_duplicate.is_none_or(|(p, _)| Position::from(later) < p) {
                         first_duplicate = Some((Position::from(later), Position::from(earlier)));
                     }
@@ -340,10 +368,7 @@ impl Index {
             // The open scan: ids are indexed at the end, by build_ids.
             return;
         }
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.ids.reserve(additional, |&p| {
-            hasher.hash_one(entries[(p - 1) as usize].id)
-        });
+        self.ids.reserve(additional, |slot| slot.table_hash());
     }
 
     /// Forgets every event after `head` (a write that failed, or an
@@ -353,10 +378,9 @@ impl Index {
             let position = self.head();
             let entry = self.entries[(position - 1) as usize];
             let hash = self.hasher.hash_one(entry.id);
-            if let Ok(slot) = self
-                .ids
-                .find_entry(hash, |&p| Position::from(p) == position)
-            {
+            if let Ok(slot) = self.ids.find_entry(widen(hash), |slot| {
+                Position::from(slot.position) == position
+            }) {
                 slot.remove();
             }
             self.positions[entry.stream as usize].pop();
@@ -396,6 +420,27 @@ mod tests {
         assert_eq!(index.find_id(&c.id), None);
         assert_eq!(index.find_id(&a.id), Some(1));
         assert_eq!(index.stream_state(Some(a.stream)).version, Some(1));
+    }
+
+    #[test]
+    fn ids_stay_found_while_the_table_grows_through_many_rehashes() {
+        // Given 20,000 events pushed one by one (the table grows from empty)
+        let mut index = Index::default();
+        let entries: Vec<Entry> = (0..20_000)
+            .map(|i| entry(&mut index, if i % 2 == 0 { "A-1" } else { "B-1" }))
+            .collect();
+        for &e in &entries {
+            index.push(e);
+        }
+        // Then every id is at its position, and an unknown id is not found
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(index.find_id(&e.id), Some(i as u64 + 1));
+        }
+        assert_eq!(index.find_id(&EventId::new()), None);
+        // And after truncating, only the dropped ids are gone
+        index.truncate(10_000);
+        assert_eq!(index.find_id(&entries[9_999].id), Some(10_000));
+        assert_eq!(index.find_id(&entries[10_000].id), None);
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! publishing the new head and answering. Appenders that arrive during an
 //! fsync form the next group: group commit.
 //!
-//! The open segment is *preallocated*: the writer extends it with zeros a
-//! few MiB ahead of the log's end, so a write lands in blocks that already
+//! Under [`Durability::Always`] the open segment is *preallocated*: the
+//! writer extends it with zeros a few MiB ahead of the log's end, so a write
+//! lands in blocks that already
 //! exist inside the file's size, and the fsync that follows has only data to
 //! flush, not a size change or a block allocation to commit through the file
 //! system's journal. Recovery reads the zero-filled tail as free space; the
@@ -361,8 +362,18 @@ impl WriterThread {
     /// (or a file-size limit) refuses the zeros, those written are cut off
     /// again and nothing is preallocated, so the write itself extends the
     /// file and fails only if its own bytes do not fit.
+    ///
+    /// Only under [`Durability::Always`]: its acknowledgements wait for
+    /// the fsync, which preallocation keeps to data. Under the other
+    /// policies no appender waits for an fsync, and the zeros would be
+    /// copied into the page cache and written to disk once more before the
+    /// records overwrite them.
     fn preallocate(&mut self, end: u64) -> std::io::Result<()> {
         if end <= self.allocated {
+            return Ok(());
+        }
+        if self.durability != Durability::Always {
+            self.allocated = end;
             return Ok(());
         }
         let target = end.max(
