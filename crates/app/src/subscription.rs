@@ -8,6 +8,13 @@
 //! from history to live cannot skip or repeat an event. Back-pressure is
 //! natural: at most one page is buffered, and the next is read only when the
 //! consumer asks for it.
+//!
+//! A catch-up over a long history may ask for [`Subscription::with_read_ahead`]:
+//! after a full page, the next one is read by a task of its own while the
+//! consumer works through the current one, so reading and folding overlap
+//! (two pages held at most). The pages and their order are the same either
+//! way: the read ahead starts where the page before it ended, and its
+//! result is taken only when the consumer asks for the next page.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -57,6 +64,51 @@ pub struct Subscription {
     recheck: Duration,
     buffer: VecDeque<RecordedEvent>,
     commits: Option<CommitSignal>,
+    read_ahead: bool,
+    ahead: Option<ReadAhead>,
+}
+
+/// A page read started before the consumer asked for it; the read stops if
+/// the subscription is dropped first.
+struct ReadAhead {
+    from: Position,
+    task: tokio::task::JoinHandle<Result<Page, StoreError>>,
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One page of the global log, and the position the read after it starts at.
+struct Page {
+    events: Vec<RecordedEvent>,
+    next: Position,
+}
+
+/// Reads the page of `size` events from `from`, and where the next read
+/// starts. A filtered page that came back short scanned everything up to the
+/// head read before it, so the next read skips those non-matching events.
+async fn read_page(
+    events: &dyn EventStore,
+    from: Position,
+    size: usize,
+    filter: &EventFilter,
+) -> Result<Page, StoreError> {
+    let head = if filter.is_all() {
+        None
+    } else {
+        events.head_position().await?
+    };
+    let page = events.read_all(from, size, filter).await?;
+    let mut next = page.last().map_or(from, |last| last.position + 1);
+    if page.len() < size
+        && let Some(head) = head
+    {
+        next = next.max(head + 1);
+    }
+    Ok(Page { events: page, next })
 }
 
 impl Subscription {
@@ -71,7 +123,16 @@ impl Subscription {
             recheck: DEFAULT_RECHECK,
             buffer: VecDeque::new(),
             commits,
+            read_ahead: false,
+            ahead: None,
         }
+    }
+
+    /// Reads the next page ahead while the current one is consumed (for
+    /// catch-ups over long histories; a live tail is read as before).
+    pub fn with_read_ahead(mut self) -> Self {
+        self.read_ahead = true;
+        self
     }
 
     /// Reads pages of `page` events.
@@ -136,31 +197,48 @@ impl Subscription {
 
     /// Reads the next page into the buffer; false when nothing new.
     async fn fill(&mut self) -> Result<bool, StoreError> {
+        let ahead = self.ahead.take().filter(|ahead| ahead.from == self.next);
+        let page = match ahead {
+            Some(mut ahead) => {
+                let joined = (&mut ahead.task).await;
+                match joined {
+                    Ok(page) => page?,
+                    // The read's task panicked or was cancelled: read again.
+                    Err(_) => self.read_here().await?,
+                }
+            }
+            None => self.read_here().await?,
+        };
+        let full = page.events.len() == self.page;
+        self.next = page.next;
+        let found = !page.events.is_empty();
+        self.buffer.extend(page.events);
+        if full && self.read_ahead {
+            if let Some(signal) = &mut self.commits {
+                // As in `read_here`: seen before the read starts.
+                signal.borrow_and_update();
+            }
+            let (events, filter, size, from) = (
+                Arc::clone(&self.events),
+                self.filter.clone(),
+                self.page,
+                self.next,
+            );
+            self.ahead = Some(ReadAhead {
+                from,
+                task: tokio::spawn(async move { read_page(&*events, from, size, &filter).await }),
+            });
+        }
+        Ok(found)
+    }
+
+    /// Reads the next page on this task.
+    async fn read_here(&mut self) -> Result<Page, StoreError> {
         if let Some(signal) = &mut self.commits {
             // Mark the current head as seen *before* reading, so a commit
             // that lands during the read still wakes the next wait.
             signal.borrow_and_update();
         }
-        let head = if self.filter.is_all() {
-            None
-        } else {
-            self.events.head_position().await?
-        };
-        let page = self
-            .events
-            .read_all(self.next, self.page, &self.filter)
-            .await?;
-        let full = page.len() == self.page;
-        if let Some(last) = page.last() {
-            self.next = last.position + 1;
-        }
-        // A filtered page that came back short scanned everything up to the
-        // head read before it: skip those non-matching events next time.
-        if !full && let Some(head) = head {
-            self.next = self.next.max(head + 1);
-        }
-        let found = !page.is_empty();
-        self.buffer.extend(page);
-        Ok(found)
+        read_page(&*self.events, self.next, self.page, &self.filter).await
     }
 }

@@ -77,7 +77,10 @@ async fn history_then_live_events_arrive_in_order_without_gap_or_duplicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_subscriber_started_during_four_concurrent_writers_sees_every_event_once() {
-    for (url, stores, _dir) in support::every_store() {
+    for (read_ahead, (url, stores, _dir)) in [false, true]
+        .into_iter()
+        .flat_map(|ahead| support::every_store().into_iter().map(move |s| (ahead, s)))
+    {
         let store = Arc::clone(&stores.events);
         append(&*store, "Seed-0", vec![event("E", 0)]).await;
         let mut writers = Vec::new();
@@ -91,6 +94,9 @@ async fn a_subscriber_started_during_four_concurrent_writers_sees_every_event_on
         }
         let mut subscription =
             Subscription::new(Arc::clone(&store), 1, EventFilter::all()).with_page_size(7);
+        if read_ahead {
+            subscription = subscription.with_read_ahead();
+        }
         let total = 1 + 4 * 50;
         let mut seen = Vec::new();
         while seen.len() < total {
@@ -106,7 +112,7 @@ async fn a_subscriber_started_during_four_concurrent_writers_sees_every_event_on
         assert_eq!(
             seen,
             (1..=total as u64).collect::<Vec<_>>(),
-            "{url}: in position order, no gap"
+            "{url} (read ahead: {read_ahead}): in position order, no gap"
         );
         assert_eq!(
             seen.iter().collect::<HashSet<_>>().len(),
@@ -241,5 +247,49 @@ async fn a_live_subscriber_sees_every_surviving_event_once_in_order_while_scaven
             41,
             "{url}: every event of the unlimited stream"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_ahead_a_filtered_history_gives_the_pages_a_plain_read_gives() {
+    for (url, stores, _dir) in support::every_store() {
+        // Given 60 events where every third is a deposit, in two categories
+        let store = Arc::clone(&stores.events);
+        for n in 0..60u64 {
+            let (stream, kind) = match n % 3 {
+                0 => ("BankAccount-1", "MoneyDeposited"),
+                1 => ("BankAccount-2", "MoneyWithdrawn"),
+                _ => ("CargoShip-1", "ShipDocked"),
+            };
+            append(&*store, stream, vec![event(kind, n)]).await;
+        }
+        let filter = EventFilter::event_types(["MoneyDeposited"]);
+        // When one subscription reads pages of 4 plainly and another reads ahead
+        let mut plain = Subscription::new(Arc::clone(&store), 1, filter.clone()).with_page_size(4);
+        let mut ahead = Subscription::new(Arc::clone(&store), 1, filter)
+            .with_page_size(4)
+            .with_read_ahead();
+        let (mut by_plain, mut by_ahead) = (Vec::new(), Vec::new());
+        loop {
+            let (p, a) = (
+                plain.next_batch(4).await.unwrap(),
+                ahead.next_batch(4).await.unwrap(),
+            );
+            if p.is_empty() && a.is_empty() {
+                break;
+            }
+            by_plain.push(p.iter().map(|e| e.position).collect::<Vec<_>>());
+            by_ahead.push(a.iter().map(|e| e.position).collect::<Vec<_>>());
+        }
+        // Then both saw the same 20 deposits in the same batches, and both
+        // stand past the log's end
+        assert_eq!(by_ahead, by_plain, "{url}");
+        assert_eq!(
+            by_plain.concat(),
+            (0..20).map(|i| 3 * i + 1).collect::<Vec<u64>>(),
+            "{url}"
+        );
+        assert_eq!(ahead.position(), plain.position(), "{url}");
+        assert_eq!(ahead.position(), 61, "{url}");
     }
 }

@@ -566,6 +566,7 @@ impl<R: ReadModel> Projector<R> {
             R::filter(),
         )
         .with_page_size(self.options.batch)
+        .with_read_ahead()
     }
 
     /// Folds batches into `state` until the subscription has caught up,
