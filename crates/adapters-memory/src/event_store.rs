@@ -285,6 +285,7 @@ impl MemoryEventStore {
 fn write_locked(
     inner: &mut Inner,
     stream: &StreamId,
+    number: Option<u32>,
     plan: WritePlan,
     events: &[NewEvent],
     metadata: &[Vec<u8>],
@@ -295,16 +296,29 @@ fn write_locked(
             reason: "the in-memory store holds at most 4 billion events".into(),
         });
     }
-    let stream_number = inner.streams.intern_key(stream);
+    // The caller looked the stream up already: intern it only when new.
+    let stream_number = match number {
+        Some(number) => number,
+        None => inner.streams.intern_key(stream),
+    };
     if stream_number as usize == inner.stream_positions.len() {
         inner.stream_positions.push(Vec::new());
     }
     let now = timestamp_now();
+    // A stream's events mostly repeat its last event's type: compare with
+    // that name before hashing into the interner.
+    let mut last_type = inner.stream_positions[stream_number as usize]
+        .last()
+        .map(|&p| entry_at(&inner.log, p).event_type);
     let first_position = inner.len as Position + 1;
     for ((event, metadata), version) in events.iter().zip(metadata).zip(plan.first_version..) {
         let position = (inner.len + 1) as u32;
         let data = inner.arena.push(&[event.payload.as_bytes(), metadata]);
-        let event_type = inner.types.intern(&event.event_type);
+        let event_type = match last_type {
+            Some(number) if **inner.types.name(number) == *event.event_type => number,
+            _ => inner.types.intern(&event.event_type),
+        };
+        last_type = Some(event_type);
         inner.push(Entry {
             id: event.id,
             stream: stream_number,
@@ -364,7 +378,7 @@ impl EventStore for MemoryEventStore {
             AppendDecision::Write(plan) => plan,
             AppendDecision::Done(outcome) => return Ok(outcome),
         };
-        let outcome = write_locked(&mut inner, stream, plan, &events, &metadata)?;
+        let outcome = write_locked(&mut inner, stream, number, plan, &events, &metadata)?;
         self.signal(inner);
         Ok(outcome)
     }
@@ -375,11 +389,12 @@ impl EventStore for MemoryEventStore {
         expected: ExpectedVersion,
     ) -> Result<AppendOutcome, StoreError> {
         let mut inner = self.write();
-        let state = inner.state(inner.streams.number(stream.as_str()));
-        let plan = append::decide_delete(stream, expected, state)?;
+        let number = inner.streams.number(stream.as_str());
+        let plan = append::decide_delete(stream, expected, inner.state(number))?;
         let outcome = write_locked(
             &mut inner,
             stream,
+            number,
             plan,
             &[append::tombstone()],
             &[Vec::new()],

@@ -108,7 +108,7 @@ pub fn validate_batch(events: &[NewEvent]) -> Result<(), StoreError> {
                 event.event_type
             )));
         }
-        if event.event_type.chars().any(char::is_control) {
+        if has_control_character(&event.event_type) {
             return Err(invalid(format!(
                 "event type {:?} contains a control character",
                 event.event_type
@@ -127,6 +127,16 @@ pub fn validate_batch(events: &[NewEvent]) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// True when `name` holds a control character (Unicode `Cc`): an ASCII
+/// name, the usual one, is checked byte by byte without decoding it.
+fn has_control_character(name: &str) -> bool {
+    if name.is_ascii() {
+        name.bytes().any(|b| b.is_ascii_control())
+    } else {
+        name.chars().any(char::is_control)
+    }
 }
 
 /// Checks `expected` against the stream's `current` version.
