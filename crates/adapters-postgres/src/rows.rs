@@ -6,14 +6,35 @@ use chrono::{DateTime, Utc};
 use logbook_domain::{EventId, Metadata, Payload, RecordedEvent, StreamId};
 use logbook_ports::StoreError;
 use tokio_postgres::Row;
+use tokio_postgres::types::{FromSql, Type};
 use uuid::Uuid;
 
 use crate::config::PostgresUrl;
 use crate::error::corrupt;
 
 /// The columns every event read selects, in the order [`Decoder`] reads.
+/// `payload` and `metadata` are selected as `json`, not cast to text: the
+/// binary form of `json` is its text, so [`JsonText`] reads the stored
+/// bytes as they are, without a cast on the server.
 pub(crate) const EVENT_COLUMNS: &str = "position, stream, version, event_id, event_type, \
-     schema_version, payload::text, metadata::text, recorded_at";
+     schema_version, payload, metadata, recorded_at";
+
+/// A `json` column's bytes as stored (its binary form is its text), or a
+/// `text` column's.
+pub(crate) struct JsonText<'a>(pub(crate) &'a [u8]);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Self(raw))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON || *ty == Type::TEXT
+    }
+}
 
 /// A `u64` (version, position, limit) as an SQL bigint, saturating.
 pub(crate) fn sql_int(value: u64) -> i64 {
@@ -91,11 +112,14 @@ impl<'a> Decoder<'a> {
         let schema_version: i64 = row
             .try_get(5)
             .map_err(|e| bad(format!("schema_version: {e}")))?;
-        let payload: &str = row.try_get(6).map_err(|e| bad(format!("payload: {e}")))?;
-        let metadata: Option<&str> = row.try_get(7).map_err(|e| bad(format!("metadata: {e}")))?;
+        let payload: JsonText = row.try_get(6).map_err(|e| bad(format!("payload: {e}")))?;
+        let metadata: Option<JsonText> =
+            row.try_get(7).map_err(|e| bad(format!("metadata: {e}")))?;
         let metadata = match metadata {
             None => Metadata::default(),
-            Some(text) => serde_json::from_str(text).map_err(|e| bad(format!("metadata: {e}")))?,
+            Some(JsonText(text)) => {
+                serde_json::from_slice(text).map_err(|e| bad(format!("metadata: {e}")))?
+            }
         };
         let recorded_at: DateTime<Utc> = row
             .try_get(8)
@@ -108,7 +132,7 @@ impl<'a> Decoder<'a> {
             event_type,
             schema_version: u32::try_from(schema_version)
                 .map_err(|e| bad(format!("schema_version: {e}")))?,
-            payload: Payload::from_stored(payload.as_bytes().to_vec()),
+            payload: Payload::from_stored(payload.0.to_vec()),
             metadata,
             recorded_at,
         })
