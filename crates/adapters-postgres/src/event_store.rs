@@ -472,4 +472,104 @@ mod tests {
             assert!(plan.contains(index), "{name} does not use {index}:\n{plan}");
         }
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prepared_lookups_keep_their_index_after_many_executions() {
+        // Given a fresh store's schema and a connection made with the
+        // configuration every
+        // connection of the store uses (the pool's readers, the writer and
+        // the listener all connect with `client_config`)
+        let database = logbook_test_postgres::database();
+        let url = database.fresh_schema_url("generic_plans");
+        let options = crate::PostgresOptions::default();
+        let store = crate::PostgresStore::connect(&url, options.clone())
+            .await
+            .unwrap();
+        let reader = store.event_store().shared.client("a test").await.unwrap();
+        let mode: String = reader
+            .query_one("SHOW plan_cache_mode", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(mode, "force_custom_plan", "a pool reader's plan_cache_mode");
+        drop(reader);
+        drop(store);
+        let (client, connection) = url
+            .parse::<PostgresUrl>()
+            .unwrap()
+            .client_config(&options)
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let id = "'00000000-0000-0000-0000-000000000001'";
+        let cases = [
+            (
+                "the writer's stream states",
+                crate::writer::STATES_SQL.to_owned(),
+                "ARRAY['Bank-7', 'Bank-8']".to_owned(),
+            ),
+            (
+                "the writer's event id lookup",
+                crate::writer::RECORDED_IDS_SQL.to_owned(),
+                format!("ARRAY[{id}::uuid]"),
+            ),
+            (
+                "a global-log page",
+                read_all_sql(&EventFilter::all()),
+                "99000, 1000".to_owned(),
+            ),
+        ];
+        client
+            .batch_execute(
+                "INSERT INTO events SELECT g, 'Bank-' || (g % 1000), g / 1000 + 1, \
+                     gen_random_uuid(), 'Common', 1, '{\"n\": 1}', NULL, now() \
+                 FROM generate_series(1, 20) AS g; ANALYZE events",
+            )
+            .await
+            .unwrap();
+        // When each statement, prepared while the log is young, has run
+        // more than the five times after which PostgreSQL may switch to a
+        // generic plan (which it would then keep), and the log grows to
+        // 100,000 events
+        for (i, (_, sql, params)) in cases.iter().enumerate() {
+            client
+                .batch_execute(&format!("PREPARE q{i} AS {sql}"))
+                .await
+                .unwrap();
+            for _ in 0..8 {
+                client
+                    .batch_execute(&format!("EXECUTE q{i}({params})"))
+                    .await
+                    .unwrap();
+            }
+        }
+        client
+            .batch_execute(
+                "INSERT INTO events SELECT g, 'Bank-' || (g % 1000), g / 1000 + 1, \
+                     gen_random_uuid(), 'Common', 1, '{\"n\": 1}', NULL, now() \
+                 FROM generate_series(21, 100000) AS g; \
+                 UPDATE head SET position = 100000",
+            )
+            .await
+            .unwrap();
+        for (i, (name, _, params)) in cases.iter().enumerate() {
+            let plan = client
+                .query(&format!("EXPLAIN EXECUTE q{i}({params})"), &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n");
+            // Then each is still planned for its values and the table as it
+            // is now: an index search, no scan of the table
+            assert!(
+                !plan.contains("Seq Scan"),
+                "{name} scans the table after repeated executions:\n{plan}"
+            );
+            println!("-- {name}\n{plan}\n");
+            assert!(plan.contains("Index"), "{name} uses no index:\n{plan}");
+        }
+    }
 }

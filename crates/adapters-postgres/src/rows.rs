@@ -24,10 +24,7 @@ pub(crate) const EVENT_COLUMNS: &str = "position, stream, version, event_id, eve
 pub(crate) struct JsonText<'a>(pub(crate) &'a [u8]);
 
 impl<'a> FromSql<'a> for JsonText<'a> {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(Self(raw))
     }
 
