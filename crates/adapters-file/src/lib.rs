@@ -30,6 +30,7 @@ pub mod record;
 mod recovery;
 mod retention;
 mod segment;
+mod sidecar;
 mod snapshots;
 mod store;
 mod subject_keys;
