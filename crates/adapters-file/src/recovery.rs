@@ -14,6 +14,10 @@
 //!   by another valid record); the tail is cut back to the last complete
 //!   batch, with a warning. Anything else is corruption: open fails naming
 //!   the file and offset. Nothing is ever skipped silently.
+//!
+//! A sealed segment (every one but the last) whose index sidecar binds to
+//! it is read from the sidecar instead of scanned ([`Sidecars::Use`],
+//! `sidecar.rs`); `verify` scans every segment ([`Sidecars::Ignore`]).
 
 use std::fmt;
 use std::fs::File;

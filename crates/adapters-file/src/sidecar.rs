@@ -121,10 +121,11 @@ pub fn write(index: &Index, number: usize, segment_len: u64) -> Result<(), Store
 /// The stored checksum of the frame at `offset`.
 fn frame_crc(file: &File, offset: u64, path: &Path) -> Result<u32, StoreError> {
     let mut header = [0u8; FRAME_HEADER_LEN];
-    file.read_exact_at(&mut header, offset).map_err(|e| {
-        StoreError::io(format!("read {} at offset {offset}", path.display()), e)
-    })?;
-    Ok(u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")))
+    file.read_exact_at(&mut header, offset)
+        .map_err(|e| StoreError::io(format!("read {} at offset {offset}", path.display()), e))?;
+    Ok(u32::from_le_bytes(
+        header[4..8].try_into().expect("4 bytes"),
+    ))
 }
 
 /// Removes the sidecar of the segment at `segment_path`, durably, if it

@@ -72,7 +72,11 @@ impl fmt::Display for RecoveryReport {
             write!(f, "; removed unfinished temporary file {}", path.display())?;
         }
         for path in &self.sidecars_rebuilt {
-            write!(f, "; index sidecar {} not used, segment scanned", path.display())?;
+            write!(
+                f,
+                "; index sidecar {} not used, segment scanned",
+                path.display()
+            )?;
         }
         Ok(())
     }

@@ -323,9 +323,17 @@ fn damage_in_an_earlier_segment_is_reported_naming_that_segment() {
             std::fs::remove_file(path).unwrap();
         }
     }
-    assert_corrupt_at(FileStore::open(dir.path(), options()), first, offsets[damaged]);
+    assert_corrupt_at(
+        FileStore::open(dir.path(), options()),
+        first,
+        offsets[damaged],
+    );
     // And so does a read-only open
-    assert_corrupt_at(FileStore::open_read_only(dir.path()), first, offsets[damaged]);
+    assert_corrupt_at(
+        FileStore::open_read_only(dir.path()),
+        first,
+        offsets[damaged],
+    );
 }
 
 #[test]

@@ -47,8 +47,15 @@ fn written() -> (TempDir, Vec<Batch>) {
             let stream = StreamId::new(STREAMS[(k % 3) as usize]).unwrap();
             let batch: Vec<NewEvent> = (0..1 + k % 3)
                 .map(|i| {
-                    let kind = if (k + i) % 2 == 0 { "Opened" } else { "Deposited" };
-                    NewEvent::new(kind, payload(json!({ "k": k, "i": i, "pad": "p".repeat(1000) })))
+                    let kind = if (k + i) % 2 == 0 {
+                        "Opened"
+                    } else {
+                        "Deposited"
+                    };
+                    NewEvent::new(
+                        kind,
+                        payload(json!({ "k": k, "i": i, "pad": "p".repeat(1000) })),
+                    )
                 })
                 .collect();
             events
@@ -177,7 +184,10 @@ fn a_reopen_through_sidecars_yields_exactly_what_a_full_scan_yields() {
     for ((stream, _), retry) in batches.iter().zip(&expected.retries) {
         match retry {
             Ok(outcome) => assert!(outcome.already_recorded, "{stream}"),
-            Err(e) => assert!(stream.as_str() == STREAMS[2] && e.contains("deleted"), "{e}"),
+            Err(e) => assert!(
+                stream.as_str() == STREAMS[2] && e.contains("deleted"),
+                "{e}"
+            ),
         }
     }
     assert_eq!(observed, expected);
@@ -214,7 +224,11 @@ fn assert_rebuilt_after(
     damage(&sidecar);
     if whole {
         let (observed, report) = observe(dir, batches);
-        assert_eq!(report.sidecars_rebuilt, vec![sidecar.clone()], "{what}: {report}");
+        assert_eq!(
+            report.sidecars_rebuilt,
+            vec![sidecar.clone()],
+            "{what}: {report}"
+        );
         assert_eq!(&observed, expected, "{what}");
         assert_eq!(
             std::fs::read(&sidecar).unwrap(),
@@ -224,7 +238,11 @@ fn assert_rebuilt_after(
     } else {
         let reader = FileStore::open_read_only(dir).unwrap();
         let report = reader.recovery_report();
-        assert_eq!(report.sidecars_rebuilt, vec![sidecar.clone()], "{what}: {report}");
+        assert_eq!(
+            report.sidecars_rebuilt,
+            vec![sidecar.clone()],
+            "{what}: {report}"
+        );
         assert_eq!(report.events, expected.log.len() as u64, "{what}");
         // The events of the damaged segment and its neighbour (a read of
         // the whole log costs ~100 ms in a debug build, too much per byte).
@@ -286,7 +304,10 @@ fn sidecars_swapped_between_two_segments_are_both_rebuilt() {
     let (dir, batches) = written();
     let expected = full_scan(dir.path(), &batches);
     let all = sidecars(dir.path());
-    let (first, second) = (std::fs::read(&all[0]).unwrap(), std::fs::read(&all[1]).unwrap());
+    let (first, second) = (
+        std::fs::read(&all[0]).unwrap(),
+        std::fs::read(&all[1]).unwrap(),
+    );
     // Given the first two sidecars swapped
     std::fs::write(&all[0], &second).unwrap();
     std::fs::write(&all[1], &first).unwrap();
