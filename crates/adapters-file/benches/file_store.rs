@@ -277,46 +277,105 @@ fn replay(c: &mut Criterion) {
     group.finish();
 }
 
-/// One timed run: generate a large log, then open it (full scan, checksum
-/// of every record, index rebuild) and report the time and disk bytes per
-/// event. Not a criterion sample: one open of 10 million events takes
-/// seconds and the log takes gigabytes.
-fn open_large() {
-    let events: u64 = std::env::var("LOGBOOK_BENCH_OPEN_EVENTS")
+/// The names of the open rows for a log of `events` events.
+fn open_rows(events: u64) -> [String; 3] {
+    [
+        "file/open_large".to_owned(),
+        format!("file/open_{events}/full_scan"),
+        format!("file/open_{events}/with_sidecars"),
+    ]
+}
+
+fn open_events() -> u64 {
+    std::env::var("LOGBOOK_BENCH_OPEN_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
-    if events == 0 {
-        return;
+        .unwrap_or(10_000_000)
+}
+
+/// Moves every index sidecar in `dir` to `to` (or back).
+fn move_sidecars(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "idx") {
+            std::fs::rename(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
     }
+}
+
+/// Three timed opens of the store in `dir`.
+fn time_opens(dir: &std::path::Path, events: u64, read_only: bool) -> [Duration; 3] {
+    let mut opens = [Duration::ZERO; 3];
+    for open in &mut opens {
+        let started = Instant::now();
+        let store = if read_only {
+            FileStore::open_read_only(dir).unwrap()
+        } else {
+            FileStore::open(dir, FileOptions::new()).unwrap()
+        };
+        *open = started.elapsed();
+        assert_eq!(store.recovery_report().events, events);
+        assert!(store.recovery_report().sidecars_rebuilt.is_empty() || read_only);
+    }
+    opens
+}
+
+/// One timed run: generate a large log, then open it three times with a
+/// full scan (checksum of every record, index rebuild; the sidecars moved
+/// aside, and a read-only open, so nothing writes them again: the raw
+/// baseline, and what an open costs when sidecars are missing), and three
+/// times through the sealed segments' index sidecars (the open segment is
+/// scanned). Reports the times and disk bytes per event. Not a criterion
+/// sample: one open of 10 million events takes seconds and the log takes
+/// gigabytes.
+fn open_large(events: u64) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     fill(&rt, dir.path(), events);
     let generated = started.elapsed();
-    let bytes: u64 = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
-        .map(|e| e.metadata().unwrap().len())
-        .sum();
-    let mut opens = Vec::new();
-    for _ in 0..3 {
-        let started = Instant::now();
-        let store = FileStore::open(dir.path(), FileOptions::new()).unwrap();
-        opens.push(started.elapsed());
-        assert_eq!(store.recovery_report().events, events);
-    }
+    let bytes_of = |ext: &str| -> u64 {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == ext))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let (bytes, sidecar_bytes) = (bytes_of("seg"), bytes_of("idx"));
+    let aside = tempfile::tempdir().unwrap();
+    move_sidecars(dir.path(), aside.path());
+    let full = time_opens(dir.path(), events, true);
+    move_sidecars(aside.path(), dir.path());
+    let sidecars_read_only = time_opens(dir.path(), events, true);
+    let sidecars = time_opens(dir.path(), events, false);
     println!(
         "file/open_{events}: generated in {:.1?} ({:.0} events/s, batches of 1,000, Never); \
-         {bytes} bytes of segments = {:.1} bytes/event; open with full scan and index rebuild: \
-         {:.2?} / {:.2?} / {:.2?} (3 runs)",
+         {bytes} bytes of segments = {:.1} bytes/event, {sidecar_bytes} bytes of sidecars",
         generated,
         events as f64 / generated.as_secs_f64(),
         bytes as f64 / events as f64,
-        opens[0],
-        opens[1],
-        opens[2],
+    );
+    let row = |name: &str, what: &str, t: [Duration; 3]| {
+        println!(
+            "file/open_{events}/{name}: {what}: {:.2?} / {:.2?} / {:.2?} (3 runs)",
+            t[0], t[1], t[2]
+        );
+    };
+    row(
+        "full_scan",
+        "read-only open, sidecars moved aside, full scan and index rebuild",
+        full,
+    );
+    row(
+        "with_sidecars",
+        "read-only open through the sealed segments' sidecars",
+        sidecars_read_only,
+    );
+    row(
+        "with_sidecars",
+        "open for writing through the sealed segments' sidecars",
+        sidecars,
     );
 }
 
@@ -329,8 +388,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let benching = args.iter().any(|a| a == "--bench");
     let filter = args.iter().find(|a| !a.starts_with('-'));
-    if benching && filter.is_none_or(|f| "file/open_large".contains(f.as_str())) {
-        open_large();
+    let events = open_events();
+    if benching
+        && events > 0
+        && filter.is_none_or(|f| open_rows(events).iter().any(|row| row.contains(f.as_str())))
+    {
+        open_large(events);
     }
     Criterion::default().configure_from_args().final_summary();
 }

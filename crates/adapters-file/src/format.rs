@@ -18,6 +18,10 @@ pub const SEGMENT_HEADER_LEN: usize = 24;
 /// Extension of segment files.
 pub const SEGMENT_EXT: &str = "seg";
 
+/// Extension of a sealed segment's index sidecar (same name as the
+/// segment otherwise; see `sidecar.rs`).
+pub const SIDECAR_EXT: &str = "idx";
+
 /// Digits in a segment file name (the segment's first global position,
 /// zero-padded).
 pub const SEGMENT_NAME_DIGITS: usize = 20;
@@ -129,6 +133,9 @@ pub const CHECKPOINTS_MAGIC: FileMagic = *b"LBCHKPTS";
 pub const RETENTION_MAGIC: FileMagic = *b"LBRETAIN";
 /// Magic of the subject-keys file.
 pub const SUBJECT_KEYS_MAGIC: FileMagic = *b"LBSUBKEY";
+
+/// Magic of a segment's index sidecar.
+pub const SIDECAR_MAGIC: FileMagic = *b"LBSEGIDX";
 
 /// Magic of a projection document file.
 pub const PROJECTION_MAGIC: FileMagic = *b"LBPROJDC";

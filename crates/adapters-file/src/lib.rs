@@ -5,7 +5,11 @@
 //! [`FileStore::stores`]. Appends go to one writer thread that groups
 //! concurrent appenders into one write and (under [`Durability::Always`])
 //! one fsync; reads go through an in-memory index rebuilt on open, so a
-//! stream read never scans the log. A crash mid-write leaves a torn tail
+//! stream read never scans the log. Open reads each sealed segment's index
+//! sidecar (written when the segment was sealed, checksummed, bound to the
+//! segment's length and last record) instead of the segment, and scans the
+//! open segment and any segment whose sidecar is missing or does not bind
+//! (and then writes it again). A crash mid-write leaves a torn tail
 //! that the next open cuts off ([`FileStore::recovery_report`] says what
 //! was cut); damage anywhere else makes open fail with the file and offset.
 //! [`verify()`] checks a store without opening it for writing.
@@ -30,6 +34,7 @@ pub mod record;
 mod recovery;
 mod retention;
 mod segment;
+mod sidecar;
 mod snapshots;
 mod store;
 mod subject_keys;

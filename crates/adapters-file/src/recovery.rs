@@ -14,6 +14,10 @@
 //!   by another valid record); the tail is cut back to the last complete
 //!   batch, with a warning. Anything else is corruption: open fails naming
 //!   the file and offset. Nothing is ever skipped silently.
+//!
+//! A sealed segment (every one but the last) whose index sidecar binds to
+//! it is read from the sidecar instead of scanned ([`Sidecars::Use`],
+//! `sidecar.rs`); `verify` scans every segment ([`Sidecars::Ignore`]).
 
 use std::fmt;
 use std::fs::File;
@@ -28,6 +32,7 @@ use crate::format::{self, HeaderError, SEGMENT_HEADER_LEN, TEMP_SUFFIX};
 use crate::index::{Entry, Index, MAX_EVENTS, SegmentRef};
 use crate::record::{self, DecodeError};
 use crate::segment;
+use crate::sidecar;
 
 /// How much of a segment the scan reads at a time.
 const SCAN_CHUNK: usize = 8 << 20;
@@ -39,6 +44,17 @@ pub enum Mode {
     Repair,
     /// A reader's open or a verify: change nothing; a torn tail is ignored.
     ReadOnly,
+}
+
+/// Whether the open scan reads the index sidecars of sealed segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sidecars {
+    /// Read each sealed segment's sidecar instead of its records when it
+    /// binds to the segment; scan (and, in [`Mode::Repair`], write the
+    /// sidecar again) when it does not.
+    Use,
+    /// Scan every record of every segment (`verify`).
+    Ignore,
 }
 
 /// A torn tail found at the end of the last segment.
@@ -135,6 +151,13 @@ pub struct Scan {
     pub last_segment: Option<(PathBuf, u64)>,
     /// Leftover temporary files removed (repair mode).
     pub removed: Vec<PathBuf>,
+    /// Sealed segments whose index sidecar was read instead of the segment.
+    pub sidecars_read: usize,
+    /// Sidecars found missing, damaged or stale, so their segments were
+    /// scanned; in repair mode each was written again.
+    pub sidecars_rebuilt: Vec<PathBuf>,
+    /// Whether sealed segments' sidecars are read.
+    sidecars: Option<Sidecars>,
     /// The writer's durable mark, when the store has one: damage before it
     /// in the last segment is corruption, never a torn tail.
     mark: Option<DurableMark>,
@@ -175,9 +198,10 @@ impl Tail {
 /// [`StoreError::Io`] for unreadable files and
 /// [`StoreError::IncompatibleFormat`] for a newer format. Corruption is not
 /// an error here: it is in [`Scan::corruption`].
-pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
+pub fn scan(dir: &Path, mode: Mode, sidecars: Sidecars) -> Result<Scan, StoreError> {
     let mut scan = Scan {
         mark: durable::load(dir)?,
+        sidecars: Some(sidecars),
         ..Scan::default()
     };
     let mut segments = Vec::new();
@@ -206,8 +230,20 @@ pub fn scan(dir: &Path, mode: Mode) -> Result<Scan, StoreError> {
     for (i, (first, path)) in segments.into_iter().enumerate() {
         scan.segments += 1;
         let last = i + 1 == count;
+        let rebuilt = scan.sidecars_rebuilt.len();
         if !scan_segment(&mut scan, &path, first, last)? {
             break;
+        }
+        if scan.sidecars_rebuilt.len() > rebuilt && mode == Mode::Repair {
+            // The segment was scanned whole: its sidecar is written again
+            // from what the scan found.
+            let number = scan.index.segments.len() - 1;
+            if let Err(e) = sidecar::write(&scan.index, number, sizes[i]) {
+                tracing::warn!(
+                    segment = %path.display(),
+                    "the index sidecar could not be written again: {e}"
+                );
+            }
         }
         seen += sizes[i];
         // After the first segment, size the index for the rest of the log
@@ -488,8 +524,26 @@ fn scan_segment_from(
         scan.index.segments.push(SegmentRef {
             first_position: first,
             path: Arc::from(path),
-            file: read_file,
+            file: Arc::clone(&read_file),
         });
+        if !last && scan.sidecars == Some(Sidecars::Use) {
+            match sidecar::load(&mut scan.index, path, &read_file, first, file_len) {
+                Ok(()) => {
+                    scan.bytes += file_len;
+                    scan.index.commit();
+                    scan.sidecars_read += 1;
+                    return Ok(true);
+                }
+                Err(reason) => {
+                    tracing::warn!(
+                        segment = %path.display(),
+                        "the index sidecar of {} is not used ({reason}): scanning the segment",
+                        path.display()
+                    );
+                    scan.sidecars_rebuilt.push(sidecar::path_of(path));
+                }
+            }
+        }
     }
     // A resumed segment may have been trimmed below where it was read.
     let file_len = file_len.max(start);

@@ -30,6 +30,7 @@ use crate::format::{self, RETENTION_FILE, RETENTION_MAGIC, SEGMENT_HEADER_LEN};
 use crate::index::{Index, SegmentRef};
 use crate::record::{self, FLAG_RECLAIMED, Record};
 use crate::segment;
+use crate::sidecar;
 use crate::store::Core;
 
 /// Stream id to its retention state.
@@ -142,6 +143,9 @@ pub fn scavenge(core: &Core) -> Result<ScavengeReport, StoreError> {
         let Some(rewrite) = rewrite_segment(core, seg, &cutoffs, &mut per_stream)? else {
             continue;
         };
+        // The old sidecar goes first: a crash before the new one is written
+        // leaves none, and the next open scans the rewritten segment.
+        sidecar::remove(&seg.path)?;
         segment::write_atomically(&seg.path, &rewrite.bytes)?;
         let file = Arc::new(segment::open_for_read(&seg.path)?);
         let mut index = core
@@ -153,6 +157,14 @@ pub fn scavenge(core: &Core) -> Result<ScavengeReport, StoreError> {
             index.set_offset(position, offset);
         }
         index.segments[i].file = file;
+        drop(index);
+        let index = core.shared.index();
+        if let Err(e) = sidecar::write(&index, i, rewrite.bytes.len() as u64) {
+            tracing::warn!(
+                segment = %seg.path.display(),
+                "the index sidecar of the rewritten segment could not be written: {e}"
+            );
+        }
     }
     for (events, bytes) in per_stream.into_values() {
         report.add_stream(events, bytes);

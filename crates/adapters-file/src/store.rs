@@ -16,7 +16,7 @@ use crate::index::SegmentRef;
 use crate::lock::{self, DirLock};
 use crate::options::FileOptions;
 use crate::projections::FileProjectionStore;
-use crate::recovery::{self, Mode, Tail, TornTail};
+use crate::recovery::{self, Mode, Sidecars, Tail, TornTail};
 use crate::retention::{self, Retentions};
 use crate::segment;
 use crate::snapshots::FileSnapshotStore;
@@ -39,6 +39,14 @@ pub struct RecoveryReport {
     pub torn_tail: Option<TornTail>,
     /// Leftover temporary files removed.
     pub removed_temp_files: Vec<PathBuf>,
+    /// Sealed segments read through their index sidecar (not scanned).
+    pub sidecars_read: usize,
+    /// Index sidecars that were missing, damaged or did not match their
+    /// segment: each segment was scanned instead and, by an open for
+    /// writing, its sidecar written again (a read-only open leaves them).
+    /// Derived files only, so [`RecoveryReport::is_clean`] does not count
+    /// them.
+    pub sidecars_rebuilt: Vec<PathBuf>,
     /// How long the scan and index rebuild took.
     pub elapsed: Duration,
 }
@@ -62,6 +70,13 @@ impl fmt::Display for RecoveryReport {
         }
         for path in &self.removed_temp_files {
             write!(f, "; removed unfinished temporary file {}", path.display())?;
+        }
+        for path in &self.sidecars_rebuilt {
+            write!(
+                f,
+                "; index sidecar {} not used, segment scanned",
+                path.display()
+            )?;
         }
         Ok(())
     }
@@ -221,7 +236,7 @@ impl FileStore {
         }
         let lock = lock::acquire(dir)?;
         let started = Instant::now();
-        let scan = recovery::scan(dir, Mode::Repair)?;
+        let scan = recovery::scan(dir, Mode::Repair, Sidecars::Use)?;
         if let Some(corruption) = &scan.corruption {
             return Err(corruption.to_error());
         }
@@ -253,6 +268,8 @@ impl FileStore {
             bytes: scan.bytes,
             torn_tail: scan.torn,
             removed_temp_files: scan.removed,
+            sidecars_read: scan.sidecars_read,
+            sidecars_rebuilt: scan.sidecars_rebuilt,
             elapsed: started.elapsed(),
         };
         let shared = Arc::new(Shared {
@@ -306,7 +323,7 @@ impl FileStore {
             ));
         }
         let started = Instant::now();
-        let scan = recovery::scan(dir, Mode::ReadOnly)?;
+        let scan = recovery::scan(dir, Mode::ReadOnly, Sidecars::Use)?;
         if let Some(corruption) = &scan.corruption {
             return Err(corruption.to_error());
         }
@@ -323,6 +340,8 @@ impl FileStore {
             bytes: scan.bytes,
             torn_tail: scan.torn,
             removed_temp_files: Vec::new(),
+            sidecars_read: scan.sidecars_read,
+            sidecars_rebuilt: scan.sidecars_rebuilt,
             elapsed: started.elapsed(),
         };
         Ok(Self {

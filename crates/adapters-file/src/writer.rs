@@ -46,6 +46,7 @@ use crate::index::{Entry, Index, MAX_EVENTS, SegmentRef};
 use crate::options::Durability;
 use crate::record::{self, FLAG_BATCH_END, Record};
 use crate::segment;
+use crate::sidecar;
 
 /// Most requests in one group.
 const MAX_GROUP_REQUESTS: usize = 4096;
@@ -681,13 +682,23 @@ impl WriterThread {
         self.dirty = true;
         self.trim()?;
         let dir = self.shared.dir.clone();
-        let next = self
-            .shared
-            .index
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .head()
-            + 1;
+        let next = {
+            let index = self
+                .shared
+                .index
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            // The segment is sealed (trimmed, synced): its index sidecar,
+            // so the next open need not scan it. Only a shortcut: without
+            // it the open scans the segment, so a failure is a warning.
+            if let Err(e) = sidecar::write(&index, index.segments.len() - 1, self.len) {
+                tracing::warn!(
+                    segment = %self.path.display(),
+                    "the index sidecar of the sealed segment could not be written: {e}"
+                );
+            }
+            index.head() + 1
+        };
         let (path, file) = segment::create(&dir, next)?;
         let read = Arc::new(segment::open_for_read(&path)?);
         self.shared

@@ -280,7 +280,7 @@ fn flipping_a_byte_inside_an_earlier_record_fails_open_with_the_offset() {
 }
 
 #[test]
-fn damage_in_an_earlier_segment_fails_open_naming_that_segment() {
+fn damage_in_an_earlier_segment_is_reported_naming_that_segment() {
     // Given a store spread over several 4 KiB segments
     let dir = store_with(options().segment_size(4096), &[1; 60]);
     let all = segments(dir.path());
@@ -288,18 +288,51 @@ fn damage_in_an_earlier_segment_fails_open_naming_that_segment() {
     // When a record in the middle of the first segment is damaged
     let first = &all[0];
     let offsets = record_offsets(first);
-    flip(first, offsets[offsets.len() / 2] + 100);
-    // Then open fails naming that segment and offset
+    let damaged = offsets.len() / 2;
+    flip(first, offsets[damaged] + 100);
+    // Then verify, which reads every record, names that segment and offset
+    let corruption = verify(dir.path()).unwrap().corruption.unwrap();
+    assert_eq!(
+        (&corruption.file, corruption.offset),
+        (first, offsets[damaged] as u64)
+    );
+    // And an open reads the sealed segment through its index sidecar (it
+    // does not read the records): it opens, and the read of the damaged
+    // record fails naming that segment and offset
+    {
+        let store = FileStore::open(dir.path(), options()).unwrap();
+        assert!(store.recovery_report().sidecars_read >= all.len() - 1);
+        let read = runtime().block_on(store.stores().events.read_all(
+            1,
+            usize::MAX,
+            &EventFilter::all(),
+        ));
+        match read {
+            Err(StoreError::Corrupt { location, .. }) => assert!(
+                location.contains(first.file_name().unwrap().to_str().unwrap())
+                    && location.ends_with(&format!("offset {}", offsets[damaged])),
+                "{location}"
+            ),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+    // And without the sidecars, open fails naming that segment and offset
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == format::SIDECAR_EXT) {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
     assert_corrupt_at(
         FileStore::open(dir.path(), options()),
         first,
-        offsets[offsets.len() / 2],
+        offsets[damaged],
     );
     // And so does a read-only open
     assert_corrupt_at(
         FileStore::open_read_only(dir.path()),
         first,
-        offsets[offsets.len() / 2],
+        offsets[damaged],
     );
 }
 

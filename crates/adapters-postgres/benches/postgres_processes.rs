@@ -10,7 +10,10 @@
 //!   the time until a subscriber in a child process (woken by the commit
 //!   signal, LISTEN/NOTIFY) has read it and said so on its stdout. Criterion
 //!   reports the mean; the run also prints the median and p99 of every
-//!   append it timed.
+//!   append it timed, of the append alone (until it returned here), and of
+//!   the raw baseline measured right after it in the same run:
+//!   `postgres/raw_insert_commit`, one autocommit single-row INSERT on a
+//!   plain connection (the commit's own latency, fsync included).
 //!
 //! The benchmark binary is its own child: `child-append URL APPENDERS N`
 //! appends, `child-subscribe URL` follows the log. The server is the one
@@ -212,6 +215,7 @@ fn append_to_subscriber(c: &mut Criterion) {
     let stream = StreamId::new("BankAccount-latency").unwrap();
     let payload = payload();
     let mut samples: Vec<Duration> = Vec::new();
+    let mut appended: Vec<Duration> = Vec::new();
     let mut group = c.benchmark_group("postgres");
     group.sample_size(20);
     group.bench_function("append_to_subscriber_in_another_process", |b| {
@@ -223,6 +227,7 @@ fn append_to_subscriber(c: &mut Criterion) {
                 let outcome = rt
                     .block_on(store.append(&stream, ExpectedVersion::Any, vec![event]))
                     .unwrap();
+                appended.push(started.elapsed());
                 let position = outcome.last_position.unwrap().to_string();
                 while line(&mut subscriber.stdout) != position {}
                 let took = started.elapsed();
@@ -232,19 +237,115 @@ fn append_to_subscriber(c: &mut Criterion) {
             total
         });
     });
-    group.finish();
     drop(subscriber.stdin);
     let _ = subscriber.child.kill();
     let _ = subscriber.child.wait();
+    let mut raw = rt.block_on(raw_insert_table(&database.url()));
+    let mut committed: Vec<Duration> = Vec::new();
+    group.bench_function("raw_insert_commit", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let started = Instant::now();
+                rt.block_on(raw.insert());
+                let took = started.elapsed();
+                committed.push(took);
+                total += took;
+            }
+            total
+        });
+    });
+    group.finish();
+    for (what, samples) in [
+        ("append_to_subscriber_in_another_process", &mut samples),
+        (
+            "append_to_subscriber_in_another_process, the append alone",
+            &mut appended,
+        ),
+        ("raw_insert_commit (baseline, same run)", &mut committed),
+    ] {
+        print_quantiles(what, samples);
+    }
+}
+
+/// Prints how many samples, their median, p99 and maximum (nothing when a
+/// filter left the benchmark out).
+fn print_quantiles(what: &str, samples: &mut [Duration]) {
+    if samples.is_empty() {
+        return;
+    }
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
     println!(
-        "postgres/append_to_subscriber_in_another_process: {} appends, median {:?}, p99 {:?}, max {:?}",
+        "postgres/{what}: {} samples, median {:?}, p99 {:?}, max {:?}",
         samples.len(),
         at(0.5),
         at(0.99),
         samples[samples.len() - 1]
     );
+}
+
+/// The raw baseline: a plain connection and a table of the events table's
+/// shape with a free sequence, in a schema of its own.
+struct RawInsert {
+    client: tokio_postgres::Client,
+    insert: tokio_postgres::Statement,
+    payload: String,
+    stream: String,
+    version: i64,
+}
+
+async fn raw_insert_table(url: &str) -> RawInsert {
+    let (client, connection) = url
+        .parse::<tokio_postgres::Config>()
+        .expect("a PostgreSQL URL")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("a raw connection");
+    tokio::spawn(connection);
+    let schema = unique_schema("raw");
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema};
+             CREATE TABLE {schema}.free (position bigserial PRIMARY KEY, stream text NOT NULL,
+                 version bigint NOT NULL, event_id uuid NOT NULL UNIQUE, event_type text NOT NULL,
+                 payload json NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now());"
+        ))
+        .await
+        .expect("the raw table");
+    let insert = client
+        .prepare(&format!(
+            "INSERT INTO {schema}.free (stream, version, event_id, event_type, payload) \
+             VALUES ($1, $2, $3, 'MoneyDeposited', $4::text::json)"
+        ))
+        .await
+        .expect("the raw insert");
+    let payload = payload().as_str().into_owned();
+    RawInsert {
+        client,
+        insert,
+        payload,
+        stream: format!("BankAccount-raw-{}", EventId::new()),
+        version: 0,
+    }
+}
+
+impl RawInsert {
+    async fn insert(&mut self) {
+        self.version += 1;
+        self.client
+            .execute(
+                &self.insert,
+                &[
+                    &self.stream,
+                    &self.version,
+                    &EventId::new().0,
+                    &self.payload,
+                ],
+            )
+            .await
+            .expect("the raw insert commits");
+    }
 }
 
 criterion_group!(benches, processes, append_to_subscriber);
