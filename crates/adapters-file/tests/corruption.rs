@@ -13,6 +13,9 @@ use logbook_ports::{EventFilter, ExpectedVersion, NewEvent, StoreError, Stores, 
 use serde_json::json;
 use tempfile::TempDir;
 
+mod support;
+use support::copy_dir;
+
 fn options() -> FileOptions {
     FileOptions::new().durability(Durability::Never)
 }
@@ -75,17 +78,6 @@ fn record_offsets(segment: &Path) -> Vec<usize> {
         at += len;
     }
     offsets
-}
-
-fn copy_dir(from: &Path) -> TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.path().join(entry.file_name())).unwrap();
-        }
-    }
-    to
 }
 
 fn flip(path: &Path, at: usize) {

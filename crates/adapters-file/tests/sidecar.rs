@@ -15,6 +15,9 @@ use logbook_ports::{
 use serde_json::json;
 use tempfile::TempDir;
 
+mod support;
+use support::copy_dir;
+
 const STREAMS: [&str; 3] = ["A-1", "B-2", "C-3"];
 
 fn options() -> FileOptions {
@@ -151,17 +154,6 @@ fn full_scan(dir: &Path, batches: &[Batch]) -> Observed {
     let (observed, report) = observe(copy.path(), batches);
     assert_eq!(report.sidecars_read, 0, "{report}");
     observed
-}
-
-fn copy_dir(from: &Path) -> TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.path().join(entry.file_name())).unwrap();
-        }
-    }
-    to
 }
 
 #[test]
