@@ -1,6 +1,6 @@
 //! What every file-store port shares to reach the disk from async code:
 //! running blocking work off the async threads, and reading a small file
-//! that may not exist yet (snapshots, projection documents).
+//! that may not exist yet (snapshots, projection documents, index sidecars).
 
 use std::io::ErrorKind;
 use std::path::Path;

@@ -47,13 +47,14 @@ pub enum Mode {
 }
 
 /// Whether the open scan reads the index sidecars of sealed segments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Sidecars {
     /// Read each sealed segment's sidecar instead of its records when it
     /// binds to the segment; scan (and, in [`Mode::Repair`], write the
     /// sidecar again) when it does not.
     Use,
     /// Scan every record of every segment (`verify`).
+    #[default]
     Ignore,
 }
 
@@ -157,7 +158,7 @@ pub struct Scan {
     /// scanned; in repair mode each was written again.
     pub sidecars_rebuilt: Vec<PathBuf>,
     /// Whether sealed segments' sidecars are read.
-    sidecars: Option<Sidecars>,
+    sidecars: Sidecars,
     /// The writer's durable mark, when the store has one: damage before it
     /// in the last segment is corruption, never a torn tail.
     mark: Option<DurableMark>,
@@ -201,7 +202,7 @@ impl Tail {
 pub fn scan(dir: &Path, mode: Mode, sidecars: Sidecars) -> Result<Scan, StoreError> {
     let mut scan = Scan {
         mark: durable::load(dir)?,
-        sidecars: Some(sidecars),
+        sidecars,
         ..Scan::default()
     };
     let mut segments = Vec::new();
@@ -526,7 +527,7 @@ fn scan_segment_from(
             path: Arc::from(path),
             file: Arc::clone(&read_file),
         });
-        if !last && scan.sidecars == Some(Sidecars::Use) {
+        if !last && scan.sidecars == Sidecars::Use {
             match sidecar::load(&mut scan.index, path, &read_file, first, file_len) {
                 Ok(()) => {
                     scan.bytes += file_len;
@@ -537,8 +538,7 @@ fn scan_segment_from(
                 Err(reason) => {
                     tracing::warn!(
                         segment = %path.display(),
-                        "the index sidecar of {} is not used ({reason}): scanning the segment",
-                        path.display()
+                        "the segment's index sidecar is not used ({reason}): scanning the segment"
                     );
                     scan.sidecars_rebuilt.push(sidecar::path_of(path));
                 }

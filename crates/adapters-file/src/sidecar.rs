@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use logbook_domain::{EventId, Position};
 use logbook_ports::StoreError;
 
+use crate::blocking::read_if_present;
 use crate::format::{self, SEGMENT_HEADER_LEN, SIDECAR_EXT, SIDECAR_MAGIC};
 use crate::index::{Entry, Index, MAX_EVENTS};
 use crate::record::FRAME_HEADER_LEN;
@@ -153,11 +154,9 @@ pub fn load(
     segment_len: u64,
 ) -> Result<(), String> {
     let sidecar = path_of(path);
-    let bytes = match std::fs::read(&sidecar) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("it is missing".into()),
-        Err(e) => return Err(format!("it cannot be read: {e}")),
-    };
+    let bytes = read_if_present(&sidecar)
+        .map_err(|e| format!("it cannot be read: {e}"))?
+        .ok_or("it is missing")?;
     let body = format::open_sealed(SIDECAR_MAGIC, &bytes).map_err(|e| match e {
         format::HeaderError::Short => "it is truncated".to_owned(),
         format::HeaderError::Invalid(detail) => detail,
@@ -194,10 +193,6 @@ struct Parsed<'a> {
     records_at: usize,
 }
 
-fn count_of(fixed: &[u8]) -> u64 {
-    u64::from(u32_at(fixed, 24))
-}
-
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -227,12 +222,12 @@ fn parse<'a>(
             "it describes a segment of {bound_len} bytes, the segment has {segment_len}"
         ));
     }
-    if (first - 1).saturating_add(count_of(fixed)) > MAX_EVENTS {
+    let count = u32_at(fixed, 24) as usize;
+    if (first - 1).saturating_add(count as u64) > MAX_EVENTS {
         return Err(format!("it holds more than {MAX_EVENTS} events"));
     }
     let last_offset = u32_at(fixed, 16);
     let last_crc = u32_at(fixed, 20);
-    let count = u32_at(fixed, 24) as usize;
     let (stream_count, type_count) = (u32_at(fixed, 28) as usize, u32_at(fixed, 32) as usize);
     let mut at = FIXED_LEN;
     let mut names = Vec::with_capacity(stream_count.min(count) + type_count.min(count));
