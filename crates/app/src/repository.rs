@@ -34,8 +34,11 @@ pub struct RepositoryOptions {
     pub retry_budget: Duration,
     /// Events read per page while loading.
     pub page_size: usize,
-    /// Aggregates kept loaded in this process (checked against the stream
-    /// on every use, so a stale entry only costs a short catch-up read).
+    /// Aggregates kept loaded in this process. A command decides on the
+    /// cached state without reading the stream, and its append's expected
+    /// version catches a stale one (then the state catches up with a short
+    /// read and the command is decided again); a load checks it against the
+    /// stream.
     pub cache_capacity: usize,
 }
 
@@ -323,14 +326,31 @@ impl<A: Aggregate> Repository<A> {
         let stream = Self::stream_id(id)?;
         let mut conflicts = 0;
         let started = std::time::Instant::now();
-        loop {
-            let loaded = self.load_stream(&stream).await?;
+        // The first attempt decides on the cached state as it is, without
+        // reading the stream: the append's expected version tells whether it
+        // was stale. Only an outcome the append cannot check (a refusal, or
+        // no events) or a refused append makes it read the stream and decide
+        // again; a stale cache is not counted as a conflict.
+        let mut trust_cache = true;
+        'attempt: loop {
+            let (loaded, unchecked) = match trust_cache.then(|| self.cached(&stream)).flatten() {
+                Some(cached) => (cached, true),
+                None => (self.load_stream(&stream).await?, false),
+            };
+            trust_cache = false;
             let mut state = loaded.state;
             let mut decided = Vec::new();
             for command in commands {
-                let events = state.handle(command).map_err(RepositoryError::Rejected)?;
+                let events = match state.handle(command) {
+                    Ok(events) => events,
+                    Err(_) if unchecked => continue 'attempt,
+                    Err(refusal) => return Err(RepositoryError::Rejected(refusal)),
+                };
                 state.apply_all(&events);
                 decided.extend(events);
+            }
+            if decided.is_empty() && unchecked {
+                continue 'attempt;
             }
             if decided.is_empty() {
                 return Ok(Executed {
@@ -389,6 +409,8 @@ impl<A: Aggregate> Repository<A> {
                         conflicts,
                     });
                 }
+                // The cached state was stale: catch it up and decide again.
+                Err(error) if error.is_conflict() && unchecked => {}
                 Err(error) if error.is_conflict() => {
                     self.forget(&stream);
                     conflicts += 1;
@@ -503,13 +525,7 @@ impl<A: Aggregate> Repository<A> {
     }
 
     async fn load_stream(&self, stream: &StreamId) -> Result<Loaded<A>, A> {
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(stream)
-            .cloned();
-        let base = match cached {
+        let base = match self.cached(stream) {
             Some(loaded) => loaded,
             None => self.snapshot(stream).await.unwrap_or(Loaded {
                 state: A::default(),
@@ -820,6 +836,19 @@ impl<A: Aggregate> Repository<A> {
                 version,
             },
         );
+    }
+
+    /// The cached state of `stream`, as cached (not checked against the
+    /// stream).
+    fn cached(&self, stream: &StreamId) -> Option<Loaded<A>> {
+        if self.options.cache_capacity == 0 {
+            return None;
+        }
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream)
+            .cloned()
     }
 
     fn forget(&self, stream: &StreamId) {

@@ -355,6 +355,58 @@ async fn a_cached_aggregate_still_sees_what_other_writers_appended() {
 }
 
 #[tokio::test]
+async fn a_command_decided_on_a_stale_cached_state_is_decided_again_on_the_stream() {
+    // Given an account this repository has cached at version 1, then
+    // changed by another writer
+    let stores = logbook_adapters_memory::stores();
+    let mine = Repository::<BankAccount>::new(&stores);
+    let theirs = Repository::<BankAccount>::new(&stores);
+    mine.execute("acc_001", &open("0")).await.unwrap();
+    theirs.execute("acc_001", &deposit("7")).await.unwrap();
+    // When this repository executes a command without loading first
+    let done = mine.execute("acc_001", &deposit("3")).await.unwrap();
+    // Then it is decided on the stream's state: nothing is lost, no
+    // conflict is reported, and the cache holds the new state
+    assert_eq!((done.state.balance, done.version), (money("10"), 3));
+    assert_eq!(done.conflicts, 0);
+    let events = stores
+        .events
+        .read_stream(&stream("acc_001"), ReadDirection::Forward, 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+    let loaded = mine.load("acc_001").await.unwrap();
+    assert_eq!((loaded.state.balance, loaded.version), (money("10"), 3));
+}
+
+#[tokio::test]
+async fn a_command_refused_by_a_stale_cached_state_is_decided_again_on_the_stream() {
+    // Given an account cached empty here and funded by another writer
+    let stores = logbook_adapters_memory::stores();
+    let mine = Repository::<BankAccount>::new(&stores);
+    let theirs = Repository::<BankAccount>::new(&stores);
+    mine.execute("acc_001", &open("0")).await.unwrap();
+    theirs.execute("acc_001", &deposit("7")).await.unwrap();
+    // When this repository withdraws what only the fresh state holds
+    let done = mine.execute("acc_001", &withdraw("7")).await.unwrap();
+    // Then the withdrawal is accepted against the stream's state
+    assert_eq!((done.state.balance, done.version), (money("0"), 3));
+    // And a withdrawal the fresh state refuses is still refused, appending
+    // nothing
+    let refused = mine.execute("acc_001", &withdraw("1")).await;
+    assert!(
+        matches!(
+            refused,
+            Err(RepositoryError::Rejected(
+                BankAccountError::InsufficientFunds { .. }
+            ))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(theirs.load("acc_001").await.unwrap().version, 3);
+}
+
+#[tokio::test]
 async fn time_travel_by_version_and_by_time() {
     let stores = logbook_adapters_memory::stores();
     let accounts = Repository::<BankAccount>::with_options(&stores, every(2));

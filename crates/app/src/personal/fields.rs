@@ -123,10 +123,19 @@ fn read_inner(inner: &Value) -> Result<(SubjectId, Sealed), FormError> {
 }
 
 /// True when `payload` may hold encrypted values (a cheap byte check, so
-/// events without personal data pass untouched).
+/// events without personal data pass untouched): it holds the quoted
+/// [`ENCRYPTED_KEY`]. The search looks for its `$`, rare in JSON, so a
+/// payload is neither decoded as text nor searched for the whole marker at
+/// every byte.
 #[must_use]
 pub fn may_be_encrypted(payload: &Payload) -> bool {
-    payload.as_str().contains("\"$encrypted\"")
+    let bytes = payload.as_bytes();
+    memchr::memchr_iter(b'$', bytes).any(|at| {
+        at > 0
+            && bytes[at - 1] == b'"'
+            && bytes[at + 1..].starts_with(&ENCRYPTED_KEY.as_bytes()[1..])
+            && bytes.get(at + ENCRYPTED_KEY.len()) == Some(&b'"')
+    })
 }
 
 /// The subjects whose encrypted values `payload`'s top-level fields (or the
@@ -307,6 +316,32 @@ mod tests {
 
     fn payload(json: &str) -> Payload {
         Payload::from_json(json.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_marker_check_finds_the_quoted_key_and_nothing_shorter() {
+        // Given payloads with the quoted marker anywhere, and near misses
+        let found = [
+            r#"{"name":{"$encrypted":"x"}}"#,
+            r#""$encrypted""#,
+            r#"{"$price":1,"n":{"$encrypted":1}}"#,
+            r#"["café","$encrypted"]"#,
+        ];
+        let missed = [
+            r#"{"name":"plain"}"#,
+            r#"{"$encrypte":1}"#,
+            r#"{"$encryptedX":1}"#,
+            r#"{"x$encrypted":1}"#,
+            r#"{"$price":"$5"}"#,
+            r#""$""#,
+        ];
+        // Then the check says "may be encrypted" exactly for the first
+        for json in found {
+            assert!(may_be_encrypted(&payload(json)), "{json}");
+        }
+        for json in missed {
+            assert!(!may_be_encrypted(&payload(json)), "{json}");
+        }
     }
 
     #[test]
