@@ -5,12 +5,16 @@
 //! envelope's event type and the variant's content its payload. Decoding
 //! reverses it, so stores never see a Rust type.
 
+mod variant_content;
+
+use std::cell::Cell;
 use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::value::StrDeserializer;
 use serde::de::{DeserializeSeed, EnumAccess, VariantAccess, Visitor};
 
+use self::variant_content::VariantContent;
 use logbook_domain::{
     DomainEvent, Metadata, NewEvent, Payload, RecordedEvent, UpcastError, Upcasters,
 };
@@ -88,6 +92,32 @@ pub enum CodecError {
 pub fn encode<E: DomainEvent>(event: &E, metadata: &Metadata) -> Result<NewEvent, CodecError> {
     let event_type = event.event_type();
     let shape = |detail: String| CodecError::Shape { event_type, detail };
+    // serde's derived form: the variant's content written alone, valid JSON
+    // by construction.
+    let variant = Cell::new(None);
+    let content = Payload::from_serialize(&VariantContent {
+        event,
+        variant: &variant,
+    });
+    let payload = match (content, variant.get()) {
+        (Ok(payload), Some(name)) if name == event_type => payload,
+        (Ok(_), Some(name)) => {
+            return Err(shape(format!("serialized as the variant {name:?}")));
+        }
+        (Err(e), Some(_)) => return Err(shape(e.to_string())),
+        // Not a variant with content (a hand-written form): the general path.
+        (_, None) => encode_tagged(event)?,
+    };
+    Ok(NewEvent::new(event_type, payload)
+        .with_schema_version(event.schema_version())
+        .with_metadata(metadata.clone()))
+}
+
+/// The payload of an event whose serde form is not a variant with
+/// content, checked to be `{"<type>": <payload>}`.
+fn encode_tagged<E: DomainEvent>(event: &E) -> Result<Payload, CodecError> {
+    let event_type = event.event_type();
+    let shape = |detail: String| CodecError::Shape { event_type, detail };
     // Serialize once to `{"<type>":<payload>}` and cut the payload out of
     // the same buffer: no `serde_json::Value` tree, no second serialization.
     let mut json = serde_json::to_vec(event).map_err(|e| shape(e.to_string()))?;
@@ -106,14 +136,11 @@ pub fn encode<E: DomainEvent>(event: &E, metadata: &Metadata) -> Result<NewEvent
     json.drain(..prefix);
     // The cut must leave exactly one JSON document (an event serializing to
     // an object of several keys would not).
-    let payload = Payload::from_json(json).map_err(|e| {
+    Payload::from_json(json).map_err(|e| {
         shape(format!(
             "an object whose {event_type:?} entry is not alone or not JSON: {e}"
         ))
-    })?;
-    Ok(NewEvent::new(event_type, payload)
-        .with_schema_version(event.schema_version())
-        .with_metadata(metadata.clone()))
+    })
 }
 
 /// Reads a stored envelope as a typed event (building `E`'s upcasters for
@@ -394,6 +421,36 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// A derived event enum whose `event_type()` names another variant.
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    enum Misnamed {
+        Deposited { cents: u64 },
+    }
+
+    impl DomainEvent for Misnamed {
+        fn event_type(&self) -> &'static str {
+            "Withdrawn"
+        }
+    }
+
+    #[test]
+    fn a_variant_not_named_as_its_event_type_is_a_shape_error() {
+        // Given an event serialized as variant Deposited but typed Withdrawn
+        let err = encode(&Misnamed::Deposited { cents: 1 }, &Metadata::default()).unwrap_err();
+        // Then encoding refuses it, naming both
+        let text = err.to_string();
+        assert!(
+            matches!(
+                err,
+                CodecError::Shape {
+                    event_type: "Withdrawn",
+                    ..
+                }
+            ) && text.contains("Deposited"),
+            "{text}"
+        );
     }
 
     #[test]
