@@ -286,7 +286,11 @@ impl<A: Aggregate> Repository<A> {
     }
 
     /// Decides `command` against the current state of `id` and appends the
-    /// resulting events, expecting the version it loaded. On a version
+    /// resulting events, expecting the version it decided on. A cached
+    /// state is used as it is: if the stream moved on, the append is
+    /// refused and the command is decided again on the caught-up state (not
+    /// counted as a conflict); a refusal or an empty decision from a cached
+    /// state is checked the same way before it is returned. On a version
     /// conflict it reloads and decides again, within
     /// [`RepositoryOptions::retry_budget`].
     ///
