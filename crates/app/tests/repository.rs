@@ -341,13 +341,24 @@ async fn a_snapshot_that_does_not_decode_or_has_another_shape_is_ignored() {
     }
 }
 
-#[tokio::test]
-async fn a_cached_aggregate_still_sees_what_other_writers_appended() {
+/// An account `mine` opened empty (and so cached at version 1), then given
+/// 7 by `theirs`, another repository on the same stores.
+async fn cached_here_then_funded_elsewhere() -> (
+    logbook_ports::Stores,
+    Repository<BankAccount>,
+    Repository<BankAccount>,
+) {
     let stores = logbook_adapters_memory::stores();
     let mine = Repository::<BankAccount>::new(&stores);
     let theirs = Repository::<BankAccount>::new(&stores);
     mine.execute("acc_001", &open("0")).await.unwrap();
     theirs.execute("acc_001", &deposit("7")).await.unwrap();
+    (stores, mine, theirs)
+}
+
+#[tokio::test]
+async fn a_cached_aggregate_still_sees_what_other_writers_appended() {
+    let (_stores, mine, _theirs) = cached_here_then_funded_elsewhere().await;
     let loaded = mine.load("acc_001").await.unwrap();
     assert_eq!((loaded.state.balance, loaded.version), (money("7"), 2));
     let done = mine.execute("acc_001", &withdraw("7")).await.unwrap();
@@ -358,11 +369,7 @@ async fn a_cached_aggregate_still_sees_what_other_writers_appended() {
 async fn a_command_decided_on_a_stale_cached_state_is_decided_again_on_the_stream() {
     // Given an account this repository has cached at version 1, then
     // changed by another writer
-    let stores = logbook_adapters_memory::stores();
-    let mine = Repository::<BankAccount>::new(&stores);
-    let theirs = Repository::<BankAccount>::new(&stores);
-    mine.execute("acc_001", &open("0")).await.unwrap();
-    theirs.execute("acc_001", &deposit("7")).await.unwrap();
+    let (stores, mine, _theirs) = cached_here_then_funded_elsewhere().await;
     // When this repository executes a command without loading first
     let done = mine.execute("acc_001", &deposit("3")).await.unwrap();
     // Then it is decided on the stream's state: nothing is lost, no
@@ -382,11 +389,7 @@ async fn a_command_decided_on_a_stale_cached_state_is_decided_again_on_the_strea
 #[tokio::test]
 async fn a_command_refused_by_a_stale_cached_state_is_decided_again_on_the_stream() {
     // Given an account cached empty here and funded by another writer
-    let stores = logbook_adapters_memory::stores();
-    let mine = Repository::<BankAccount>::new(&stores);
-    let theirs = Repository::<BankAccount>::new(&stores);
-    mine.execute("acc_001", &open("0")).await.unwrap();
-    theirs.execute("acc_001", &deposit("7")).await.unwrap();
+    let (_stores, mine, theirs) = cached_here_then_funded_elsewhere().await;
     // When this repository withdraws what only the fresh state holds
     let done = mine.execute("acc_001", &withdraw("7")).await.unwrap();
     // Then the withdrawal is accepted against the stream's state
