@@ -129,8 +129,8 @@ impl Plan {
         }
     }
 
-    fn add(&mut self, index: &Index, position: Position) {
-        let entry = index.entry(position);
+    fn add(&mut self, index: &Index, position: Position) -> Result<(), StoreError> {
+        let entry = index.entry(position)?;
         let segment = self
             .segments
             .partition_point(|s| s.first_position <= position)
@@ -142,6 +142,7 @@ impl Plan {
             stream: index.stream_id(entry.stream).clone(),
             event_type: Arc::clone(index.types.name(entry.event_type)),
         });
+        Ok(())
     }
 
     /// Reads every target, checking each record against the index, and
@@ -264,7 +265,7 @@ fn read_visible(
             let index = core.shared.index();
             let mut plan = Plan::new(&index);
             for &position in batch {
-                plan.add(&index, u64::from(position));
+                plan.add(&index, u64::from(position))?;
             }
             plan
         };
@@ -284,7 +285,7 @@ fn select_log(
     limit: usize,
     filter: &EventFilter,
     cutoffs: &HashMap<u32, Cutoff>,
-) -> (Plan, Position) {
+) -> Result<(Plan, Position), StoreError> {
     let committed = index.committed();
     let mut plan = Plan::new(index);
     // Per stream and per type, whether the filter lets it through
@@ -307,8 +308,8 @@ fn select_log(
     ];
     let mut position = from.max(1);
     while position <= committed && plan.targets.len() < limit {
+        let entry = *index.entry(position)?;
         let passes = filter.is_all() || {
-            let entry = index.entry(position);
             let s = &mut stream_ok[entry.stream as usize];
             if *s == 0 {
                 let name = index.stream_id(entry.stream).as_str();
@@ -336,16 +337,16 @@ fn select_log(
             *s == 1 && *t == 1
         };
         let kept = passes
-            && (cutoffs.is_empty()
-                || cutoffs
-                    .get(&index.entry(position).stream)
-                    .is_none_or(|cut| index.version_at(position) >= cut.min_version));
+            && match cutoffs.get(&entry.stream) {
+                None => true,
+                Some(cut) => index.version_at(position)? >= cut.min_version,
+            };
         if kept {
-            plan.add(index, position);
+            plan.add(index, position)?;
         }
         position += 1;
     }
-    (plan, position)
+    Ok((plan, position))
 }
 
 impl FileEventStore {
@@ -401,11 +402,11 @@ impl EventStore for FileEventStore {
                 let Some(number) = index.stream_number(stream.as_str()) else {
                     return Ok(Vec::new());
                 };
-                let positions = index.visible_positions(number);
-                append::check_not_deleted(&stream, index.ends_deleted(positions))?;
+                append::check_not_deleted(&stream, index.is_deleted(number, true))?;
+                let positions = index.visible_positions(number)?;
                 let cutoff = retention::cutoffs(&core, &index, Utc::now()).remove(&number);
                 // Versions below the cutoff's are left out before reading;
-                // the slice from there on keeps "entry i is version skip + i + 1".
+                // from there on, index i is version skip + i + 1.
                 let skip = cutoff.map_or(0, |cut| cut.min_version - 1);
                 let skip = (skip as usize).min(positions.len());
                 let from = match direction {
@@ -417,11 +418,12 @@ impl EventStore for FileEventStore {
                 } else {
                     limit
                 };
-                let candidates: Vec<u32> = direction
-                    .select(&positions[skip..], from, window)
-                    .into_iter()
-                    .copied()
-                    .collect();
+                let range = direction.indexes((positions.len() - skip) as u64, from, window);
+                let selected = positions.range(skip + range.start, skip + range.end);
+                let candidates: Vec<u32> = match direction {
+                    ReadDirection::Forward => selected.collect(),
+                    ReadDirection::Backward => selected.rev().collect(),
+                };
                 (candidates, cutoff)
             };
             read_visible(&core, &candidates, limit, cutoff.as_ref(), STREAM_WINDOW)
@@ -452,7 +454,7 @@ impl EventStore for FileEventStore {
                 let (plan, after, cutoffs) = {
                     let index = core.shared.index();
                     let cutoffs = retention::cutoffs(&core, &index, now);
-                    let (plan, after) = select_log(&index, next, want, &filter, &cutoffs);
+                    let (plan, after) = select_log(&index, next, want, &filter, &cutoffs)?;
                     (plan, after, cutoffs)
                 };
                 let selected = plan.targets.len();
@@ -477,9 +479,9 @@ impl EventStore for FileEventStore {
         let Some(number) = index.stream_number(stream.as_str()) else {
             return Ok(None);
         };
-        let positions = index.visible_positions(number);
-        append::check_not_deleted(stream, index.ends_deleted(positions))?;
-        Ok((!positions.is_empty()).then_some(positions.len() as Version))
+        append::check_not_deleted(stream, index.is_deleted(number, true))?;
+        let len = index.visible_len(number);
+        Ok((len > 0).then_some(len))
     }
 
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {

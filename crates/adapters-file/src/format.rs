@@ -134,8 +134,13 @@ pub const RETENTION_MAGIC: FileMagic = *b"LBRETAIN";
 /// Magic of the subject-keys file.
 pub const SUBJECT_KEYS_MAGIC: FileMagic = *b"LBSUBKEY";
 
-/// Magic of a segment's index sidecar.
-pub const SIDECAR_MAGIC: FileMagic = *b"LBSEGIDX";
+/// Magic of a segment's index sidecar (its summary's envelope).
+pub const SIDECAR_MAGIC: FileMagic = *b"LBSEGIX2";
+
+/// Magic of the earlier sidecar layout (one envelope, no summary): such a
+/// sidecar is not read; the segment is scanned and the sidecar written
+/// again.
+pub const SIDECAR_V1_MAGIC: FileMagic = *b"LBSEGIDX";
 
 /// Magic of a projection document file.
 pub const PROJECTION_MAGIC: FileMagic = *b"LBPROJDC";

@@ -1,22 +1,39 @@
 //! The in-memory index of the log: where each event's record is, which
 //! stream and type it has (interned), each stream's positions, and every
-//! event id. Built by scanning the segments on open (or loaded from the
-//! sidecar), then kept up to date by the writer.
+//! event id.
 //!
-//! Per event it keeps one 28-byte [`Entry`], 4 bytes in its stream's
-//! position list and about 10 bytes in the id table (a position and 32 bits
-//! of the id's hash, so growing the table never reads the entries back): a
-//! stream read or an append check never touches the log files.
+//! Two parts. The sealed segments an open took from their index sidecar's
+//! summary are *cold* (`cold.rs`): of them the index knows, per stream, the
+//! event count, last type and the segments it is in, and loads a segment's
+//! records the first time a read, a scavenge or an id check needs them.
+//! Everything after them (the segments the open scanned, and what the
+//! writer appends) is *hot*: one 28-byte [`Entry`] per event, 4 bytes in
+//! its stream's position list and about 10 bytes in the id table (a
+//! position and 32 bits of the id's hash, so growing the table never reads
+//! the entries back). A stream read or an append check never scans the log
+//! files.
+//!
+//! The id table holds the hot ids. The cold ids join it the first time an
+//! append carries an id between the smallest and the largest cold id (ids
+//! made by logbook are time-ordered, so fresh ones are past them), checked
+//! for duplicates then; until then an id outside that range cannot be a
+//! cold one.
 
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hashbrown::HashTable;
 use logbook_domain::{EventId, Position, StreamId, Version};
+use logbook_ports::StoreError;
 use logbook_ports::append::{self, RecordedAt, StreamState};
 use logbook_ports::interner::{Interner, StreamNames};
+
+use crate::cold::{self, ColdSegment, SegmentTable};
+use crate::format;
+use crate::segment;
+use crate::sidecar::{self, SidecarRecord, Summary};
 
 /// Most events one store holds: positions are kept as `u32` in memory.
 pub const MAX_EVENTS: u64 = u32::MAX as u64;
@@ -45,19 +62,82 @@ pub struct SegmentRef {
     pub file: Arc<File>,
 }
 
+/// What the cold segments hold of one stream.
+#[derive(Debug, Default)]
+struct ColdStream {
+    /// Its events in cold segments.
+    count: u32,
+    /// The type of the last of them.
+    last_type: u32,
+    /// The cold segments it is in, each with its local stream number there.
+    segments: Vec<(u32, u32)>,
+    /// Its cold positions, gathered on first use.
+    positions: OnceLock<Box<[u32]>>,
+}
+
+/// Whether the cold ids are in the id table.
+#[derive(Debug, Default)]
+enum ColdIds {
+    /// Not yet: no append has needed them.
+    #[default]
+    Apart,
+    /// Yes.
+    Indexed,
+    /// Indexing them found two events with one id: (location, detail) of
+    /// the corruption, reported to every append that needs them.
+    Failed(String, String),
+}
+
+/// A stream's positions in version order: its cold ones, then its hot ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Positions<'a> {
+    cold: &'a [u32],
+    hot: &'a [u32],
+}
+
+impl<'a> Positions<'a> {
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.cold.len() + self.hot.len()
+    }
+
+    /// The positions of versions `start + 1..=end` (indexes `start..end`,
+    /// clamped to the stream).
+    pub fn range(&self, start: usize, end: usize) -> impl DoubleEndedIterator<Item = u32> + 'a {
+        let (c, h) = (self.cold.len(), self.hot.len());
+        let cold = &self.cold[start.min(c)..end.min(c).max(start.min(c))];
+        let (hot_start, hot_end) = (start.saturating_sub(c).min(h), end.saturating_sub(c).min(h));
+        let hot = &self.hot[hot_start..hot_end.max(hot_start)];
+        cold.iter().chain(hot).copied()
+    }
+}
+
 /// The whole index. Positions up to `committed` are visible to readers;
 /// those after it are written (or being written) by the writer and not yet
 /// acknowledged.
 #[derive(Debug, Default)]
 pub struct Index {
+    /// Cold segments: positions `1..=cold_head`; cold segment `k` is
+    /// `segments[k]`.
+    cold: Vec<ColdSegment>,
+    /// Per stream number (those the cold segments hold), its cold part.
+    cold_streams: Vec<ColdStream>,
+    cold_head: Position,
+    /// The smallest and largest cold id.
+    cold_id_range: Option<(EventId, EventId)>,
+    cold_ids: ColdIds,
+    /// True when a cold segment's sidecar found damaged on first use may
+    /// be written again (the store is open for writing).
+    repairs_sidecars: bool,
+    /// Hot entries: positions `cold_head + 1..=head`.
     entries: Vec<Entry>,
     committed: Position,
     /// Segment files in position order.
     pub segments: Vec<SegmentRef>,
     /// Stream ids, interned; `Entry::stream` is a number of this.
     streams: StreamNames,
-    /// Per stream number, the position of each of its events (index =
-    /// version - 1), ascending.
+    /// Per stream number, the hot position of each of its events,
+    /// ascending (after its cold ones).
     positions: Vec<Vec<u32>>,
     /// Interned event types.
     pub types: Interner,
@@ -128,10 +208,32 @@ impl IdHasher {
     }
 }
 
+/// The entry at `position` when it is in memory: hot, or in a loaded cold
+/// table. (A free function, so it can borrow the parts it reads while the
+/// id table is borrowed for writing.)
+fn loaded_entry<'a>(
+    cold: &'a [ColdSegment],
+    cold_head: Position,
+    entries: &'a [Entry],
+    position: Position,
+) -> Option<&'a Entry> {
+    if position > cold_head {
+        return entries.get((position - cold_head - 1) as usize);
+    }
+    let k = cold
+        .partition_point(|c| c.first <= position)
+        .checked_sub(1)?;
+    let segment = &cold[k];
+    segment
+        .loaded()?
+        .entries
+        .get((position - segment.first) as usize)
+}
+
 impl Index {
     /// Position of the last event indexed (committed or not); 0 when none.
     pub fn head(&self) -> Position {
-        self.entries.len() as Position
+        self.cold_head + self.entries.len() as Position
     }
 
     /// Position of the last event readers may see.
@@ -144,15 +246,122 @@ impl Index {
         self.committed = self.head();
     }
 
-    /// The entry at `position` (1-based, at most [`Index::head`]).
-    pub fn entry(&self, position: Position) -> &Entry {
-        &self.entries[(position - 1) as usize]
+    /// Lets a cold segment's sidecar found damaged on first use be written
+    /// again from the segment (a store open for writing).
+    pub fn repair_sidecars(&mut self) {
+        self.repairs_sidecars = true;
+    }
+
+    /// Number of cold segments (the first segments of
+    /// [`Index::segments`]).
+    pub fn cold_segments(&self) -> usize {
+        self.cold.len()
+    }
+
+    /// True when the segment last pushed to [`Index::segments`] may be
+    /// taken as cold: every segment before it is cold.
+    pub fn takes_cold(&self) -> bool {
+        self.entries.is_empty() && self.cold.len() + 1 == self.segments.len()
+    }
+
+    /// The entry at `position` (1-based, at most [`Index::head`]), loading
+    /// its cold segment's records on first use.
+    ///
+    /// # Errors
+    /// What loading a cold segment returns ([`Index::cold_table`]).
+    pub fn entry(&self, position: Position) -> Result<&Entry, StoreError> {
+        if position > self.cold_head {
+            return Ok(&self.entries[(position - self.cold_head - 1) as usize]);
+        }
+        let k = self.cold_segment_of(position);
+        let table = self.cold_table(k)?;
+        Ok(&table.entries[(position - self.cold[k].first) as usize])
+    }
+
+    fn hot_entry(&self, position: Position) -> &Entry {
+        &self.entries[(position - self.cold_head - 1) as usize]
+    }
+
+    /// The cold segment holding `position` (at most the cold head).
+    fn cold_segment_of(&self, position: Position) -> usize {
+        self.cold.partition_point(|c| c.first <= position) - 1
+    }
+
+    /// Cold segment `k`'s records, loaded on first use: from its sidecar,
+    /// or, when the sidecar's records cannot be used (damaged, replaced or
+    /// removed since the open), from the segment itself; then, in a store
+    /// open for writing, its sidecar is written again.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] naming the segment and offset when the
+    /// segment itself is damaged or disagrees with the summary the store
+    /// was opened with; [`StoreError::Io`].
+    fn cold_table(&self, k: usize) -> Result<&SegmentTable, StoreError> {
+        self.cold[k].table(|cold| {
+            let segment = &self.segments[k];
+            let from_sidecar = sidecar::read_records(
+                &segment.path,
+                cold.records_at,
+                cold.count,
+                cold.records_crc,
+            )
+            .and_then(|bytes| cold::build_table(cold, sidecar::records(&bytes)));
+            let reason = match from_sidecar {
+                Ok(table) => return Ok(table),
+                Err(reason) => reason,
+            };
+            tracing::warn!(
+                segment = %segment.path.display(),
+                "the records of the segment's index sidecar are not used ({reason}): reading the segment"
+            );
+            let stream_names: Vec<&str> = cold
+                .streams
+                .iter()
+                .map(|&s| self.stream_id(s).as_str())
+                .collect();
+            let type_names: Vec<&str> = cold.types.iter().map(|&t| &**self.types.name(t)).collect();
+            let table =
+                cold::scan_table(cold, &segment.file, &segment.path, &stream_names, &type_names)?;
+            if self.repairs_sidecars {
+                let records = table.entries.iter().zip(&table.versions).map(|(e, &version)| {
+                    SidecarRecord {
+                        id: e.id,
+                        offset: e.offset,
+                        stream: self.stream_id(e.stream).as_str(),
+                        event_type: self.types.name(e.event_type),
+                        version,
+                    }
+                });
+                let bytes = sidecar::encode(cold.first, cold.segment_len, cold.last_crc, records);
+                if let Err(e) =
+                    segment::write_atomically(&sidecar::path_of(&segment.path), &bytes)
+                {
+                    tracing::warn!(
+                        segment = %segment.path.display(),
+                        "the index sidecar could not be written again: {e}"
+                    );
+                }
+            }
+            Ok(table)
+        })
     }
 
     /// Moves the record at `position` to `offset` of its segment (after a
     /// scavenge rewrote the segment).
-    pub fn set_offset(&mut self, position: Position, offset: u32) {
-        self.entries[(position - 1) as usize].offset = offset;
+    ///
+    /// # Errors
+    /// What loading a cold segment returns.
+    pub fn set_offset(&mut self, position: Position, offset: u32) -> Result<(), StoreError> {
+        if position > self.cold_head {
+            self.entries[(position - self.cold_head - 1) as usize].offset = offset;
+            return Ok(());
+        }
+        let k = self.cold_segment_of(position);
+        self.cold_table(k)?;
+        let first = self.cold[k].first;
+        let table = self.cold[k].loaded_mut().expect("loaded just now");
+        table.entries[(position - first) as usize].offset = offset;
+        Ok(())
     }
 
     /// Number of streams.
@@ -163,12 +372,6 @@ impl Index {
     /// The id of the stream numbered `i`.
     pub fn stream_id(&self, i: u32) -> &StreamId {
         self.streams.name(i)
-    }
-
-    /// Every indexed position of the stream numbered `i` (committed or
-    /// not), in version order.
-    pub fn positions(&self, i: u32) -> &[u32] {
-        &self.positions[i as usize]
     }
 
     /// The number of a stream, if it has ever been indexed.
@@ -196,67 +399,336 @@ impl Index {
         i
     }
 
-    /// Positions of stream `i` that readers may see.
-    pub fn visible_positions(&self, i: u32) -> &[u32] {
+    fn cold_count(&self, i: u32) -> u64 {
+        self.cold_streams
+            .get(i as usize)
+            .map_or(0, |c| u64::from(c.count))
+    }
+
+    /// The hot positions of stream `i` that readers may see.
+    fn visible_hot(&self, i: u32) -> &[u32] {
         let positions = &self.positions[i as usize];
         let committed = self.committed;
-        let visible = positions
+        let unseen = positions
             .iter()
             .rev()
             .take_while(|&&p| Position::from(p) > committed)
             .count();
-        &positions[..positions.len() - visible]
+        &positions[..positions.len() - unseen]
+    }
+
+    /// Stream `i`'s cold positions, gathered on first use.
+    fn cold_positions(&self, i: u32) -> Result<&[u32], StoreError> {
+        let Some(stream) = self.cold_streams.get(i as usize).filter(|c| c.count > 0) else {
+            return Ok(&[]);
+        };
+        if let Some(positions) = stream.positions.get() {
+            return Ok(positions);
+        }
+        let mut all = Vec::with_capacity(stream.count as usize);
+        for &(k, local) in &stream.segments {
+            all.extend_from_slice(self.cold_table(k as usize)?.stream_positions(local));
+        }
+        Ok(stream.positions.get_or_init(|| all.into_boxed_slice()))
+    }
+
+    /// Positions of stream `i` that readers may see.
+    ///
+    /// # Errors
+    /// What loading a cold segment returns.
+    pub fn visible_positions(&self, i: u32) -> Result<Positions<'_>, StoreError> {
+        Ok(Positions {
+            cold: self.cold_positions(i)?,
+            hot: self.visible_hot(i),
+        })
+    }
+
+    /// The number of events of stream `i`, counting every indexed one.
+    pub fn stream_len(&self, i: u32) -> u64 {
+        self.cold_count(i) + self.positions[i as usize].len() as u64
+    }
+
+    /// The number of events of stream `i` readers may see.
+    pub fn visible_len(&self, i: u32) -> u64 {
+        self.cold_count(i) + self.visible_hot(i).len() as u64
+    }
+
+    /// True when stream `i`'s last event (its last visible one, with
+    /// `visible`) is a tombstone: the stream is deleted.
+    pub fn is_deleted(&self, i: u32, visible: bool) -> bool {
+        let hot = if visible {
+            self.visible_hot(i)
+        } else {
+            &self.positions[i as usize]
+        };
+        let last_type = match hot.last() {
+            Some(&p) => Some(self.hot_entry(Position::from(p)).event_type),
+            None => self
+                .cold_streams
+                .get(i as usize)
+                .filter(|c| c.count > 0)
+                .map(|c| c.last_type),
+        };
+        last_type.is_some_and(|t| append::is_tombstone(self.types.name(t)))
     }
 
     /// The version of stream `i` and whether it is deleted, counting every
     /// indexed event (the writer's view); a stream never indexed
     /// (`None`) has neither.
     pub fn stream_state(&self, i: Option<u32>) -> StreamState {
-        let positions = i.map_or(&[][..], |i| self.positions(i));
+        let Some(i) = i else {
+            return StreamState {
+                version: None,
+                deleted: false,
+            };
+        };
+        let len = self.stream_len(i);
         StreamState {
-            version: (!positions.is_empty()).then_some(positions.len() as Version),
-            deleted: self.ends_deleted(positions),
+            version: (len > 0).then_some(len),
+            deleted: self.is_deleted(i, false),
         }
     }
 
-    /// Where `id` is recorded, seen from an append to stream `i`.
-    pub fn locate(&self, i: Option<u32>, id: &EventId) -> Option<RecordedAt> {
-        let position = self.find_id(id)?;
-        let owner = self.entry(position).stream;
-        Some(if Some(owner) == i {
+    /// Where `id` is recorded, seen from an append to stream `i`. Finds a
+    /// cold id only once [`Index::index_cold_ids_for`] has indexed them.
+    ///
+    /// # Errors
+    /// What loading a cold segment returns.
+    pub fn locate(&self, i: Option<u32>, id: &EventId) -> Result<Option<RecordedAt>, StoreError> {
+        let Some(position) = self.find_id(id) else {
+            return Ok(None);
+        };
+        let owner = self.entry(position)?.stream;
+        Ok(Some(if Some(owner) == i {
             RecordedAt::ThisStream {
-                version: self.version_at(position),
+                version: self.version_at(position)?,
                 position,
             }
         } else {
             RecordedAt::OtherStream(self.stream_id(owner).clone())
-        })
+        }))
     }
 
-    /// The position holding `id`, if any.
+    /// The position holding `id` among the ids in the id table.
     pub fn find_id(&self, id: &EventId) -> Option<Position> {
         let hash = self.hasher.hash_one(*id);
-        let entries = &self.entries;
+        let (cold, cold_head, entries) = (&self.cold, self.cold_head, &self.entries);
         self.ids
             .find(widen(hash), |slot| {
-                slot.hash == hash && entries[(slot.position - 1) as usize].id == *id
+                slot.hash == hash
+                    && loaded_entry(cold, cold_head, entries, Position::from(slot.position))
+                        .is_some_and(|e| e.id == *id)
             })
             .map(|slot| Position::from(slot.position))
     }
 
-    /// True when the last of `positions` (a stream's, all or only the
-    /// visible ones) is a tombstone: the stream is deleted.
-    pub fn ends_deleted(&self, positions: &[u32]) -> bool {
-        positions.last().is_some_and(|&p| {
-            append::is_tombstone(self.types.name(self.entry(Position::from(p)).event_type))
-        })
+    /// Before an append checks `ids`: when one of them lies between the
+    /// smallest and the largest cold id, every cold segment's records are
+    /// loaded and their ids indexed (once), so [`Index::locate`] finds
+    /// them. Ids outside that range cannot be cold ones.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] naming the record when two events of the
+    /// log have one id (then for every later append that needs the cold
+    /// ids); what loading a cold segment returns.
+    pub fn index_cold_ids_for<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = &'a EventId>,
+    ) -> Result<(), StoreError> {
+        let Some((min, max)) = self.cold_id_range else {
+            return Ok(());
+        };
+        if matches!(self.cold_ids, ColdIds::Indexed)
+            || !ids.into_iter().any(|id| (min..=max).contains(id))
+        {
+            return Ok(());
+        }
+        if let ColdIds::Failed(location, detail) = &self.cold_ids {
+            return Err(StoreError::Corrupt {
+                location: location.clone(),
+                detail: detail.clone(),
+            });
+        }
+        for k in 0..self.cold.len() {
+            self.cold_table(k)?;
+        }
+        match self.index_ids(1, self.cold_head) {
+            Ok(()) => {
+                self.cold_ids = ColdIds::Indexed;
+                Ok(())
+            }
+            Err((later, earlier)) => {
+                let error = self.duplicate(later, earlier);
+                if let StoreError::Corrupt { location, detail } = &error {
+                    self.cold_ids = ColdIds::Failed(location.clone(), detail.clone());
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Where the record at `position` is: its segment file and offset.
+    pub fn location(&self, position: Position) -> Result<(&Path, u64), StoreError> {
+        let segment = &self.segments[self
+            .segments
+            .partition_point(|s| s.first_position <= position)
+            - 1];
+        Ok((&segment.path, u64::from(self.entry(position)?.offset)))
+    }
+
+    /// The corruption of a record at `later` whose id is also at `earlier`.
+    pub fn duplicate(&self, later: Position, earlier: Position) -> StoreError {
+        match self.location(later) {
+            Ok((path, offset)) => StoreError::Corrupt {
+                location: format::location(path, offset),
+                detail: format!(
+                    "event id {} is also at position {earlier}",
+                    self.entry(later)
+                        .map(|e| e.id.to_string())
+                        .unwrap_or_default()
+                ),
+            },
+            Err(error) => error,
+        }
     }
 
     /// The version of the event at `position` in its stream.
-    pub fn version_at(&self, position: Position) -> Version {
-        let entry = self.entry(position);
-        let positions = &self.positions[entry.stream as usize];
-        positions.partition_point(|&p| Position::from(p) < position) as Version + 1
+    ///
+    /// # Errors
+    /// What loading a cold segment returns.
+    pub fn version_at(&self, position: Position) -> Result<Version, StoreError> {
+        if position <= self.cold_head {
+            let k = self.cold_segment_of(position);
+            let table = self.cold_table(k)?;
+            return Ok(Version::from(
+                table.versions[(position - self.cold[k].first) as usize],
+            ));
+        }
+        let entry = self.hot_entry(position);
+        let hot = &self.positions[entry.stream as usize];
+        Ok(self.cold_count(entry.stream)
+            + hot.partition_point(|&p| Position::from(p) < position) as Version
+            + 1)
+    }
+
+    /// Takes a sealed segment (the next one: the index has no hot events)
+    /// as cold, from its sidecar's summary.
+    ///
+    /// # Errors
+    /// Why the summary does not continue the index, in one line; the index
+    /// is then unchanged.
+    pub fn add_cold(&mut self, summary: Summary) -> Result<(), String> {
+        if !self.takes_cold() {
+            return Err("a segment before it was scanned".into());
+        }
+        self.check_summary(&summary)?;
+        let k = self.cold.len() as u32;
+        let types: Box<[u32]> = summary.types.iter().map(|t| self.types.intern(t)).collect();
+        let mut streams = Vec::with_capacity(summary.streams.len());
+        let mut parts = Vec::with_capacity(summary.streams.len());
+        for (local, (id, part)) in summary.streams.into_iter().enumerate() {
+            let i = self.intern_stream_id(&id);
+            if self.cold_streams.len() <= i as usize {
+                self.cold_streams
+                    .resize_with(i as usize + 1, ColdStream::default);
+            }
+            let stream = &mut self.cold_streams[i as usize];
+            stream.count += part.count;
+            stream.last_type = types[part.last_type as usize];
+            stream.segments.push((k, local as u32));
+            streams.push(i);
+            parts.push(part);
+        }
+        if let Some((min, max)) = summary.id_range {
+            self.cold_id_range = Some(match self.cold_id_range {
+                Some((a, b)) => (a.min(min), b.max(max)),
+                None => (min, max),
+            });
+        }
+        self.cold_head += u64::from(summary.count);
+        self.cold.push(ColdSegment::new(
+            summary.first,
+            summary.count,
+            summary.segment_len,
+            summary.last_crc,
+            summary.last_offset,
+            streams.into_boxed_slice(),
+            parts.into_boxed_slice(),
+            types,
+            summary.records_at,
+            summary.records_crc,
+        ));
+        Ok(())
+    }
+
+    /// Takes a sealed segment into the hot part from its sidecar's summary
+    /// and records (their checksum checked), as a scan would (ids not
+    /// indexed: the open builds the id table at the end).
+    ///
+    /// # Errors
+    /// Why the sidecar cannot be used, in one line; the index is then
+    /// unchanged.
+    pub fn add_hot(&mut self, summary: &Summary, records: &[u8]) -> Result<(), String> {
+        self.check_summary(summary)?;
+        // Checked with local numbers first, so nothing is interned for a
+        // sidecar that is then not used.
+        let local = ColdSegment::new(
+            summary.first,
+            summary.count,
+            summary.segment_len,
+            summary.last_crc,
+            summary.last_offset,
+            (0..summary.streams.len() as u32).collect(),
+            summary.streams.iter().map(|(_, part)| *part).collect(),
+            (0..summary.types.len() as u32).collect(),
+            summary.records_at,
+            summary.records_crc,
+        );
+        let table = cold::build_table(&local, sidecar::records(records))?;
+        let streams: Vec<u32> = summary
+            .streams
+            .iter()
+            .map(|(id, _)| self.intern_stream_id(id))
+            .collect();
+        let types: Vec<u32> = summary.types.iter().map(|t| self.types.intern(t)).collect();
+        self.reserve(table.entries.len());
+        for entry in table.entries.iter() {
+            self.push_unindexed(Entry {
+                stream: streams[entry.stream as usize],
+                event_type: types[entry.event_type as usize],
+                ..*entry
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that a summary continues the index: it starts at the next
+    /// position, names each stream once, and each stream's version before
+    /// it is the stream's length so far.
+    fn check_summary(&self, summary: &Summary) -> Result<(), String> {
+        if summary.first != self.head() + 1 {
+            return Err(format!(
+                "it starts at position {}, the log so far ends at {}",
+                summary.first,
+                self.head()
+            ));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(summary.streams.len());
+        for (id, part) in &summary.streams {
+            if !seen.insert(id.as_str()) {
+                return Err(format!("it names stream {id} twice"));
+            }
+            let len = self
+                .stream_number(id.as_str())
+                .map_or(0, |i| self.stream_len(i));
+            if u64::from(part.version_before) != len {
+                return Err(format!(
+                    "stream {id} continues from version {}, the stream is at {len}",
+                    part.version_before
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Adds the next event. Returns its position and its stream version.
@@ -264,77 +736,102 @@ impl Index {
     /// # Panics
     /// Past [`MAX_EVENTS`]: callers check [`Index::head`] first.
     pub fn push(&mut self, entry: Entry) -> (Position, Version) {
-        let position = u32::try_from(self.entries.len() + 1).expect("checked against MAX_EVENTS");
-        self.entries.push(entry);
+        let (position, version) = self.push_unindexed(entry);
         let hash = self.hasher.hash_one(entry.id);
-        self.ids
-            .insert_unique(widen(hash), IdSlot { position, hash }, |slot| {
-                slot.table_hash()
-            });
-        let positions = &mut self.positions[entry.stream as usize];
-        positions.push(position);
-        (Position::from(position), positions.len() as Version)
+        self.ids.insert_unique(
+            widen(hash),
+            IdSlot {
+                position: position as u32,
+                hash,
+            },
+            |slot| slot.table_hash(),
+        );
+        (position, version)
     }
 
     /// Adds the next event without indexing its id: for the open scan,
     /// which indexes every id at the end with [`Index::build_ids`].
     pub fn push_unindexed(&mut self, entry: Entry) -> (Position, Version) {
-        let position = u32::try_from(self.entries.len() + 1).expect("checked against MAX_EVENTS");
+        let position = u32::try_from(self.head() + 1).expect("checked against MAX_EVENTS");
         self.entries.push(entry);
+        let cold = self.cold_count(entry.stream);
         let positions = &mut self.positions[entry.stream as usize];
         positions.push(position);
-        (Position::from(position), positions.len() as Version)
+        (Position::from(position), cold + positions.len() as Version)
     }
 
-    /// Indexes the id of every event (the id table must be empty, as after
-    /// [`Index::push_unindexed`] only). Inserting 10 million ids in log
-    /// order costs a cache miss or two each, in a table of ~100 MB; so the
-    /// ids are first grouped by the part of their hash that picks the
-    /// table region, and inserted region by region, where the table's
-    /// memory stays in cache.
+    /// Indexes the id of every hot event (the id table must be empty, as
+    /// after [`Index::push_unindexed`] only).
     ///
     /// # Errors
     /// The first duplicate in log order: its position and the earlier
     /// position holding the same id. Every other id is indexed.
     pub fn build_ids(&mut self) -> Result<(), (Position, Position)> {
-        const PART_BITS: u32 = 8;
         debug_assert!(self.ids.is_empty());
-        let n = self.entries.len();
+        self.index_ids(self.cold_head + 1, self.head())
+    }
+
+    /// Indexes the ids of positions `first..=last` (their entries in
+    /// memory). Inserting 10 million ids in log order costs a cache miss
+    /// or two each, in a table of ~100 MB; so the ids are first grouped by
+    /// the part of their hash that picks the table region, and inserted
+    /// region by region, where the table's memory stays in cache.
+    ///
+    /// # Errors
+    /// The first duplicate in log order among them and the ids already
+    /// indexed: its position and the earlier position holding the same id.
+    /// Every other id is indexed, and the table keeps the earlier one.
+    fn index_ids(&mut self, first: Position, last: Position) -> Result<(), (Position, Position)> {
+        const PART_BITS: u32 = 8;
+        let n = (last + 1).saturating_sub(first) as usize;
         if n == 0 {
             return Ok(());
         }
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.ids.reserve(n, |slot| slot.table_hash());
+        let Self {
+            cold,
+            cold_head,
+            entries,
+            ids,
+            hasher,
+            ..
+        } = self;
+        let id = |p: u32| {
+            loaded_entry(cold, *cold_head, entries, Position::from(p))
+                .expect("every entry indexed is in memory")
+                .id
+        };
+        ids.reserve(n, |slot| slot.table_hash());
         // The table's buckets are picked by the hash's low bits; group by
         // the top PART_BITS of those.
-        let buckets = self
-            .ids
+        let buckets = ids
             .capacity()
             .max(1)
             .next_power_of_two()
-            .max(n.next_power_of_two());
+            .max((ids.len() + n).next_power_of_two());
         let shift = buckets.trailing_zeros().saturating_sub(PART_BITS);
         let part = |hash: u64| ((hash >> shift) as usize) & ((1 << PART_BITS) - 1);
+        let hashes: Vec<u32> = (first..=last)
+            .map(|p| hasher.hash_one(id(p as u32)))
+            .collect();
         let mut starts = vec![0usize; (1 << PART_BITS) + 1];
-        for entry in entries {
-            starts[part(widen(hasher.hash_one(entry.id))) + 1] += 1;
+        for &hash in &hashes {
+            starts[part(widen(hash)) + 1] += 1;
         }
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
         let mut grouped = vec![(0u32, 0u32); n];
-        for (i, entry) in entries.iter().enumerate() {
-            let hash = hasher.hash_one(entry.id);
+        for (i, &hash) in hashes.iter().enumerate() {
             let slot = &mut starts[part(widen(hash))];
-            grouped[*slot] = (hash, i as u32 + 1);
+            grouped[*slot] = (hash, (first + i as u64) as u32);
             *slot += 1;
         }
+        drop(hashes);
         let mut first_duplicate: Option<(Position, Position)> = None;
         for (hash, position) in grouped {
             // The ids are read only on a hash match: reading every one would
             // be a cache miss per insert again.
-            let id = |p: u32| entries[(p - 1) as usize].id;
-            match self.ids.entry(
+            match ids.entry(
                 widen(hash),
                 |slot| slot.hash == hash && id(slot.position) == id(position),
                 |slot| slot.table_hash(),
@@ -371,12 +868,14 @@ impl Index {
         self.ids.reserve(additional, |slot| slot.table_hash());
     }
 
-    /// Forgets every event after `head` (a write that failed, or an
-    /// incomplete batch found on open).
+    /// Forgets every hot event after `head` (a write that failed, or an
+    /// incomplete batch found on open). Cold events are never forgotten.
     pub fn truncate(&mut self, head: Position) {
+        debug_assert!(head >= self.cold_head, "cold events are never truncated");
+        let head = head.max(self.cold_head);
         while self.head() > head {
             let position = self.head();
-            let entry = self.entries[(position - 1) as usize];
+            let entry = *self.hot_entry(position);
             let hash = self.hasher.hash_one(entry.id);
             if let Ok(slot) = self.ids.find_entry(widen(hash), |slot| {
                 Position::from(slot.position) == position
@@ -414,8 +913,9 @@ mod tests {
         index.commit();
         assert_eq!(index.push(c), (3, 2));
         assert_eq!(index.find_id(&c.id), Some(3));
-        assert_eq!(index.version_at(3), 2);
-        assert_eq!(index.visible_positions(a.stream), &[1]);
+        assert_eq!(index.version_at(3).unwrap(), 2);
+        let visible = index.visible_positions(a.stream).unwrap();
+        assert_eq!(visible.range(0, visible.len()).collect::<Vec<_>>(), [1]);
         index.truncate(2);
         assert_eq!(index.find_id(&c.id), None);
         assert_eq!(index.find_id(&a.id), Some(1));

@@ -23,6 +23,7 @@
 
 mod blocking;
 mod checkpoints;
+mod cold;
 mod durable;
 mod event_store;
 pub mod format;

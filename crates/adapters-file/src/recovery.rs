@@ -250,7 +250,7 @@ pub fn scan(dir: &Path, mode: Mode, sidecars: Sidecars) -> Result<Scan, StoreErr
         // After the first segment, size the index for the rest of the log
         // (from the bytes per event so far), so it never rehashes.
         let head = scan.index.head();
-        if i == 0 && head > 0 && !last {
+        if i == 0 && scan.index.cold_segments() == 0 && head > 0 && !last {
             let per_event = (seen / head).max(1);
             scan.index
                 .reserve(((total - seen) / per_event) as usize + 1024);
@@ -260,16 +260,12 @@ pub fn scan(dir: &Path, mode: Mode, sidecars: Sidecars) -> Result<Scan, StoreErr
     // order is corruption at its record, and comes before any found by the
     // scan (the index holds only records before that).
     if let Err((position, earlier)) = scan.index.build_ids() {
-        let entry = *scan.index.entry(position);
-        let segment = &scan.index.segments[scan
-            .index
-            .segments
-            .partition_point(|s| s.first_position <= position)
-            - 1];
+        let id = scan.index.entry(position)?.id;
+        let (file, offset) = scan.index.location(position)?;
         scan.corruption = Some(Corruption {
-            file: segment.path.to_path_buf(),
-            offset: u64::from(entry.offset),
-            detail: format!("event id {} is also at position {earlier}", entry.id),
+            file: file.to_path_buf(),
+            offset,
+            detail: format!("event id {id} is also at position {earlier}"),
         });
         scan.index.truncate(position - 1);
         scan.torn = None;
@@ -462,6 +458,28 @@ fn later_segment_exists(dir: &Path, first: u64) -> Result<bool, StoreError> {
     Ok(false)
 }
 
+/// Takes a sealed segment from its index sidecar instead of its records:
+/// as cold when every segment before it is (only its summary is read),
+/// otherwise into the hot part (its records read too).
+///
+/// # Errors
+/// Why the sidecar is not used, in one line; `index` is then unchanged.
+fn use_sidecar(
+    index: &mut Index,
+    path: &Path,
+    file: &File,
+    first: u64,
+    segment_len: u64,
+) -> Result<(), String> {
+    let summary = sidecar::read_summary(path, file, first, segment_len)?;
+    if index.takes_cold() {
+        return index.add_cold(summary);
+    }
+    let records =
+        sidecar::read_records(path, summary.records_at, summary.count, summary.records_crc)?;
+    index.add_hot(&summary, &records)
+}
+
 /// Scans one segment into `scan`. Returns false when the scan must stop
 /// (corruption found).
 fn scan_segment(
@@ -528,7 +546,7 @@ fn scan_segment_from(
             file: Arc::clone(&read_file),
         });
         if !last && scan.sidecars == Sidecars::Use {
-            match sidecar::load(&mut scan.index, path, &read_file, first, file_len) {
+            match use_sidecar(&mut scan.index, path, &read_file, first, file_len) {
                 Ok(()) => {
                     scan.bytes += file_len;
                     scan.index.commit();
@@ -639,7 +657,7 @@ fn scan_segment_from(
                 i
             }
         };
-        let version = scan.index.positions(stream).len() as u64 + 1;
+        let version = scan.index.stream_len(stream) + 1;
         if record.version != version {
             return corrupt(
                 scan,

@@ -111,7 +111,7 @@ pub fn cutoffs(core: &Core, index: &Index, now: DateTime<Utc>) -> HashMap<u32, C
         .iter()
         .filter_map(|(stream, state)| {
             let number = index.stream_number(stream)?;
-            let last = index.visible_positions(number).len() as u64;
+            let last = index.visible_len(number);
             Some((number, state.cutoff(now, last)))
         })
         .collect()
@@ -154,7 +154,7 @@ pub fn scavenge(core: &Core) -> Result<ScavengeReport, StoreError> {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         for (position, offset) in rewrite.offsets {
-            index.set_offset(position, offset);
+            index.set_offset(position, offset)?;
         }
         index.segments[i].file = file;
         drop(index);
@@ -198,7 +198,7 @@ fn rewrite_segment(
             location: format::location(&seg.path, at as u64),
             detail: e.to_string(),
         })?;
-        let number = core.shared.index().entry(record.position).stream;
+        let number = core.shared.index().entry(record.position)?.stream;
         let recorded_at = DateTime::from_timestamp_micros(record.recorded_at_micros)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let reclaim = !record.is_reclaimed()

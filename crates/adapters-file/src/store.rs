@@ -244,6 +244,7 @@ impl FileStore {
         let retention = retention::load(dir)?;
         let keys = subject_keys::load(dir)?;
         let mut index = scan.index;
+        index.repair_sidecars();
         let (path, file, len) = match scan.last_segment {
             Some((path, len)) => {
                 let file = segment::open_for_append(&path)?;

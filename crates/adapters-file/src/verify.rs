@@ -87,7 +87,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
         segments: scan.segments,
         events: scan.index.head(),
         streams: (0..scan.index.stream_count())
-            .filter(|&i| !scan.index.positions(i as u32).is_empty())
+            .filter(|&i| scan.index.stream_len(i as u32) > 0)
             .count(),
         bytes: scan.bytes,
         torn_tail: scan.torn,

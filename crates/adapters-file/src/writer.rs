@@ -597,9 +597,10 @@ impl WriterThread {
         let plan = if *delete {
             append::decide_delete(stream, *expected, state)?
         } else {
+            index.index_cold_ids_for(events.iter().map(|event| &event.id))?;
             let decision =
                 append::decide_append(stream, *expected, events, state, IdCheck::Lookup, |id| {
-                    Ok(index.locate(number, id))
+                    index.locate(number, id)
                 })?;
             match decision {
                 AppendDecision::Write(plan) => plan,

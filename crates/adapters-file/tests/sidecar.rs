@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use logbook_adapters_file::format::{SIDECAR_EXT, parse_segment_name};
+use logbook_adapters_file::format::{self, SIDECAR_EXT, parse_segment_name};
 use logbook_adapters_file::{Durability, FileOptions, FileStore, RecoveryReport};
 use logbook_ports::conformance::payload;
 use logbook_ports::{
@@ -197,42 +197,63 @@ fn a_reopen_through_sidecars_yields_exactly_what_a_full_scan_yields() {
     assert_eq!(log, expected.log);
 }
 
-/// Damages the first sidecar with `damage`, opens, and checks the open
-/// reported it and read what a full scan reads. With `whole`, the open is
-/// for writing, everything is [`observe`]d, and the sidecar must have been
-/// written again as it was; otherwise (to keep a loop over every byte
-/// cheap: no fsync) the open is read-only, which reads the global log the
-/// same way and leaves the damaged sidecar, put back afterwards.
+/// Where damage to a sidecar is found: by the open, which reads only the
+/// summary (and checks the file's length), or by the first use of the
+/// segment's records, which checks their checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FoundBy {
+    Open,
+    FirstUse,
+}
+
+/// Where a byte flipped at `at` of `sidecar` is found: past the summary's
+/// envelope (its length is in its header), in the records.
+fn found_by_flip_at(sidecar: &[u8], at: usize) -> FoundBy {
+    let body = u32::from_le_bytes(sidecar[12..16].try_into().unwrap()) as usize;
+    if at < format::ENVELOPE_LEN + body {
+        FoundBy::Open
+    } else {
+        FoundBy::FirstUse
+    }
+}
+
+/// Damages the first sidecar with `damage`, opens, and checks that the
+/// damage was found where `found_by` says and that the reads are a full
+/// scan's. With `whole`, the open is for writing, everything is
+/// [`observe`]d, and the sidecar must have been written again as it was.
+/// Otherwise (to keep a loop over every byte cheap) only the first events
+/// are read: damage found by the open is checked with a read-only open
+/// (it reports it and leaves the sidecar, put back afterwards); damage
+/// found on first use with an open for writing, whose first read of the
+/// segment reads the segment itself and writes the sidecar again.
 fn assert_rebuilt_after(
     dir: &Path,
     batches: &[Batch],
     expected: &Observed,
     whole: bool,
+    found_by: FoundBy,
     what: &str,
     damage: impl FnOnce(&Path),
 ) {
     let sidecar = sidecars(dir)[0].clone();
     let pristine = std::fs::read(&sidecar).unwrap();
     damage(&sidecar);
+    let reported_at_open = match found_by {
+        FoundBy::Open => vec![sidecar.clone()],
+        FoundBy::FirstUse => Vec::new(),
+    };
     if whole {
         let (observed, report) = observe(dir, batches);
         assert_eq!(
-            report.sidecars_rebuilt,
-            vec![sidecar.clone()],
+            report.sidecars_rebuilt, reported_at_open,
             "{what}: {report}"
         );
         assert_eq!(&observed, expected, "{what}");
-        assert_eq!(
-            std::fs::read(&sidecar).unwrap(),
-            pristine,
-            "{what}: the sidecar was written again"
-        );
-    } else {
+    } else if found_by == FoundBy::Open {
         let reader = FileStore::open_read_only(dir).unwrap();
         let report = reader.recovery_report();
         assert_eq!(
-            report.sidecars_rebuilt,
-            vec![sidecar.clone()],
+            report.sidecars_rebuilt, reported_at_open,
             "{what}: {report}"
         );
         assert_eq!(report.events, expected.log.len() as u64, "{what}");
@@ -244,7 +265,24 @@ fn assert_rebuilt_after(
         assert_eq!(log[..], expected.log[..8], "{what}");
         drop(reader);
         std::fs::write(&sidecar, &pristine).unwrap();
+        return;
+    } else {
+        let store = FileStore::open(dir, options()).unwrap();
+        let report = store.recovery_report();
+        assert_eq!(
+            report.sidecars_rebuilt, reported_at_open,
+            "{what}: {report}"
+        );
+        let log = runtime()
+            .block_on(store.events().read_all(1, 8, &EventFilter::all()))
+            .unwrap();
+        assert_eq!(log[..], expected.log[..8], "{what}");
     }
+    assert_eq!(
+        std::fs::read(&sidecar).unwrap(),
+        pristine,
+        "{what}: the sidecar was written again"
+    );
 }
 
 #[test]
@@ -258,6 +296,7 @@ fn a_sidecar_cut_short_at_every_byte_or_missing_is_rebuilt_from_the_segment() {
             &batches,
             &expected,
             cut == len / 2,
+            FoundBy::Open,
             &format!("cut at {cut}"),
             |path| {
                 let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
@@ -265,22 +304,36 @@ fn a_sidecar_cut_short_at_every_byte_or_missing_is_rebuilt_from_the_segment() {
             },
         );
     }
-    assert_rebuilt_after(dir.path(), &batches, &expected, true, "deleted", |path| {
-        std::fs::remove_file(path).unwrap();
-    });
+    let deleted = |path: &Path| std::fs::remove_file(path).unwrap();
+    assert_rebuilt_after(
+        dir.path(),
+        &batches,
+        &expected,
+        true,
+        FoundBy::Open,
+        "deleted",
+        deleted,
+    );
 }
 
 #[test]
 fn a_sidecar_with_any_byte_flipped_is_rebuilt_from_the_segment() {
     let (dir, batches) = written();
     let expected = full_scan(dir.path(), &batches);
-    let len = std::fs::read(&sidecars(dir.path())[0]).unwrap().len();
+    let pristine = std::fs::read(&sidecars(dir.path())[0]).unwrap();
+    let len = pristine.len();
+    let first_record = (0..len)
+        .find(|&at| found_by_flip_at(&pristine, at) == FoundBy::FirstUse)
+        .expect("the sidecar holds records");
     for at in 0..len {
+        // Once in the summary and once in the records, the whole store is
+        // observed after the flip.
         assert_rebuilt_after(
             dir.path(),
             &batches,
             &expected,
-            at == len / 2,
+            at == first_record / 2 || at == (first_record + len) / 2,
+            found_by_flip_at(&pristine, at),
             &format!("flip at {at}"),
             |path| {
                 let mut bytes = std::fs::read(path).unwrap();

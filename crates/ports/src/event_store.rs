@@ -72,15 +72,26 @@ impl ReadDirection {
     /// version order (entry `i` is version `i + 1`): from version `from` in
     /// this direction, at most `limit` of them.
     pub fn select<T>(self, versions: &[T], from: Version, limit: usize) -> Vec<&T> {
-        let len = versions.len() as u64;
+        let selected = versions[self.indexes(versions.len() as u64, from, limit)].iter();
+        match self {
+            Self::Forward => selected.collect(),
+            Self::Backward => selected.rev().collect(),
+        }
+    }
+
+    /// The same selection for a stream of `len` events, as indexes into it
+    /// (index `i` is version `i + 1`): a forward read returns them in
+    /// ascending order, a backward read in descending order.
+    pub fn indexes(self, len: u64, from: Version, limit: usize) -> std::ops::Range<usize> {
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
         match self {
             Self::Forward => {
                 let start = from.max(1).min(len + 1) - 1;
-                versions[start as usize..].iter().take(limit).collect()
+                start as usize..start.saturating_add(limit).min(len) as usize
             }
             Self::Backward => {
                 let end = from.min(len);
-                versions[..end as usize].iter().rev().take(limit).collect()
+                end.saturating_sub(limit) as usize..end as usize
             }
         }
     }
