@@ -330,7 +330,7 @@ fn damage_in_an_earlier_segment_is_reported_naming_that_segment() {
 
 #[test]
 fn the_last_record_of_a_closed_segment_cut_short_is_corruption_not_a_torn_tail() {
-    let dir = store_with(options().segment_size(4096), &[1; 40]);
+    let dir = store_with(options().segment_size(4096), &[1; 60]);
     let first = segments(dir.path()).remove(0);
     let len = std::fs::metadata(&first).unwrap().len() as usize;
     truncate(&first, len - 3);
@@ -593,7 +593,7 @@ fn zeros_after_an_unfinished_batch_are_a_torn_tail() {
 #[test]
 fn zeros_at_the_end_of_a_closed_segment_are_corruption() {
     // Segments are trimmed before the next one starts: zeros there are damage
-    let dir = store_with(options().segment_size(4096), &[1; 40]);
+    let dir = store_with(options().segment_size(4096), &[1; 60]);
     let first = segments(dir.path()).remove(0);
     let len = std::fs::metadata(&first).unwrap().len() as usize;
     append_zeros(&first, 512);
@@ -687,6 +687,89 @@ fn a_duplicate_event_id_on_disk_fails_open_at_its_record_and_cuts_nothing() {
     assert_corrupt_at(FileStore::open(dir.path(), options()), &segment, offsets[2]);
     // And the torn tail after it was not cut
     assert_eq!(std::fs::metadata(&segment).unwrap().len(), torn_at as u64);
+}
+
+#[test]
+fn a_duplicate_id_in_segments_taken_from_sidecars_is_found_by_the_first_append_that_needs_their_ids()
+ {
+    // Given a store over several segments whose second segment's third
+    // record was rewritten (with a valid checksum) to carry the id of the
+    // first event, and that segment's sidecar removed, so the next open
+    // scans it and writes its sidecar from the forged record
+    let dir = store_with(options().segment_size(4096), &[1; 60]);
+    let all = segments(dir.path());
+    assert!(all.len() > 3, "the store rolled: {} segments", all.len());
+    let first_id = {
+        let bytes = std::fs::read(&all[0]).unwrap();
+        record::decode(&bytes[SEGMENT_HEADER_LEN..]).unwrap().0.id
+    };
+    let victim = &all[1];
+    let offsets = record_offsets(victim);
+    assert!(offsets.len() > 3, "{} records", offsets.len());
+    let mut bytes = std::fs::read(victim).unwrap();
+    let (third, len) = record::decode(&bytes[offsets[2]..]).unwrap();
+    let mut forged = Vec::new();
+    record::encode(
+        &record::Record {
+            id: first_id,
+            ..third
+        },
+        &mut forged,
+    );
+    bytes.splice(offsets[2]..offsets[2] + len, forged);
+    std::fs::write(victim, &bytes).unwrap();
+    std::fs::remove_file(victim.with_extension(format::SIDECAR_EXT)).unwrap();
+    // Then verify, which reads every record, names the forged record
+    let corruption = verify(dir.path()).unwrap().corruption.unwrap();
+    assert_eq!(
+        (&corruption.file, corruption.offset),
+        (victim, offsets[2] as u64)
+    );
+    assert!(
+        corruption.detail.contains("also at position 1"),
+        "{corruption}"
+    );
+    let other = StreamId::new("Other-1").unwrap();
+    for open in [
+        "the open that scans it",
+        "the open that takes it from its sidecar",
+    ] {
+        // When opened (the first segment is taken from its sidecar's
+        // summary, its ids are not read)
+        let store = FileStore::open(dir.path(), options()).unwrap();
+        let rebuilt = &store.recovery_report().sidecars_rebuilt;
+        assert_eq!(rebuilt.len(), usize::from(open.contains("scans")), "{open}");
+        let events = store.stores().events;
+        runtime().block_on(async {
+            // Then an append of a fresh id does not need them
+            events
+                .append(&other, ExpectedVersion::Any, vec![event(100)])
+                .await
+                .unwrap_or_else(|e| panic!("{open}: {e}"));
+            // And an append of an id among them finds the duplicate,
+            // naming the forged record, and writes nothing
+            let head = events.head_position().await.unwrap();
+            for _ in 0..2 {
+                match events
+                    .append(
+                        &other,
+                        ExpectedVersion::Any,
+                        vec![event(101).with_id(first_id)],
+                    )
+                    .await
+                {
+                    Err(StoreError::Corrupt { location, detail }) => assert!(
+                        location.contains(victim.file_name().unwrap().to_str().unwrap())
+                            && location.ends_with(&format!("offset {}", offsets[2]))
+                            && detail.contains("also at position 1"),
+                        "{open}: {location}: {detail}"
+                    ),
+                    other => panic!("{open}: expected Corrupt, got {other:?}"),
+                }
+            }
+            assert_eq!(events.head_position().await.unwrap(), head, "{open}");
+        });
+    }
 }
 
 #[test]
