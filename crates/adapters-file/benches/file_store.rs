@@ -3,7 +3,8 @@
 //! written with plain `write` calls: the floor a store's batched appends are
 //! measured against), group commit with 16 appenders, a full replay of the
 //! global log, and (one timed run, not a criterion sample) opening a large
-//! generated log with a full scan and index rebuild.
+//! generated log with a full scan and index rebuild, through the sealed
+//! segments' sidecars, and what the first uses after that open cost.
 //!
 //! `cargo bench -p logbook-adapters-file --bench file_store [FILTER]`.
 //! `LOGBOOK_BENCH_OPEN_EVENTS` sets the size of the open run (default
@@ -278,11 +279,14 @@ fn replay(c: &mut Criterion) {
 }
 
 /// The names of the open rows for a log of `events` events.
-fn open_rows(events: u64) -> [String; 3] {
+fn open_rows(events: u64) -> [String; 6] {
     [
         "file/open_large".to_owned(),
         format!("file/open_{events}/full_scan"),
         format!("file/open_{events}/with_sidecars"),
+        format!("file/open_{events}/first_stream_read"),
+        format!("file/open_{events}/first_fresh_append"),
+        format!("file/open_{events}/first_retry"),
     ]
 }
 
@@ -318,6 +322,63 @@ fn time_opens(dir: &std::path::Path, events: u64, read_only: bool) -> [Duration;
         assert!(store.recovery_report().sidecars_rebuilt.is_empty() || read_only);
     }
     opens
+}
+
+/// What the first uses after an open through the sidecars cost, three
+/// times each on a fresh open for writing: reading one stream (its 1,000
+/// events are in one sealed segment, whose records load), appending one
+/// event with a fresh id (nothing loads), and sending the log's first
+/// event again as a retry (its id lies among the sealed segments' ids:
+/// every segment's records load and their ids are indexed, the work the
+/// open did before sealed segments were loaded on first use).
+fn time_first_uses(rt: &Runtime, dir: &std::path::Path) -> [[Duration; 3]; 3] {
+    let mut times = [[Duration::ZERO; 3]; 3];
+    let first = {
+        let store = FileStore::open_read_only(dir).unwrap();
+        rt.block_on(store.events().read_all(1, 1, &EventFilter::all()))
+            .unwrap()
+            .remove(0)
+    };
+    for run in 0..3 {
+        for (use_, time) in times.iter_mut().enumerate() {
+            let store = FileStore::open(dir, FileOptions::new()).unwrap();
+            let events = store.events();
+            let started = Instant::now();
+            rt.block_on(async {
+                match use_ {
+                    0 => {
+                        let read = events
+                            .read_stream(
+                                &stream(run + 1),
+                                logbook_ports::ReadDirection::Forward,
+                                1,
+                                usize::MAX,
+                            )
+                            .await
+                            .unwrap();
+                        assert_eq!(read.len(), 1000);
+                    }
+                    1 => {
+                        events
+                            .append(&stream(10_001), ExpectedVersion::Any, batch(1, &payload()))
+                            .await
+                            .unwrap();
+                    }
+                    _ => {
+                        let retry = NewEvent::new(&*first.event_type, first.payload.clone())
+                            .with_id(first.id);
+                        let outcome = events
+                            .append(&first.stream, ExpectedVersion::Any, vec![retry])
+                            .await
+                            .unwrap();
+                        assert!(outcome.already_recorded);
+                    }
+                }
+            });
+            time[run] = started.elapsed();
+        }
+    }
+    times
 }
 
 /// One timed run: generate a large log, then open it three times with a
@@ -376,6 +437,22 @@ fn open_large(events: u64) {
         "with_sidecars",
         "open for writing through the sealed segments' sidecars",
         sidecars,
+    );
+    let [read, append, retry] = time_first_uses(&rt, dir.path());
+    row(
+        "first_stream_read",
+        "after an open, read one stream of 1,000 events (one sealed segment loads)",
+        read,
+    );
+    row(
+        "first_fresh_append",
+        "after an open, append one event with a fresh id (nothing loads)",
+        append,
+    );
+    row(
+        "first_retry",
+        "after an open, send the first event again (every sealed segment loads, its ids indexed)",
+        retry,
     );
 }
 

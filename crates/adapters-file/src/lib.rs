@@ -4,12 +4,13 @@
 //! Open a directory with [`FileStore::open`] and take its
 //! [`FileStore::stores`]. Appends go to one writer thread that groups
 //! concurrent appenders into one write and (under [`Durability::Always`])
-//! one fsync; reads go through an in-memory index rebuilt on open, so a
-//! stream read never scans the log. Open reads each sealed segment's index
-//! sidecar (written when the segment was sealed, checksummed, bound to the
-//! segment's length and last record) instead of the segment, and scans the
-//! open segment and any segment whose sidecar is missing or does not bind
-//! (and then writes it again). A crash mid-write leaves a torn tail
+//! one fsync; reads go through an in-memory index built on open, so a
+//! stream read never scans the log. Open reads the summary of each sealed
+//! segment's index sidecar (written when the segment was sealed,
+//! checksummed, bound to the segment's length and last record) instead of
+//! the segment, loads a sealed segment's records only when first needed,
+//! and scans the open segment and any segment whose sidecar is missing or
+//! does not bind (and then writes it again). A crash mid-write leaves a torn tail
 //! that the next open cuts off ([`FileStore::recovery_report`] says what
 //! was cut); damage anywhere else makes open fail with the file and offset.
 //! [`verify()`] checks a store without opening it for writing.
