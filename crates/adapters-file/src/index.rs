@@ -20,11 +20,9 @@
 //! cold one.
 
 use std::fs::File;
-use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use hashbrown::HashTable;
 use logbook_domain::{EventId, Position, StreamId, Version};
 use logbook_ports::StoreError;
 use logbook_ports::append::{self, RecordedAt, StreamState};
@@ -32,6 +30,7 @@ use logbook_ports::interner::{Interner, StreamNames};
 
 use crate::cold::{self, ColdSegment, SegmentTable};
 use crate::format;
+use crate::ids::IdTable;
 use crate::segment;
 use crate::sidecar::{self, SidecarRecord, Summary};
 
@@ -141,71 +140,7 @@ pub struct Index {
     positions: Vec<Vec<u32>>,
     /// Interned event types.
     pub types: Interner,
-    ids: HashTable<IdSlot>,
-    hasher: IdHasher,
-}
-
-/// One id in the id table: where the event is, and 32 bits of its id's
-/// hash. The table's hash is widened from those bits ([`widen`]), so a
-/// rehash while the table grows reads the table only, not one entry per id
-/// (a cache miss each in a table of millions), and a probe compares ids
-/// only when the 32 bits match.
-#[derive(Debug, Clone, Copy)]
-struct IdSlot {
-    position: u32,
-    hash: u32,
-}
-
-impl IdSlot {
-    fn table_hash(self) -> u64 {
-        widen(self.hash)
-    }
-}
-
-/// The table's 64-bit hash of a 32-bit id hash: the bits themselves pick
-/// the bucket (the low bits), and a multiple of them fills the high bits,
-/// from which the table takes its 7-bit tags, so tags stay independent of
-/// the bucket.
-fn widen(hash: u32) -> u64 {
-    u64::from(hash) | (u64::from(hash.wrapping_mul(0x9E37_79B9)) << 32)
-}
-
-/// Hashes event ids for the id table: a folded multiply of the id's two
-/// halves with per-process random seeds (as `foldhash` does). Ids are
-/// mostly random bits already; the seeds keep crafted ids from aiming at
-/// one bucket. Several times cheaper than SipHash, which dominated the
-/// open scan.
-#[derive(Debug, Clone, Copy)]
-struct IdHasher {
-    seeds: [u64; 3],
-}
-
-impl Default for IdHasher {
-    fn default() -> Self {
-        let state = RandomState::new();
-        Self {
-            seeds: [
-                state.hash_one(0u8) | 1,
-                state.hash_one(1u8) | 1,
-                state.hash_one(2u8) | 1,
-            ],
-        }
-    }
-}
-
-fn fold(a: u64, b: u64) -> u64 {
-    let product = u128::from(a) * u128::from(b);
-    (product as u64) ^ ((product >> 64) as u64)
-}
-
-impl IdHasher {
-    /// The 32 bits of `id`'s hash the table keeps.
-    fn hash_one(&self, id: EventId) -> u32 {
-        let bytes = id.as_uuid().as_bytes();
-        let lo = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-        let hi = u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
-        fold(fold(lo ^ self.seeds[0], hi ^ self.seeds[1]), self.seeds[2]) as u32
-    }
+    ids: IdTable,
 }
 
 /// The entry at `position` when it is in memory: hot, or in a loaded cold
@@ -511,15 +446,10 @@ impl Index {
 
     /// The position holding `id` among the ids in the id table.
     pub fn find_id(&self, id: &EventId) -> Option<Position> {
-        let hash = self.hasher.hash_one(*id);
         let (cold, cold_head, entries) = (&self.cold, self.cold_head, &self.entries);
-        self.ids
-            .find(widen(hash), |slot| {
-                slot.hash == hash
-                    && loaded_entry(cold, cold_head, entries, Position::from(slot.position))
-                        .is_some_and(|e| e.id == *id)
-            })
-            .map(|slot| Position::from(slot.position))
+        self.ids.find(id, |position| {
+            loaded_entry(cold, cold_head, entries, position).map(|e| e.id)
+        })
     }
 
     /// Before an append checks `ids`: when one of them lies between the
@@ -737,15 +667,7 @@ impl Index {
     /// Past [`MAX_EVENTS`]: callers check [`Index::head`] first.
     pub fn push(&mut self, entry: Entry) -> (Position, Version) {
         let (position, version) = self.push_unindexed(entry);
-        let hash = self.hasher.hash_one(entry.id);
-        self.ids.insert_unique(
-            widen(hash),
-            IdSlot {
-                position: position as u32,
-                hash,
-            },
-            |slot| slot.table_hash(),
-        );
+        self.ids.insert_unique(entry.id, position as u32);
         (position, version)
     }
 
@@ -771,90 +693,21 @@ impl Index {
         self.index_ids(self.cold_head + 1, self.head())
     }
 
-    /// Indexes the ids of positions `first..=last` (their entries in
-    /// memory). Inserting 10 million ids in log order costs a cache miss
-    /// or two each, in a table of ~100 MB; so the ids are first grouped by
-    /// the part of their hash that picks the table region, and inserted
-    /// region by region, where the table's memory stays in cache.
-    ///
-    /// # Errors
-    /// The first duplicate in log order among them and the ids already
-    /// indexed: its position and the earlier position holding the same id.
-    /// Every other id is indexed, and the table keeps the earlier one.
+    /// Indexes the ids of positions `first..=last`, whose entries are in
+    /// memory ([`IdTable::index_range`]).
     fn index_ids(&mut self, first: Position, last: Position) -> Result<(), (Position, Position)> {
-        const PART_BITS: u32 = 8;
-        let n = (last + 1).saturating_sub(first) as usize;
-        if n == 0 {
-            return Ok(());
-        }
         let Self {
             cold,
             cold_head,
             entries,
             ids,
-            hasher,
             ..
         } = self;
-        let id = |p: u32| {
-            loaded_entry(cold, *cold_head, entries, Position::from(p))
+        ids.index_range(first, last, |p| {
+            loaded_entry(cold, *cold_head, entries, p)
                 .expect("every entry indexed is in memory")
                 .id
-        };
-        ids.reserve(n, |slot| slot.table_hash());
-        // The table's buckets are picked by the hash's low bits; group by
-        // the top PART_BITS of those.
-        let buckets = ids
-            .capacity()
-            .max(1)
-            .next_power_of_two()
-            .max((ids.len() + n).next_power_of_two());
-        let shift = buckets.trailing_zeros().saturating_sub(PART_BITS);
-        let part = |hash: u64| ((hash >> shift) as usize) & ((1 << PART_BITS) - 1);
-        let hashes: Vec<u32> = (first..=last)
-            .map(|p| hasher.hash_one(id(p as u32)))
-            .collect();
-        let mut starts = vec![0usize; (1 << PART_BITS) + 1];
-        for &hash in &hashes {
-            starts[part(widen(hash)) + 1] += 1;
-        }
-        for i in 1..starts.len() {
-            starts[i] += starts[i - 1];
-        }
-        let mut grouped = vec![(0u32, 0u32); n];
-        for (i, &hash) in hashes.iter().enumerate() {
-            let slot = &mut starts[part(widen(hash))];
-            grouped[*slot] = (hash, (first + i as u64) as u32);
-            *slot += 1;
-        }
-        drop(hashes);
-        let mut first_duplicate: Option<(Position, Position)> = None;
-        for (hash, position) in grouped {
-            // The ids are read only on a hash match: reading every one would
-            // be a cache miss per insert again.
-            match ids.entry(
-                widen(hash),
-                |slot| slot.hash == hash && id(slot.position) == id(position),
-                |slot| slot.table_hash(),
-            ) {
-                hashbrown::hash_table::Entry::Vacant(slot) => {
-                    slot.insert(IdSlot { position, hash });
-                }
-                hashbrown::hash_table::Entry::Occupied(mut found) => {
-                    // Keep the earliest position in the table: then the
-                    // second copy in log order is always found.
-                    let other = found.get().position;
-                    let (earlier, later) = (other.min(position), other.max(position));
-                    found.get_mut().position = earlier;
-                    if first_duplicate.is_none_or(|(p, _)| Position::from(later) < p) {
-                        first_duplicate = Some((Position::from(later), Position::from(earlier)));
-                    }
-                }
-            }
-        }
-        match first_duplicate {
-            None => Ok(()),
-            Some(found) => Err(found),
-        }
+        })
     }
 
     /// Reserves room for `additional` more events, so a scan does not
@@ -865,7 +718,7 @@ impl Index {
             // The open scan: ids are indexed at the end, by build_ids.
             return;
         }
-        self.ids.reserve(additional, |slot| slot.table_hash());
+        self.ids.reserve(additional);
     }
 
     /// Forgets every hot event after `head` (a write that failed, or an
@@ -876,12 +729,7 @@ impl Index {
         while self.head() > head {
             let position = self.head();
             let entry = *self.hot_entry(position);
-            let hash = self.hasher.hash_one(entry.id);
-            if let Ok(slot) = self.ids.find_entry(widen(hash), |slot| {
-                Position::from(slot.position) == position
-            }) {
-                slot.remove();
-            }
+            self.ids.remove(entry.id, position);
             self.positions[entry.stream as usize].pop();
             self.entries.pop();
         }

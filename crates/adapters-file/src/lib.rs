@@ -28,6 +28,7 @@ mod cold;
 mod durable;
 mod event_store;
 pub mod format;
+mod ids;
 mod index;
 mod lock;
 mod options;
