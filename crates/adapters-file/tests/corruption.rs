@@ -651,6 +651,16 @@ fn the_scan_checks_records_across_read_chunks_and_large_frames() {
     );
 }
 
+/// Rewrites the record at `at` of a segment's `bytes` to carry `id`, with
+/// a valid checksum and the same length.
+fn forge_id(bytes: &mut Vec<u8>, at: usize, id: logbook_ports::EventId) {
+    let (record, len) = record::decode(&bytes[at..]).unwrap();
+    let mut forged = Vec::new();
+    record::encode(&record::Record { id, ..record }, &mut forged);
+    assert_eq!(forged.len(), len);
+    bytes.splice(at..at + len, forged);
+}
+
 #[test]
 fn a_duplicate_event_id_on_disk_fails_open_at_its_record_and_cuts_nothing() {
     // Given five single-event appends, the third record rewritten (with a
@@ -660,17 +670,7 @@ fn a_duplicate_event_id_on_disk_fails_open_at_its_record_and_cuts_nothing() {
     let offsets = record_offsets(&segment);
     let mut bytes = std::fs::read(&segment).unwrap();
     let first_id = record::decode(&bytes[offsets[0]..]).unwrap().0.id;
-    let (third, len) = record::decode(&bytes[offsets[2]..]).unwrap();
-    let mut forged = Vec::new();
-    record::encode(
-        &record::Record {
-            id: first_id,
-            ..third
-        },
-        &mut forged,
-    );
-    assert_eq!(forged.len(), len);
-    bytes.splice(offsets[2]..offsets[2] + len, forged);
+    forge_id(&mut bytes, offsets[2], first_id);
     let torn_at = offsets[4] + 10;
     bytes.truncate(torn_at);
     std::fs::write(&segment, &bytes).unwrap();
@@ -707,16 +707,7 @@ fn a_duplicate_id_in_segments_taken_from_sidecars_is_found_by_the_first_append_t
     let offsets = record_offsets(victim);
     assert!(offsets.len() > 3, "{} records", offsets.len());
     let mut bytes = std::fs::read(victim).unwrap();
-    let (third, len) = record::decode(&bytes[offsets[2]..]).unwrap();
-    let mut forged = Vec::new();
-    record::encode(
-        &record::Record {
-            id: first_id,
-            ..third
-        },
-        &mut forged,
-    );
-    bytes.splice(offsets[2]..offsets[2] + len, forged);
+    forge_id(&mut bytes, offsets[2], first_id);
     std::fs::write(victim, &bytes).unwrap();
     std::fs::remove_file(victim.with_extension(format::SIDECAR_EXT)).unwrap();
     // Then verify, which reads every record, names the forged record
