@@ -60,8 +60,56 @@ pub struct ColdSegment {
     pub records_at: u64,
     /// CRC32C of the sidecar's records.
     pub records_crc: u32,
-    table: OnceLock<SegmentTable>,
+    table: LoadOnce<SegmentTable>,
+}
+
+/// A value loaded on first use by whoever needs it first; concurrent
+/// first uses load it once, and a failed load is not kept, so the next use
+/// tries again.
+#[derive(Debug)]
+pub struct LoadOnce<T> {
+    value: OnceLock<T>,
     loading: Mutex<()>,
+}
+
+impl<T> Default for LoadOnce<T> {
+    fn default() -> Self {
+        Self {
+            value: OnceLock::new(),
+            loading: Mutex::new(()),
+        }
+    }
+}
+
+impl<T> LoadOnce<T> {
+    /// The value, if loaded.
+    pub fn get(&self) -> Option<&T> {
+        self.value.get()
+    }
+
+    /// The value, for changing it, if loaded.
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.value.get_mut()
+    }
+
+    /// The value, loaded by `load` if it is not yet.
+    ///
+    /// # Errors
+    /// What `load` returns.
+    pub fn get_or_load<E>(&self, load: impl FnOnce() -> Result<T, E>) -> Result<&T, E> {
+        if let Some(value) = self.value.get() {
+            return Ok(value);
+        }
+        let _one_loader = self
+            .loading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(value) = self.value.get() {
+            return Ok(value);
+        }
+        let value = load()?;
+        Ok(self.value.get_or_init(|| value))
+    }
 }
 
 impl ColdSegment {
@@ -90,8 +138,7 @@ impl ColdSegment {
             types,
             records_at,
             records_crc,
-            table: OnceLock::new(),
-            loading: Mutex::new(()),
+            table: LoadOnce::default(),
         }
     }
 
@@ -105,9 +152,7 @@ impl ColdSegment {
         self.table.get_mut()
     }
 
-    /// The table, loaded by `load` on first use. Concurrent first uses
-    /// load it once; a failed load is not kept, so the next use tries
-    /// again.
+    /// The table, loaded by `load` on first use ([`LoadOnce`]).
     ///
     /// # Errors
     /// What `load` returns.
@@ -115,18 +160,7 @@ impl ColdSegment {
         &self,
         load: impl FnOnce(&Self) -> Result<SegmentTable, StoreError>,
     ) -> Result<&SegmentTable, StoreError> {
-        if let Some(table) = self.table.get() {
-            return Ok(table);
-        }
-        let _one_loader = self
-            .loading
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(table) = self.table.get() {
-            return Ok(table);
-        }
-        let table = load(self)?;
-        Ok(self.table.get_or_init(|| table))
+        self.table.get_or_load(|| load(self))
     }
 }
 

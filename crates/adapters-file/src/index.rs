@@ -13,11 +13,11 @@
 //! the entries back). A stream read or an append check never scans the log
 //! files.
 //!
-//! The id table holds the hot ids. The cold ids join it the first time an
-//! append carries an id between the smallest and the largest cold id (ids
-//! made by logbook are time-ordered, so fresh ones are past them), checked
-//! for duplicates then; until then an id outside that range cannot be a
-//! cold one.
+//! The id table holds the hot ids. The cold ids get a table of their own
+//! the first time an append carries an id between the smallest and the
+//! largest cold id (ids made by logbook are time-ordered, so fresh ones
+//! are past them), checked for duplicates then; an id outside that range
+//! cannot be a cold one.
 
 use std::fs::File;
 use std::path::Path;
@@ -28,7 +28,7 @@ use logbook_ports::StoreError;
 use logbook_ports::append::{self, RecordedAt, StreamState};
 use logbook_ports::interner::{Interner, StreamNames};
 
-use crate::cold::{self, ColdSegment, SegmentTable};
+use crate::cold::{self, ColdSegment, LoadOnce, SegmentTable};
 use crate::format;
 use crate::ids::IdTable;
 use crate::segment;
@@ -74,18 +74,10 @@ struct ColdStream {
     positions: OnceLock<Box<[u32]>>,
 }
 
-/// Whether the cold ids are in the id table.
-#[derive(Debug, Default)]
-enum ColdIds {
-    /// Not yet: no append has needed them.
-    #[default]
-    Apart,
-    /// Yes.
-    Indexed,
-    /// Indexing them found two events with one id: (location, detail) of
-    /// the corruption, reported to every append that needs them.
-    Failed(String, String),
-}
+/// The cold ids' own table, or the duplicate found building it: the
+/// (location, detail) of the corruption, reported to every append that
+/// needs them.
+type ColdIds = Result<IdTable, (String, String)>;
 
 /// A stream's positions in version order: its cold ones, then its hot ones.
 #[derive(Debug, Clone, Copy)]
@@ -124,7 +116,9 @@ pub struct Index {
     cold_head: Position,
     /// The smallest and largest cold id.
     cold_id_range: Option<(EventId, EventId)>,
-    cold_ids: ColdIds,
+    /// The cold ids, indexed when an append first needs them (apart from
+    /// the hot ones, so building them needs no write lock).
+    cold_ids: LoadOnce<ColdIds>,
     /// True when a cold segment's sidecar found damaged on first use may
     /// be written again (the store is open for writing).
     repairs_sidecars: bool,
@@ -444,56 +438,78 @@ impl Index {
         }))
     }
 
-    /// The position holding `id` among the ids in the id table.
+    /// The position holding `id` among the hot ids and, once an append
+    /// needed them ([`Index::index_cold_ids_for`]), the cold ones.
     pub fn find_id(&self, id: &EventId) -> Option<Position> {
         let (cold, cold_head, entries) = (&self.cold, self.cold_head, &self.entries);
-        self.ids.find(id, |position| {
-            loaded_entry(cold, cold_head, entries, position).map(|e| e.id)
+        let id_of = |position| loaded_entry(cold, cold_head, entries, position).map(|e| e.id);
+        self.ids.find(id, id_of).or_else(|| {
+            let (min, max) = self.cold_id_range?;
+            if !(min..=max).contains(id) {
+                return None;
+            }
+            self.cold_ids.get()?.as_ref().ok()?.find(id, id_of)
         })
     }
 
     /// Before an append checks `ids`: when one of them lies between the
     /// smallest and the largest cold id, every cold segment's records are
-    /// loaded and their ids indexed (once), so [`Index::locate`] finds
-    /// them. Ids outside that range cannot be cold ones.
+    /// loaded and their ids indexed in a table of their own (once), so
+    /// [`Index::locate`] finds them; ids outside that range cannot be cold
+    /// ones. The writer calls it under the read lock before it takes the
+    /// write lock, so readers are not held up meanwhile.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] naming the record when two events of the
     /// log have one id (then for every later append that needs the cold
     /// ids); what loading a cold segment returns.
     pub fn index_cold_ids_for<'a>(
-        &mut self,
+        &self,
         ids: impl IntoIterator<Item = &'a EventId>,
     ) -> Result<(), StoreError> {
         let Some((min, max)) = self.cold_id_range else {
             return Ok(());
         };
-        if matches!(self.cold_ids, ColdIds::Indexed)
+        if self.cold_ids.get().is_some_and(Result::is_ok)
             || !ids.into_iter().any(|id| (min..=max).contains(id))
         {
             return Ok(());
         }
-        if let ColdIds::Failed(location, detail) = &self.cold_ids {
-            return Err(StoreError::Corrupt {
+        let built = self.cold_ids.get_or_load(|| {
+            for k in 0..self.cold.len() {
+                self.cold_table(k)?;
+            }
+            let (cold, cold_head, entries) = (&self.cold, self.cold_head, &self.entries);
+            let id_of = |position| loaded_entry(cold, cold_head, entries, position).map(|e| e.id);
+            let mut table = IdTable::default();
+            let mut duplicate = table
+                .index_range(1, cold_head, |p| {
+                    id_of(p).expect("every cold table is loaded")
+                })
+                .err();
+            // A hot id may repeat a cold one: the hot one is the later.
+            for position in cold_head + 1..=self.head() {
+                let id = self.hot_entry(position).id;
+                if let Some(earlier) = table.find(&id, id_of)
+                    && duplicate.is_none_or(|(later, _)| position < later)
+                {
+                    duplicate = Some((position, earlier));
+                }
+            }
+            Ok::<_, StoreError>(match duplicate {
+                None => Ok(table),
+                Some((later, earlier)) => match self.duplicate(later, earlier) {
+                    StoreError::Corrupt { location, detail } => Err((location, detail)),
+                    other => return Err(other),
+                },
+            })
+        })?;
+        match built {
+            Ok(_) => Ok(()),
+            Err((location, detail)) => Err(StoreError::Corrupt {
                 location: location.clone(),
                 detail: detail.clone(),
-            });
-        }
-        for k in 0..self.cold.len() {
-            self.cold_table(k)?;
-        }
-        match self.index_ids(1, self.cold_head) {
-            Ok(()) => {
-                self.cold_ids = ColdIds::Indexed;
-                Ok(())
-            }
-            Err((later, earlier)) => {
-                let error = self.duplicate(later, earlier);
-                if let StoreError::Corrupt { location, detail } = &error {
-                    self.cold_ids = ColdIds::Failed(location.clone(), detail.clone());
-                }
-                Err(error)
-            }
+            }),
         }
     }
 

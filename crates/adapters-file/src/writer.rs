@@ -492,6 +492,15 @@ impl WriterThread {
         let start_head;
         {
             let shared = Arc::clone(&self.shared);
+            {
+                // The sealed segments' ids, when a batch may need them, are
+                // indexed under the read lock (once), so readers go on
+                // meanwhile; an error comes again below, to its appender.
+                let index = shared.index();
+                for request in &group {
+                    let _ = index.index_cold_ids_for(request.events.iter().map(|e| &e.id));
+                }
+            }
             let mut index = shared.index.write().unwrap_or_else(PoisonError::into_inner);
             start_head = index.head();
             for request in group {
