@@ -19,47 +19,25 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-use logbook_domain::{EventId, Position};
+use logbook_domain::Position;
 use logbook_ports::StoreError;
 
 use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::index::Entry;
 use crate::record::{self, FRAME_HEADER_LEN};
-
-/// One stream's part in a sealed segment, as the sidecar's summary says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamPart {
-    /// The stream's version before the segment.
-    pub version_before: u32,
-    /// Its events in the segment (at least one).
-    pub count: u32,
-    /// The type of its last event in the segment (a local type number).
-    pub last_type: u32,
-}
+use crate::sidecar::{LocalRecord, SegmentFacts, StreamPart};
 
 /// What the open knows of a sealed segment without reading its records.
 #[derive(Debug)]
 pub struct ColdSegment {
-    /// Position of its first event.
-    pub first: Position,
-    /// Its events.
-    pub count: u32,
-    /// The segment file's byte length.
-    pub segment_len: u64,
-    /// The stored checksum of its last record's frame.
-    pub last_crc: u32,
-    /// Offset of its last record.
-    pub last_offset: u32,
+    /// Its summary's numbers.
+    pub facts: SegmentFacts,
     /// Global stream number of each local stream number.
     pub streams: Box<[u32]>,
     /// Each local stream's part.
     pub parts: Box<[StreamPart]>,
     /// Global event type number of each local type number.
     pub types: Box<[u32]>,
-    /// Where the sidecar's records start, and their checksum.
-    pub records_at: u64,
-    /// CRC32C of the sidecar's records.
-    pub records_crc: u32,
     table: LoadOnce<SegmentTable>,
 }
 
@@ -113,33 +91,26 @@ impl<T> LoadOnce<T> {
 }
 
 impl ColdSegment {
-    /// A segment known by its summary; its table is not loaded.
-    #[allow(clippy::too_many_arguments)]
+    /// A segment known by its summary, with its local stream and type
+    /// numbers mapped to the index's; its table is not loaded.
     pub fn new(
-        first: Position,
-        count: u32,
-        segment_len: u64,
-        last_crc: u32,
-        last_offset: u32,
+        facts: SegmentFacts,
         streams: Box<[u32]>,
         parts: Box<[StreamPart]>,
         types: Box<[u32]>,
-        records_at: u64,
-        records_crc: u32,
     ) -> Self {
         Self {
-            first,
-            count,
-            segment_len,
-            last_crc,
-            last_offset,
+            facts,
             streams,
             parts,
             types,
-            records_at,
-            records_crc,
             table: LoadOnce::default(),
         }
+    }
+
+    /// Position of its first event.
+    pub fn first(&self) -> Position {
+        self.facts.first
     }
 
     /// The table, if loaded.
@@ -187,21 +158,6 @@ impl SegmentTable {
     }
 }
 
-/// One record of a sealed segment, with local stream and type numbers.
-#[derive(Debug, Clone, Copy)]
-pub struct LocalRecord {
-    /// Event id.
-    pub id: EventId,
-    /// Frame offset in the segment.
-    pub offset: u32,
-    /// Local stream number.
-    pub stream: u32,
-    /// Local event type number.
-    pub event_type: u32,
-    /// Stream version.
-    pub version: u32,
-}
-
 /// Builds a [`SegmentTable`] from a segment's records in position order,
 /// checking them against the segment's summary: offsets ascend inside the
 /// segment, numbers are in range, each stream's versions continue from
@@ -214,11 +170,12 @@ pub fn build_table(
     cold: &ColdSegment,
     records: impl ExactSizeIterator<Item = LocalRecord>,
 ) -> Result<SegmentTable, String> {
-    if records.len() != cold.count as usize {
+    let facts = &cold.facts;
+    if records.len() != facts.count as usize {
         return Err(format!(
             "{} records where the summary has {}",
             records.len(),
-            cold.count
+            facts.count
         ));
     }
     let mut next: Vec<u32> = cold.parts.iter().map(|p| p.version_before).collect();
@@ -229,9 +186,9 @@ pub fn build_table(
     let mut locals = Vec::with_capacity(records.len());
     let mut previous_end = SEGMENT_HEADER_LEN as u64;
     for (i, record) in records.enumerate() {
-        let position = cold.first + i as u64;
+        let position = facts.first + i as u64;
         let offset = u64::from(record.offset);
-        if offset < previous_end || offset >= cold.segment_len {
+        if offset < previous_end || offset >= facts.segment_len {
             return Err(format!(
                 "position {position} has offset {offset}, out of order or past the segment"
             ));
@@ -265,7 +222,7 @@ pub fn build_table(
         versions.push(record.version);
         locals.push(record.stream);
     }
-    if cold.count > 0 && entries.last().map(|e| e.offset) != Some(cold.last_offset) {
+    if facts.count > 0 && entries.last().map(|e| e.offset) != Some(facts.last_offset) {
         return Err("its last record is not the one the summary names".into());
     }
     for (local, part) in cold.parts.iter().enumerate() {
@@ -287,7 +244,7 @@ pub fn build_table(
     let mut positions = vec![0u32; locals.len()];
     for (i, local) in locals.into_iter().enumerate() {
         let at = &mut fill[local as usize];
-        positions[*at as usize] = (cold.first + i as u64) as u32;
+        positions[*at as usize] = (facts.first + i as u64) as u32;
         *at += 1;
     }
     Ok(SegmentTable {
@@ -313,7 +270,8 @@ pub fn scan_table(
     stream_names: &[&str],
     type_names: &[&str],
 ) -> Result<SegmentTable, StoreError> {
-    let len = usize::try_from(cold.segment_len).unwrap_or(usize::MAX);
+    let facts = &cold.facts;
+    let len = usize::try_from(facts.segment_len).unwrap_or(usize::MAX);
     let mut bytes = vec![0u8; len];
     file.read_exact_at(&mut bytes, 0)
         .map_err(|e| StoreError::io(format!("read {}", path.display()), e))?;
@@ -322,14 +280,20 @@ pub fn scan_table(
         detail,
     };
     match format::decode_segment_header(&bytes) {
-        Ok(first) if first == cold.first => {}
+        Ok(first) if first == facts.first => {}
         Ok(first) => {
             return Err(corrupt(
                 0,
-                format!("segment starts at position {first}, not {}", cold.first),
+                format!("segment starts at position {first}, not {}", facts.first),
             ));
         }
-        Err(e) => return Err(corrupt(0, format!("segment header: {e:?}"))),
+        Err(format::HeaderError::Short) => {
+            return Err(corrupt(0, "segment is shorter than its header".into()));
+        }
+        Err(format::HeaderError::Invalid(detail)) => return Err(corrupt(0, detail)),
+        Err(format::HeaderError::Version(found)) => {
+            return Err(corrupt(0, format!("segment has format version {found}")));
+        }
     }
     let local_streams: HashMap<&str, u32> = stream_names
         .iter()
@@ -341,12 +305,12 @@ pub fn scan_table(
         .enumerate()
         .map(|(i, name)| (*name, i as u32))
         .collect();
-    let mut records = Vec::with_capacity(cold.count as usize);
+    let mut records = Vec::with_capacity(facts.count as usize);
     let mut at = SEGMENT_HEADER_LEN;
     while at < bytes.len() {
         let (record, frame) =
             record::decode(&bytes[at..]).map_err(|e| corrupt(at, e.to_string()))?;
-        let position = cold.first + records.len() as u64;
+        let position = facts.first + records.len() as u64;
         let (Some(&stream), Some(&event_type)) = (
             local_streams.get(record.stream),
             local_types.get(record.event_type),

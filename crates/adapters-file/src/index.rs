@@ -150,13 +150,13 @@ fn loaded_entry<'a>(
         return entries.get((position - cold_head - 1) as usize);
     }
     let k = cold
-        .partition_point(|c| c.first <= position)
+        .partition_point(|c| c.first() <= position)
         .checked_sub(1)?;
     let segment = &cold[k];
     segment
         .loaded()?
         .entries
-        .get((position - segment.first) as usize)
+        .get((position - segment.first()) as usize)
 }
 
 impl Index {
@@ -204,7 +204,7 @@ impl Index {
         }
         let k = self.cold_segment_of(position);
         let table = self.cold_table(k)?;
-        Ok(&table.entries[(position - self.cold[k].first) as usize])
+        Ok(&table.entries[(position - self.cold[k].first()) as usize])
     }
 
     fn hot_entry(&self, position: Position) -> &Entry {
@@ -213,7 +213,7 @@ impl Index {
 
     /// The cold segment holding `position` (at most the cold head).
     fn cold_segment_of(&self, position: Position) -> usize {
-        self.cold.partition_point(|c| c.first <= position) - 1
+        self.cold.partition_point(|c| c.first() <= position) - 1
     }
 
     /// Cold segment `k`'s records, loaded on first use: from its sidecar,
@@ -228,12 +228,7 @@ impl Index {
     fn cold_table(&self, k: usize) -> Result<&SegmentTable, StoreError> {
         self.cold[k].table(|cold| {
             let segment = &self.segments[k];
-            let from_sidecar = sidecar::read_records(
-                &segment.path,
-                cold.records_at,
-                cold.count,
-                cold.records_crc,
-            )
+            let from_sidecar = sidecar::read_records(&segment.path, &cold.facts)
             .and_then(|bytes| cold::build_table(cold, sidecar::records(&bytes)));
             let reason = match from_sidecar {
                 Ok(table) => return Ok(table),
@@ -261,7 +256,8 @@ impl Index {
                         version,
                     }
                 });
-                let bytes = sidecar::encode(cold.first, cold.segment_len, cold.last_crc, records);
+                let facts = &cold.facts;
+                let bytes = sidecar::encode(facts.first, facts.segment_len, facts.last_crc, records);
                 if let Err(e) =
                     segment::write_atomically(&sidecar::path_of(&segment.path), &bytes)
                 {
@@ -287,7 +283,7 @@ impl Index {
         }
         let k = self.cold_segment_of(position);
         self.cold_table(k)?;
-        let first = self.cold[k].first;
+        let first = self.cold[k].first();
         let table = self.cold[k].loaded_mut().expect("loaded just now");
         table.entries[(position - first) as usize].offset = offset;
         Ok(())
@@ -547,7 +543,7 @@ impl Index {
             let k = self.cold_segment_of(position);
             let table = self.cold_table(k)?;
             return Ok(Version::from(
-                table.versions[(position - self.cold[k].first) as usize],
+                table.versions[(position - self.cold[k].first()) as usize],
             ));
         }
         let entry = self.hot_entry(position);
@@ -585,24 +581,19 @@ impl Index {
             streams.push(i);
             parts.push(part);
         }
-        if let Some((min, max)) = summary.id_range {
+        let facts = summary.facts;
+        if let Some((min, max)) = facts.id_range {
             self.cold_id_range = Some(match self.cold_id_range {
                 Some((a, b)) => (a.min(min), b.max(max)),
                 None => (min, max),
             });
         }
-        self.cold_head += u64::from(summary.count);
+        self.cold_head += u64::from(facts.count);
         self.cold.push(ColdSegment::new(
-            summary.first,
-            summary.count,
-            summary.segment_len,
-            summary.last_crc,
-            summary.last_offset,
+            facts,
             streams.into_boxed_slice(),
             parts.into_boxed_slice(),
             types,
-            summary.records_at,
-            summary.records_crc,
         ));
         Ok(())
     }
@@ -619,16 +610,10 @@ impl Index {
         // Checked with local numbers first, so nothing is interned for a
         // sidecar that is then not used.
         let local = ColdSegment::new(
-            summary.first,
-            summary.count,
-            summary.segment_len,
-            summary.last_crc,
-            summary.last_offset,
+            summary.facts,
             (0..summary.streams.len() as u32).collect(),
             summary.streams.iter().map(|(_, part)| *part).collect(),
             (0..summary.types.len() as u32).collect(),
-            summary.records_at,
-            summary.records_crc,
         );
         let table = cold::build_table(&local, sidecar::records(records))?;
         let streams: Vec<u32> = summary
@@ -652,10 +637,10 @@ impl Index {
     /// position, names each stream once, and each stream's version before
     /// it is the stream's length so far.
     fn check_summary(&self, summary: &Summary) -> Result<(), String> {
-        if summary.first != self.head() + 1 {
+        if summary.facts.first != self.head() + 1 {
             return Err(format!(
                 "it starts at position {}, the log so far ends at {}",
-                summary.first,
+                summary.facts.first,
                 self.head()
             ));
         }

@@ -475,8 +475,7 @@ fn use_sidecar(
     if index.takes_cold() {
         return index.add_cold(summary);
     }
-    let records =
-        sidecar::read_records(path, summary.records_at, summary.count, summary.records_crc)?;
+    let records = sidecar::read_records(path, &summary.facts)?;
     index.add_hot(&summary, &records)
 }
 

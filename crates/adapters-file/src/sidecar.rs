@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use logbook_domain::{EventId, Position, StreamId};
 use logbook_ports::StoreError;
 
-use crate::cold::{LocalRecord, StreamPart};
 use crate::format::{self, ENVELOPE_LEN, SIDECAR_EXT, SIDECAR_MAGIC, SIDECAR_V1_MAGIC};
 use crate::index::{Index, MAX_EVENTS};
 use crate::record::FRAME_HEADER_LEN;
@@ -209,29 +208,63 @@ pub fn remove(segment_path: &Path) -> Result<(), StoreError> {
     segment::remove_durably(&path_of(segment_path))
 }
 
-/// A sidecar's summary, checked and bound to its segment.
-#[derive(Debug)]
-pub struct Summary {
+/// One stream's part in a sealed segment, as the sidecar's summary says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamPart {
+    /// The stream's version before the segment.
+    pub version_before: u32,
+    /// Its events in the segment (at least one).
+    pub count: u32,
+    /// The type of its last event in the segment (a local type number).
+    pub last_type: u32,
+}
+
+/// One record of a sealed segment, with local stream and type numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalRecord {
+    /// Event id.
+    pub id: EventId,
+    /// Frame offset in the segment.
+    pub offset: u32,
+    /// Local stream number.
+    pub stream: u32,
+    /// Local event type number.
+    pub event_type: u32,
+    /// Stream version.
+    pub version: u32,
+}
+
+/// The numbers of a sidecar's summary: what binds it to its segment and
+/// where its records are.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentFacts {
     /// Position of the segment's first event.
     pub first: Position,
+    /// Events in the segment.
+    pub count: u32,
     /// The segment's byte length.
     pub segment_len: u64,
     /// Offset of its last record.
     pub last_offset: u32,
     /// The stored checksum of that record's frame.
     pub last_crc: u32,
-    /// Events in the segment.
-    pub count: u32,
-    /// Its event types, by local number.
-    pub types: Vec<String>,
-    /// Its streams, by local number, with their part in the segment.
-    pub streams: Vec<(StreamId, StreamPart)>,
-    /// The smallest and largest event id in the segment.
-    pub id_range: Option<(EventId, EventId)>,
     /// Where the records start in the sidecar.
     pub records_at: u64,
     /// Their checksum.
     pub records_crc: u32,
+    /// The smallest and largest event id in the segment.
+    pub id_range: Option<(EventId, EventId)>,
+}
+
+/// A sidecar's summary, checked and bound to its segment.
+#[derive(Debug)]
+pub struct Summary {
+    /// Its numbers.
+    pub facts: SegmentFacts,
+    /// Its event types, by local number.
+    pub types: Vec<String>,
+    /// Its streams, by local number, with their part in the segment.
+    pub streams: Vec<(StreamId, StreamPart)>,
 }
 
 /// Reads the summary of the sidecar of the segment at `path` (first
@@ -287,7 +320,8 @@ pub fn read_summary(
         format::HeaderError::Version(found) => format!("it has format version {found}"),
     })?;
     let summary = parse(body, first, segment_len, summary_end)?;
-    let expected_len = summary_end + u64::from(summary.count) * RECORD_LEN as u64;
+    let facts = summary.facts;
+    let expected_len = summary_end + u64::from(facts.count) * RECORD_LEN as u64;
     if sidecar_len != expected_len {
         return Err(format!(
             "it is {sidecar_len} bytes, its summary describes {expected_len}"
@@ -295,15 +329,15 @@ pub fn read_summary(
     }
     // Bound to these bytes of the segment: its last record's frame is where
     // the sidecar says, has the checksum it says, and ends the file.
-    if summary.count > 0 {
-        let offset = u64::from(summary.last_offset);
+    if facts.count > 0 {
+        let offset = u64::from(facts.last_offset);
         let mut header = [0u8; FRAME_HEADER_LEN];
         file.read_exact_at(&mut header, offset)
             .map_err(|e| format!("the segment cannot be read at offset {offset}: {e}"))?;
         let body_len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
         let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
         if offset + (FRAME_HEADER_LEN as u64) + u64::from(body_len) != segment_len
-            || crc != summary.last_crc
+            || crc != facts.last_crc
         {
             return Err(format!(
                 "the segment's record at offset {offset} is not the last record it describes"
@@ -397,16 +431,18 @@ fn parse(
         ));
     }
     Ok(Summary {
-        first,
-        segment_len,
-        last_offset: u32_at(fixed, 16),
-        last_crc: u32_at(fixed, 20),
-        count,
+        facts: SegmentFacts {
+            first,
+            count,
+            segment_len,
+            last_offset: u32_at(fixed, 16),
+            last_crc: u32_at(fixed, 20),
+            records_at,
+            records_crc: u32_at(fixed, 36),
+            id_range: (count > 0).then(|| (id(40), id(56))),
+        },
         types,
         streams,
-        id_range: (count > 0).then(|| (id(40), id(56))),
-        records_at,
-        records_crc: u32_at(fixed, 36),
     })
 }
 
@@ -438,15 +474,14 @@ impl<'a> Names<'a> {
 ///
 /// # Errors
 /// The reason they cannot be used, in one line.
-pub fn read_records(
-    path: &Path,
-    records_at: u64,
-    count: u32,
-    records_crc: u32,
-) -> Result<Vec<u8>, String> {
+pub fn read_records(path: &Path, facts: &SegmentFacts) -> Result<Vec<u8>, String> {
     let sidecar = File::open(path_of(path)).map_err(|e| format!("it cannot be opened: {e}"))?;
-    let bytes = read_at(&sidecar, records_at, count as usize * RECORD_LEN)?;
-    if crc32c::crc32c(&bytes) != records_crc {
+    let bytes = read_at(
+        &sidecar,
+        facts.records_at,
+        facts.count as usize * RECORD_LEN,
+    )?;
+    if crc32c::crc32c(&bytes) != facts.records_crc {
         return Err("its records fail their checksum".into());
     }
     Ok(bytes)
