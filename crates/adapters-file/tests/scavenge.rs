@@ -107,3 +107,75 @@ async fn scavenge_shrinks_the_segments_and_the_store_still_opens_verifies_and_re
         .unwrap();
     assert_eq!(next.first_position, Some(221));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_opened_before_a_scavenge_reads_the_log_it_opened_through_its_own_handles() {
+    use logbook_ports::EventStore;
+    // Given a closed store over many small segments: 200 events of A-1 and
+    // 20 of B-1
+    let dir = tempfile::tempdir().unwrap();
+    let options = FileOptions::new()
+        .durability(Durability::Never)
+        .segment_size(64 << 10);
+    let (a, b) = (StreamId::new("A-1").unwrap(), StreamId::new("B-1").unwrap());
+    {
+        let store = FileStore::open(dir.path(), options.clone()).unwrap();
+        let events = store.events();
+        for n in 0..200 {
+            events
+                .append(&a, ExpectedVersion::Any, vec![event(n)])
+                .await
+                .unwrap();
+            if n % 10 == 0 {
+                events
+                    .append(&b, ExpectedVersion::Any, vec![event(n)])
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    // And, opened again, a writer and a reader that has read nothing yet
+    // (its sealed segments known by their sidecars' summaries only)
+    let writer = FileStore::open(dir.path(), options).unwrap();
+    let reader = FileStore::open_read_only(dir.path()).unwrap();
+    assert!(reader.recovery_report().sidecars_read >= 3);
+    let whole = writer
+        .events()
+        .read_all(1, usize::MAX, &EventFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(whole.len(), 220);
+    // When the writer keeps A-1 to its last 10 events and scavenges,
+    // rewriting the sealed segments and their sidecars
+    let policy = StreamRetention::new(None, Some(10), None).unwrap();
+    writer.events().set_retention(&a, policy).await.unwrap();
+    let report = writer.events().scavenge().await.unwrap();
+    assert_eq!(report.events, 190);
+    // Then the reader, whose sidecar summaries no longer match the files
+    // now at those paths, reads its segments through the handles it
+    // opened: the log as it was, every event and payload (the retention
+    // policy came after it opened)
+    let read = reader
+        .events()
+        .read_all(1, usize::MAX, &EventFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(read, whole);
+    // And the writer's own reads hide what the policy hides
+    let kept = writer
+        .events()
+        .read_stream(&a, ReadDirection::Forward, 1, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 10);
+    // And a reader opened now reads the scavenged segments through their
+    // new sidecars
+    let fresh = FileStore::open_read_only(dir.path()).unwrap();
+    assert!(fresh.recovery_report().sidecars_rebuilt.is_empty());
+    let b_events = fresh
+        .events()
+        .read_stream(&b, ReadDirection::Forward, 1, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(b_events.len(), 20);
+}
