@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::blocking::blocking;
 use crate::format;
-use crate::index::{Index, SegmentRef};
+use crate::index::{Entry, Index, SegmentRef};
 use crate::record::{self, Record};
 use crate::retention;
 use crate::segment::{self, RecordReader};
@@ -130,7 +130,13 @@ impl Plan {
     }
 
     fn add(&mut self, index: &Index, position: Position) -> Result<(), StoreError> {
-        let entry = index.entry(position)?;
+        let entry = *index.entry(position)?;
+        self.add_entry(index, position, &entry);
+        Ok(())
+    }
+
+    /// As [`Plan::add`], with the entry at `position` already looked up.
+    fn add_entry(&mut self, index: &Index, position: Position, entry: &Entry) {
         let segment = self
             .segments
             .partition_point(|s| s.first_position <= position)
@@ -142,7 +148,6 @@ impl Plan {
             stream: index.stream_id(entry.stream).clone(),
             event_type: Arc::clone(index.types.name(entry.event_type)),
         });
-        Ok(())
     }
 
     /// Reads every target, checking each record against the index, and
@@ -307,8 +312,14 @@ fn select_log(
         }
     ];
     let mut position = from.max(1);
+    // The entries of one segment (or of the hot part) at a time.
+    let mut run: &[Entry] = &[];
     while position <= committed && plan.targets.len() < limit {
-        let entry = *index.entry(position)?;
+        if run.is_empty() {
+            run = index.entries_from(position)?;
+        }
+        let entry = run[0];
+        run = &run[1..];
         let passes = filter.is_all() || {
             let s = &mut stream_ok[entry.stream as usize];
             if *s == 0 {
@@ -342,7 +353,7 @@ fn select_log(
                 Some(cut) => index.version_at(position)? >= cut.min_version,
             };
         if kept {
-            plan.add(index, position)?;
+            plan.add_entry(index, position, &entry);
         }
         position += 1;
     }

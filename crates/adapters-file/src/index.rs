@@ -207,6 +207,21 @@ impl Index {
         Ok(&table.entries[(position - self.cold[k].first()) as usize])
     }
 
+    /// The entries from `position` (at most [`Index::head`]) to the end
+    /// of its cold segment, or of the hot part: a run to walk without
+    /// looking each one up.
+    ///
+    /// # Errors
+    /// What loading a cold segment returns.
+    pub fn entries_from(&self, position: Position) -> Result<&[Entry], StoreError> {
+        if position > self.cold_head {
+            return Ok(&self.entries[(position - self.cold_head - 1) as usize..]);
+        }
+        let k = self.cold_segment_of(position);
+        let table = self.cold_table(k)?;
+        Ok(&table.entries[(position - self.cold[k].first()) as usize..])
+    }
+
     fn hot_entry(&self, position: Position) -> &Entry {
         &self.entries[(position - self.cold_head - 1) as usize]
     }
