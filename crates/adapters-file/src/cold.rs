@@ -38,7 +38,12 @@ pub struct ColdSegment {
     pub parts: Box<[StreamPart]>,
     /// Global event type number of each local type number.
     pub types: Box<[u32]>,
-    table: LoadOnce<SegmentTable>,
+    /// Its records once loaded, or the corruption that stopped them
+    /// loading: (location, detail), kept so a damaged segment is not read
+    /// again at every use. (After a scavenge rewrote the segment, `facts`
+    /// describes the old file: harmless, as the table was loaded before the
+    /// rewrite and is never loaded again.)
+    table: LoadOnce<Result<SegmentTable, (String, String)>>,
 }
 
 /// A value loaded on first use by whoever needs it first; concurrent
@@ -115,15 +120,17 @@ impl ColdSegment {
 
     /// The table, if loaded.
     pub fn loaded(&self) -> Option<&SegmentTable> {
-        self.table.get()
+        self.table.get().and_then(|table| table.as_ref().ok())
     }
 
     /// The table, for changing it (a scavenge moved records), if loaded.
     pub fn loaded_mut(&mut self) -> Option<&mut SegmentTable> {
-        self.table.get_mut()
+        self.table.get_mut().and_then(|table| table.as_mut().ok())
     }
 
-    /// The table, loaded by `load` on first use ([`LoadOnce`]).
+    /// The table, loaded by `load` on first use ([`LoadOnce`]). Corruption
+    /// is kept and answered again; other failures (I/O) are not, so the
+    /// next use tries again.
     ///
     /// # Errors
     /// What `load` returns.
@@ -131,7 +138,17 @@ impl ColdSegment {
         &self,
         load: impl FnOnce(&Self) -> Result<SegmentTable, StoreError>,
     ) -> Result<&SegmentTable, StoreError> {
-        self.table.get_or_load(|| load(self))
+        let loaded = self.table.get_or_load(|| match load(self) {
+            Ok(table) => Ok(Ok(table)),
+            Err(StoreError::Corrupt { location, detail }) => Ok(Err((location, detail))),
+            Err(other) => Err(other),
+        })?;
+        loaded
+            .as_ref()
+            .map_err(|(location, detail)| StoreError::Corrupt {
+                location: location.clone(),
+                detail: detail.clone(),
+            })
     }
 }
 
@@ -203,12 +220,19 @@ pub fn build_table(
             ));
         };
         let expected = &mut next[record.stream as usize];
-        *expected += 1;
-        if record.version != *expected {
+        if Some(record.version) != expected.checked_add(1) {
             return Err(format!(
                 "position {position} has version {}, its stream is at {}",
-                record.version,
-                *expected - 1
+                record.version, *expected
+            ));
+        }
+        *expected = record.version;
+        if facts
+            .id_range
+            .is_some_and(|(min, max)| !(min..=max).contains(&record.id))
+        {
+            return Err(format!(
+                "position {position} has an id outside the summary's range"
             ));
         }
         last_types[record.stream as usize] = record.event_type;

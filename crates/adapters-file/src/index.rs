@@ -11,7 +11,8 @@
 //! its stream's position list and about 10 bytes in the id table (a
 //! position and 32 bits of the id's hash, so growing the table never reads
 //! the entries back). A stream read or an append check never scans the log
-//! files.
+//! files, but for the first use of a cold segment whose sidecar's records
+//! cannot be used (that segment is read once).
 //!
 //! The id table holds the hot ids. The cold ids get a table of their own
 //! the first time an append carries an id between the smallest and the
@@ -226,7 +227,7 @@ impl Index {
         &self.entries[(position - self.cold_head - 1) as usize]
     }
 
-    /// The cold segment holding `position` (at most the cold head).
+    /// The cold segment holding `position` (from 1 to the cold head).
     fn cold_segment_of(&self, position: Position) -> usize {
         self.cold.partition_point(|c| c.first() <= position) - 1
     }
@@ -525,6 +526,9 @@ impl Index {
     }
 
     /// Where the record at `position` is: its segment file and offset.
+    ///
+    /// # Errors
+    /// What loading a cold segment returns.
     pub fn location(&self, position: Position) -> Result<(&Path, u64), StoreError> {
         let segment = &self.segments[self
             .segments

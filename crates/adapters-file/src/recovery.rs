@@ -677,6 +677,9 @@ fn scan_segment_from(
             event_type,
         };
         if scan.indexed {
+            // A reader following a writer: a new id among the cold ones
+            // (rare: fresh ids lie past them) is checked against them too.
+            scan.index.index_cold_ids_for(std::iter::once(&record.id))?;
             if let Some(earlier) = scan.index.find_id(&record.id) {
                 scan.index.truncate(batch_head);
                 return corrupt(

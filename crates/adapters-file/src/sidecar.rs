@@ -23,7 +23,7 @@
 //! rename, directory fsync): a crash leaves the old sidecar or the new
 //! one, never a mix. docs/file-format.md describes the bytes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -319,14 +319,8 @@ pub fn read_summary(
         format::HeaderError::Invalid(detail) => format!("its summary: {detail}"),
         format::HeaderError::Version(found) => format!("it has format version {found}"),
     })?;
-    let summary = parse(body, first, segment_len, summary_end)?;
+    let summary = parse(body, first, segment_len, summary_end, sidecar_len)?;
     let facts = summary.facts;
-    let expected_len = summary_end + u64::from(facts.count) * RECORD_LEN as u64;
-    if sidecar_len != expected_len {
-        return Err(format!(
-            "it is {sidecar_len} bytes, its summary describes {expected_len}"
-        ));
-    }
     // Bound to these bytes of the segment: its last record's frame is where
     // the sidecar says, has the checksum it says, and ends the file.
     if facts.count > 0 {
@@ -358,13 +352,16 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
-/// Checks a summary body on its own and against the segment's first
-/// position and length.
+/// Checks a summary body on its own, against the segment's first
+/// position and length, and against the sidecar's length (summary, then
+/// 32 bytes per record). Nothing is sized from a count before the bytes
+/// that count describes are known to be there.
 fn parse(
     body: &[u8],
     first: Position,
     segment_len: u64,
     records_at: u64,
+    sidecar_len: u64,
 ) -> Result<Summary, String> {
     let fixed = body
         .get(..FIXED_LEN)
@@ -382,8 +379,18 @@ fn parse(
         ));
     }
     let count = u32_at(fixed, 24);
+    if count == 0 {
+        // A segment is sealed only once it holds a record.
+        return Err("it describes no records".into());
+    }
     if (first - 1).saturating_add(u64::from(count)) > MAX_EVENTS {
         return Err(format!("it holds more than {MAX_EVENTS} events"));
+    }
+    let expected_len = records_at + u64::from(count) * RECORD_LEN as u64;
+    if sidecar_len != expected_len {
+        return Err(format!(
+            "it is {sidecar_len} bytes, its summary describes {expected_len}"
+        ));
     }
     let (stream_count, type_count) = (u32_at(fixed, 28) as usize, u32_at(fixed, 32) as usize);
     let id = |at: usize| {
@@ -395,11 +402,18 @@ fn parse(
         body,
         at: FIXED_LEN,
     };
-    let mut types = Vec::with_capacity(type_count.min(count as usize));
+    // A name takes at least its 2-byte length, a stream 12 bytes more.
+    let room = body.len() - FIXED_LEN;
+    let mut types: Vec<String> = Vec::with_capacity(type_count.min(room / 2));
+    let mut seen = HashSet::with_capacity(types.capacity());
     for _ in 0..type_count {
-        types.push(reader.name()?.to_owned());
+        let name = reader.name()?;
+        if !seen.insert(name) {
+            return Err(format!("it names event type {name} twice"));
+        }
+        types.push(name.to_owned());
     }
-    let mut streams = Vec::with_capacity(stream_count.min(count as usize));
+    let mut streams = Vec::with_capacity(stream_count.min(room / 14));
     let mut total = 0u64;
     for _ in 0..stream_count {
         let name = reader.name()?;

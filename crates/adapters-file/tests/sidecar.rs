@@ -431,3 +431,34 @@ fn a_scavenge_rewrites_the_sidecars_and_one_from_before_it_is_ignored() {
     assert_eq!(observed, expected);
     assert_eq!(std::fs::read(path).unwrap(), rewritten);
 }
+
+#[test]
+fn a_sidecar_whose_summary_claims_more_than_it_holds_is_ignored_not_trusted() {
+    let (dir, batches) = written();
+    let expected = full_scan(dir.path(), &batches);
+    // A summary with a valid checksum, bound to its segment's first
+    // position and length, that claims u32::MAX records, streams and event
+    // types in a file of a few dozen bytes
+    let forged = |path: &Path| {
+        let segment = path.with_extension(format::SEGMENT_EXT);
+        let name = segment.file_name().unwrap().to_str().unwrap();
+        let mut body = Vec::new();
+        body.extend_from_slice(&parse_segment_name(name).unwrap().to_le_bytes());
+        body.extend_from_slice(&std::fs::metadata(&segment).unwrap().len().to_le_bytes());
+        body.extend_from_slice(&[0; 8]); // the last record's offset and checksum
+        for _ in 0..3 {
+            body.extend_from_slice(&u32::MAX.to_le_bytes()); // records, streams, types
+        }
+        body.extend_from_slice(&[0; 4 + 32]); // the records' checksum, the id range
+        std::fs::write(path, format::seal(format::SIDECAR_MAGIC, &body)).unwrap();
+    };
+    assert_rebuilt_after(
+        dir.path(),
+        &batches,
+        &expected,
+        false,
+        FoundBy::Open,
+        "a summary claiming u32::MAX of everything",
+        forged,
+    );
+}
