@@ -362,6 +362,68 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+impl RecordedEvent {
+    /// This event lent as a [`RecordedEventRef`] (what a store's visiting
+    /// read hands out).
+    pub fn as_lent(&self) -> RecordedEventRef<'_> {
+        RecordedEventRef {
+            id: self.id,
+            stream: &self.stream,
+            version: self.version,
+            position: self.position,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: self.payload.as_bytes(),
+            metadata: &self.metadata,
+            recorded_at: self.recorded_at,
+        }
+    }
+}
+
+/// A recorded event lent by a store: the fields of a [`RecordedEvent`], with
+/// the stream id, type name, payload bytes and metadata borrowed from where
+/// the store keeps them, so reading it allocates nothing. The payload bytes
+/// are exactly as stored (valid JSON, as a [`Payload`] is).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordedEventRef<'a> {
+    /// Unique id.
+    pub id: EventId,
+    /// The stream it belongs to.
+    pub stream: &'a StreamId,
+    /// Its version in that stream (1-based, contiguous).
+    pub version: Version,
+    /// Its position in the global log (1-based, strictly increasing).
+    pub position: Position,
+    /// Event type name.
+    pub event_type: &'a str,
+    /// Version of the payload's shape.
+    pub schema_version: u32,
+    /// The payload's JSON bytes, as stored.
+    pub payload: &'a [u8],
+    /// Correlation, causation and free key/values.
+    pub metadata: &'a Metadata,
+    /// When the store recorded it (UTC, microsecond precision).
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl RecordedEventRef<'_> {
+    /// An owned copy: the envelope a store's `read_stream` returns for this
+    /// event.
+    pub fn to_recorded(&self) -> RecordedEvent {
+        RecordedEvent {
+            id: self.id,
+            stream: self.stream.clone(),
+            version: self.version,
+            position: self.position,
+            event_type: Arc::from(self.event_type),
+            schema_version: self.schema_version,
+            payload: Payload::from_stored(self.payload.to_vec()),
+            metadata: self.metadata.clone(),
+            recorded_at: self.recorded_at,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
-use logbook_domain::{NewEvent, Position, RecordedEvent, StreamId, Version};
+use logbook_domain::{NewEvent, Position, RecordedEvent, RecordedEventRef, StreamId, Version};
 
 use crate::error::StoreError;
 use crate::retention::{RetentionState, ScavengeReport, StreamRetention};
@@ -152,6 +152,9 @@ impl EventFilter {
     }
 }
 
+/// What [`EventStore::visit_stream`] lends each event to, in order.
+pub type StreamVisitor<'v> = dyn for<'e> FnMut(RecordedEventRef<'e>) + Send + 'v;
+
 /// Wakes subscribers when events are committed: the value is the head
 /// position after the latest commit. Await `changed()`, then read the
 /// global log from where you were.
@@ -241,6 +244,42 @@ pub trait EventStore: Send + Sync {
         from: Version,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Lends the events [`EventStore::read_stream`] returns for the same
+    /// arguments to `visit`, one at a time and in the same order, instead of
+    /// returning them, and returns how many it lent. What `visit` gets
+    /// borrows from the store where it can (payload bytes as stored, the
+    /// stream id, the type name), so a reader that only decodes each event
+    /// builds no envelope. The same events are left out (retention), and a
+    /// page is short only at the end, as with `read_stream`.
+    ///
+    /// `visit` may run while the store holds a lock or a connection: it
+    /// must not call the store, and should do no more than fold the event.
+    ///
+    /// The default implementation reads the page with `read_stream` and
+    /// lends its events; stores that can lend their own bytes override it.
+    ///
+    /// # Errors
+    /// As [`EventStore::read_stream`]: MUST return
+    /// [`StoreError::StreamDeleted`] for a deleted stream, lending nothing;
+    /// backend failures and [`StoreError::Corrupt`] for unreadable data.
+    /// On an error `visit` may have been lent events of the page before the
+    /// failing one (never one after it): the caller discards what it made of
+    /// them, as it would discard the page `read_stream` failed to return.
+    async fn visit_stream(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+        limit: usize,
+        visit: &mut StreamVisitor<'_>,
+    ) -> Result<usize, StoreError> {
+        let page = self.read_stream(stream, direction, from, limit).await?;
+        for event in &page {
+            visit(event.as_lent());
+        }
+        Ok(page.len())
+    }
 
     /// Reads up to `limit` events of the global log that pass `filter`,
     /// starting at position `from` (inclusive), in position order.
