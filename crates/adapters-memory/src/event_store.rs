@@ -8,7 +8,10 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use logbook_domain::{EventId, NewEvent, Payload, Position, RecordedEvent, StreamId, Version};
+use logbook_domain::{
+    EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, RecordedEventRef, StreamId,
+    Version,
+};
 use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::interner::{Interner, StreamNames};
@@ -16,7 +19,7 @@ use logbook_ports::metadata;
 use logbook_ports::retention::{Cutoff, RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
-    StoreError,
+    StoreError, StreamVisitor,
 };
 use tokio::sync::watch;
 
@@ -195,15 +198,42 @@ impl Inner {
         self.len += 1;
     }
 
-    fn record(&self, position: Position) -> Result<RecordedEvent, StoreError> {
+    /// What a read of `stream` from version `from` in `direction` goes
+    /// through: the stream's positions in that window, in read order.
+    fn window(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+    ) -> Result<Window<'_>, StoreError> {
+        let number = self.streams.number(stream.as_str());
+        append::check_not_deleted(stream, self.state(number).deleted)?;
+        let positions = self.positions(number);
+        let len = positions.len() as u64;
+        let positions = match direction {
+            ReadDirection::Forward => &positions[(from.max(1).min(len + 1) - 1) as usize..],
+            ReadDirection::Backward => &positions[..from.min(len) as usize],
+        };
+        Ok(Window {
+            inner: self,
+            positions,
+            backward: direction == ReadDirection::Backward,
+            cutoff: number.and_then(|n| self.cutoff(n, Utc::now())),
+        })
+    }
+
+    /// The entry at `position`, its payload bytes and its metadata as
+    /// stored.
+    fn stored(&self, position: Position) -> (&Entry, &[u8], &[u8]) {
         let entry = self.entry(position);
         let data = self.arena.get(entry.data);
         let (payload, metadata) = data.split_at(entry.payload_len as usize);
-        let corrupt = |detail: String| StoreError::Corrupt {
-            location: format!("memory store, position {position}"),
-            detail,
-        };
-        let metadata = metadata::decode(metadata).map_err(|e| corrupt(format!("metadata: {e}")))?;
+        (entry, payload, metadata)
+    }
+
+    fn record(&self, position: Position) -> Result<RecordedEvent, StoreError> {
+        let (entry, payload, metadata) = self.stored(position);
+        let metadata = decode_metadata(position, metadata)?;
         Ok(RecordedEvent {
             id: entry.id,
             stream: self.streams.name(entry.stream).clone(),
@@ -213,10 +243,78 @@ impl Inner {
             schema_version: entry.schema_version,
             payload: Payload::from_stored(payload.to_vec()),
             metadata,
-            recorded_at: DateTime::from_timestamp_micros(entry.recorded_at_micros)
-                .ok_or_else(|| corrupt("timestamp out of range".into()))?,
+            recorded_at: read_time(position, entry)?,
         })
     }
+}
+
+/// The positions a stream read goes through, and what retention hides.
+struct Window<'a> {
+    inner: &'a Inner,
+    /// In version order; read from the end when `backward`.
+    positions: &'a [u32],
+    backward: bool,
+    cutoff: Option<Cutoff>,
+}
+
+impl Window<'_> {
+    /// The most events the read can return.
+    fn most(&self, limit: usize) -> usize {
+        limit.min(self.positions.len())
+    }
+
+    /// Gives `each` the visible events, at most `limit`, in read order
+    /// (stopping at its first error); how many it gave.
+    fn each(
+        &self,
+        limit: usize,
+        mut each: impl FnMut(Position) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut given = 0;
+        let mut give = |position: u32| {
+            if given == limit {
+                return Ok(false);
+            }
+            if !self.inner.hidden(position, self.cutoff.as_ref()) {
+                given += 1;
+                each(Position::from(position))?;
+            }
+            Ok(given < limit)
+        };
+        if self.backward {
+            for &position in self.positions.iter().rev() {
+                if !give(position)? {
+                    break;
+                }
+            }
+        } else {
+            for &position in self.positions {
+                if !give(position)? {
+                    break;
+                }
+            }
+        }
+        Ok(given)
+    }
+}
+
+/// Why the entry at `position` cannot be read.
+fn corrupt(position: Position, detail: String) -> StoreError {
+    StoreError::Corrupt {
+        location: format!("memory store, position {position}"),
+        detail,
+    }
+}
+
+/// The time of `entry`, at `position`.
+fn read_time(position: Position, entry: &Entry) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(entry.recorded_at_micros)
+        .ok_or_else(|| corrupt(position, "timestamp out of range".into()))
+}
+
+/// The metadata of the entry at `position` from its stored bytes.
+fn decode_metadata(position: Position, stored: &[u8]) -> Result<Metadata, StoreError> {
+    metadata::decode(stored).map_err(|e| corrupt(position, format!("metadata: {e}")))
 }
 
 fn recorded_at(entry: &Entry) -> DateTime<Utc> {
@@ -411,22 +509,53 @@ impl EventStore for MemoryEventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = self.read();
-        let number = inner.streams.number(stream.as_str());
-        append::check_not_deleted(stream, inner.state(number).deleted)?;
-        let positions = inner.positions(number);
-        let cutoff = number.and_then(|n| inner.cutoff(n, Utc::now()));
-        let len = positions.len() as u64;
-        let window: Box<dyn Iterator<Item = &u32>> = match direction {
-            ReadDirection::Forward => {
-                Box::new(positions[(from.max(1).min(len + 1) - 1) as usize..].iter())
-            }
-            ReadDirection::Backward => Box::new(positions[..from.min(len) as usize].iter().rev()),
-        };
-        window
-            .filter(|&&p| !inner.hidden(p, cutoff.as_ref()))
-            .take(limit)
-            .map(|&p| inner.record(Position::from(p)))
-            .collect()
+        let window = inner.window(stream, direction, from)?;
+        let mut events = Vec::with_capacity(window.most(limit));
+        window.each(limit, |position| {
+            events.push(inner.record(position)?);
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
+    /// Lends each event straight from the arena, under the read lock: no
+    /// envelope, no copy of the payload, metadata decoded only when an
+    /// event has some.
+    async fn visit_stream(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+        limit: usize,
+        visit: &mut StreamVisitor<'_>,
+    ) -> Result<usize, StoreError> {
+        let inner = self.read();
+        let none = Metadata::default();
+        inner
+            .window(stream, direction, from)?
+            .each(limit, |position| {
+                let (entry, payload, stored_metadata) = inner.stored(position);
+                let decoded;
+                let metadata = if stored_metadata.is_empty() {
+                    &none
+                } else {
+                    decoded = decode_metadata(position, stored_metadata)?;
+                    &decoded
+                };
+                let recorded_at = read_time(position, entry)?;
+                visit(RecordedEventRef {
+                    id: entry.id,
+                    stream: inner.streams.name(entry.stream),
+                    version: entry.version,
+                    position,
+                    event_type: inner.types.name(entry.event_type),
+                    schema_version: entry.schema_version,
+                    payload,
+                    metadata,
+                    recorded_at,
+                });
+                Ok(())
+            })
     }
 
     async fn read_all(
