@@ -129,7 +129,12 @@ fn read_inner(inner: &Value) -> Result<(SubjectId, Sealed), FormError> {
 /// every byte.
 #[must_use]
 pub fn may_be_encrypted(payload: &Payload) -> bool {
-    let bytes = payload.as_bytes();
+    payload_may_be_encrypted(payload.as_bytes())
+}
+
+/// [`may_be_encrypted`] for a payload's bytes as a store lends them.
+#[must_use]
+pub(crate) fn payload_may_be_encrypted(bytes: &[u8]) -> bool {
     memchr::memchr_iter(b'$', bytes).any(|at| {
         at > 0
             && bytes[at - 1] == b'"'
