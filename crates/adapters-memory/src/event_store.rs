@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use logbook_domain::{
-    EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, RecordedEventRef, StreamId,
-    Version,
+    EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, RecordedEventRef, RecordedTime,
+    StreamId, Version,
 };
 use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
 use logbook_ports::event_store::timestamp_now;
@@ -19,7 +19,7 @@ use logbook_ports::metadata;
 use logbook_ports::retention::{Cutoff, RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
-    StoreError, StreamVisitor,
+    StoreError, StoredTimes, StreamVisitor,
 };
 use tokio::sync::watch;
 
@@ -142,8 +142,7 @@ impl Inner {
 
     /// True when a reader must not see the entry at `position`.
     fn hidden(&self, position: u32, cutoff: Option<&Cutoff>) -> bool {
-        let entry = entry_at(&self.log, position);
-        entry.reclaimed || cutoff.is_some_and(|cut| cut.hides(entry.version, recorded_at(entry)))
+        entry_at(&self.log, position).hidden(cutoff)
     }
 
     /// Reclaims what retention hides, then copies the surviving bytes into
@@ -222,17 +221,20 @@ impl Inner {
         })
     }
 
-    /// The entry at `position`, its payload bytes and its metadata as
-    /// stored.
-    fn stored(&self, position: Position) -> (&Entry, &[u8], &[u8]) {
-        let entry = self.entry(position);
-        let data = self.arena.get(entry.data);
-        let (payload, metadata) = data.split_at(entry.payload_len as usize);
-        (entry, payload, metadata)
+    /// The payload bytes and the metadata as stored of `entry`.
+    fn bytes_of(&self, entry: &Entry) -> (&[u8], &[u8]) {
+        self.arena
+            .get(entry.data)
+            .split_at(entry.payload_len as usize)
     }
 
-    fn record(&self, position: Position) -> Result<RecordedEvent, StoreError> {
-        let (entry, payload, metadata) = self.stored(position);
+    fn record(
+        &self,
+        position: Position,
+        times: &mut StoredTimes,
+    ) -> Result<RecordedEvent, StoreError> {
+        let entry = self.entry(position);
+        let (payload, metadata) = self.bytes_of(entry);
         let metadata = decode_metadata(position, metadata)?;
         Ok(RecordedEvent {
             id: entry.id,
@@ -243,7 +245,7 @@ impl Inner {
             schema_version: entry.schema_version,
             payload: Payload::from_stored(payload.to_vec()),
             metadata,
-            recorded_at: read_time(position, entry)?,
+            recorded_at: read_time(position, entry, times)?,
         })
     }
 }
@@ -263,21 +265,23 @@ impl Window<'_> {
         limit.min(self.positions.len())
     }
 
-    /// Gives `each` the visible events, at most `limit`, in read order
-    /// (stopping at its first error); how many it gave.
+    /// Gives `each` the visible events (position and entry), at most
+    /// `limit`, in read order (stopping at its first error); how many it
+    /// gave.
     fn each(
         &self,
         limit: usize,
-        mut each: impl FnMut(Position) -> Result<(), StoreError>,
+        mut each: impl FnMut(Position, &Entry) -> Result<(), StoreError>,
     ) -> Result<usize, StoreError> {
         let mut given = 0;
         let mut give = |position: u32| {
             if given == limit {
                 return Ok(false);
             }
-            if !self.inner.hidden(position, self.cutoff.as_ref()) {
+            let entry = entry_at(&self.inner.log, position);
+            if !entry.hidden(self.cutoff.as_ref()) {
                 given += 1;
-                each(Position::from(position))?;
+                each(Position::from(position), entry)?;
             }
             Ok(given < limit)
         };
@@ -307,9 +311,19 @@ fn corrupt(position: Position, detail: String) -> StoreError {
 }
 
 /// The time of `entry`, at `position`.
-fn read_time(position: Position, entry: &Entry) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(entry.recorded_at_micros)
-        .ok_or_else(|| corrupt(position, "timestamp out of range".into()))
+fn read_time(
+    position: Position,
+    entry: &Entry,
+    times: &mut StoredTimes,
+) -> Result<DateTime<Utc>, StoreError> {
+    times
+        .time(entry.recorded_at_micros)
+        .ok_or_else(|| out_of_range(position))
+}
+
+/// The error for a time out of range at `position`.
+fn out_of_range(position: Position) -> StoreError {
+    corrupt(position, "timestamp out of range".into())
 }
 
 /// The metadata of the entry at `position` from its stored bytes.
@@ -324,6 +338,11 @@ fn recorded_at(entry: &Entry) -> DateTime<Utc> {
 impl Entry {
     fn data_len(&self) -> u32 {
         self.data.len()
+    }
+
+    /// True when a reader must not see this entry.
+    fn hidden(&self, cutoff: Option<&Cutoff>) -> bool {
+        self.reclaimed || cutoff.is_some_and(|cut| cut.hides(self.version, recorded_at(self)))
     }
 }
 
@@ -511,8 +530,9 @@ impl EventStore for MemoryEventStore {
         let inner = self.read();
         let window = inner.window(stream, direction, from)?;
         let mut events = Vec::with_capacity(window.most(limit));
-        window.each(limit, |position| {
-            events.push(inner.record(position)?);
+        let mut times = StoredTimes::default();
+        window.each(limit, |position, _| {
+            events.push(inner.record(position, &mut times)?);
             Ok(())
         })?;
         Ok(events)
@@ -533,8 +553,8 @@ impl EventStore for MemoryEventStore {
         let none = Metadata::default();
         inner
             .window(stream, direction, from)?
-            .each(limit, |position| {
-                let (entry, payload, stored_metadata) = inner.stored(position);
+            .each(limit, |position, entry| {
+                let (payload, stored_metadata) = inner.bytes_of(entry);
                 let decoded;
                 let metadata = if stored_metadata.is_empty() {
                     &none
@@ -542,7 +562,8 @@ impl EventStore for MemoryEventStore {
                     decoded = decode_metadata(position, stored_metadata)?;
                     &decoded
                 };
-                let recorded_at = read_time(position, entry)?;
+                let recorded_at = RecordedTime::from_micros(entry.recorded_at_micros)
+                    .ok_or_else(|| out_of_range(position))?;
                 visit(RecordedEventRef {
                     id: entry.id,
                     stream: inner.streams.name(entry.stream),
@@ -569,6 +590,7 @@ impl EventStore for MemoryEventStore {
         let now = Utc::now();
         let mut cutoffs: HashMap<u32, Option<Cutoff>> = HashMap::new();
         let mut out = Vec::new();
+        let mut times = StoredTimes::default();
         let mut position = from.max(1);
         while position <= head && out.len() < limit {
             let entry = inner.entry(position);
@@ -587,7 +609,7 @@ impl EventStore for MemoryEventStore {
                         inner.types.name(entry.event_type),
                     ))
             {
-                out.push(inner.record(position)?);
+                out.push(inner.record(position, &mut times)?);
             }
             position += 1;
         }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use logbook_domain::{
-    Aggregate, Metadata, Payload, RecordedEvent, StreamId, StreamIdError, SubjectId, Version,
+    Aggregate, Metadata, Payload, RecordedEvent, RecordedTime, StreamId, StreamIdError, SubjectId,
+    Version,
 };
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{
@@ -156,8 +157,8 @@ fn add_subjects(into: &mut Vec<SubjectId>, from: impl IntoIterator<Item = Subjec
 /// The time-travel rule: a stream as of `at` is its events in stream order
 /// up to the first one recorded after `at` (asked of an event's version and
 /// time).
-fn recorded_by(at: DateTime<Utc>) -> impl Fn(Version, DateTime<Utc>) -> bool + Sync {
-    move |_, recorded_at| recorded_at <= at
+fn recorded_by(at: DateTime<Utc>) -> impl Fn(Version, RecordedTime) -> bool + Sync {
+    move |_, recorded_at| recorded_at.time() <= at
 }
 
 /// Loads and saves aggregates of type `A` through any [`EventStore`].
@@ -510,7 +511,7 @@ impl<A: Aggregate> Repository<A> {
         let before = recorded_by(at);
         let kept = events
             .iter()
-            .take_while(|e| before(e.version, e.recorded_at))
+            .take_while(|e| before(e.version, e.recorded_at.into()))
             .count();
         events.truncate(kept);
         Ok(events)
@@ -570,7 +571,7 @@ impl<A: Aggregate> Repository<A> {
         &self,
         stream: &StreamId,
         mut base: Loaded<A>,
-        keep: impl Fn(Version, DateTime<Utc>) -> bool + Sync,
+        keep: impl Fn(Version, RecordedTime) -> bool + Sync,
         seen: &mut Vec<SubjectId>,
     ) -> Result<Loaded<A>, A> {
         let mut pages = StreamPages::new(
@@ -610,7 +611,7 @@ impl<A: Aggregate> Repository<A> {
                 return Err(error.into());
             }
             for recorded in &to_open {
-                if !keep(recorded.version, recorded.recorded_at) {
+                if !keep(recorded.version, recorded.recorded_at.into()) {
                     return Ok(base);
                 }
                 let event: A::Event = self.decode(recorded).await?;

@@ -23,7 +23,7 @@ pub mod user_wallet;
 pub use aggregate::Aggregate;
 pub use event::{
     DomainEvent, EventId, Metadata, NewEvent, Payload, PayloadError, RecordedEvent,
-    RecordedEventRef,
+    RecordedEventRef, RecordedTime,
 };
 pub use money::{Currency, CurrencyError, Money, MoneyError};
 pub use stream::{Position, StreamId, StreamIdError, Version};

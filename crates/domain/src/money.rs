@@ -83,43 +83,49 @@ impl FromStr for Money {
             Some((b'+', rest)) => (false, rest),
             _ => (false, bytes),
         };
-        let mut read = 0;
-        // The amount so far, in whole units then cents; `None` once it
-        // no longer fits.
-        let mut amount = Some(0i64);
-        let digit = |amount: Option<i64>, byte: u8| {
-            amount
-                .and_then(|a| a.checked_mul(10))
-                .and_then(|a| a.checked_add(i64::from(byte - b'0')))
-        };
-        while let Some(&byte @ b'0'..=b'9') = unsigned.get(read) {
-            amount = digit(amount, byte);
-            read += 1;
+        // The digits, whole units then cents, as one number: exact while
+        // there are at most 16 of them (then times 100 still fits).
+        let mut number: i64 = 0;
+        let mut rest = unsigned;
+        let mut whole_digits = 0;
+        while let [byte @ b'0'..=b'9', tail @ ..] = rest {
+            number = number.wrapping_mul(10).wrapping_add(i64::from(byte - b'0'));
+            whole_digits += 1;
+            rest = tail;
         }
-        let whole_digits = read;
         let mut fraction_digits: u32 = 0;
-        if unsigned.get(read) == Some(&b'.') {
-            read += 1;
-            while let Some(&byte @ b'0'..=b'9') = unsigned.get(read) {
-                amount = digit(amount, byte);
+        if let [b'.', tail @ ..] = rest {
+            rest = tail;
+            while let [byte @ b'0'..=b'9', tail @ ..] = rest {
+                number = number.wrapping_mul(10).wrapping_add(i64::from(byte - b'0'));
                 fraction_digits += 1;
-                read += 1;
+                rest = tail;
             }
             if fraction_digits == 0 {
                 return Err(MoneyError::Malformed(text.to_owned()));
             }
         }
-        if whole_digits == 0 || fraction_digits > 2 || read != unsigned.len() {
+        if whole_digits == 0 || fraction_digits > 2 || !rest.is_empty() {
             return Err(MoneyError::Malformed(text.to_owned()));
         }
-        let scale = if fraction_digits == 2 {
-            1
-        } else {
-            10i64.pow(2 - fraction_digits)
+        let scale = match fraction_digits {
+            0 => 100,
+            1 => 10,
+            _ => 1,
         };
-        let cents = amount
-            .and_then(|a| a.checked_mul(scale))
-            .ok_or_else(|| MoneyError::Overflow(text.to_owned()))?;
+        let cents = if whole_digits + fraction_digits <= 16 {
+            number * scale
+        } else {
+            // Long amounts again, with every step checked.
+            unsigned
+                .iter()
+                .filter(|b| b.is_ascii_digit())
+                .try_fold(0i64, |n, byte| {
+                    n.checked_mul(10)?.checked_add(i64::from(byte - b'0'))
+                })
+                .and_then(|n| n.checked_mul(scale))
+                .ok_or_else(|| MoneyError::Overflow(text.to_owned()))?
+        };
         Ok(Money(if negative { -cents } else { cents }))
     }
 }
@@ -344,6 +350,11 @@ mod tests {
             "9223372036854775808",
             "99999999999999999999.x",
             "0000000000000000000000001.50",
+            "9999999999999999",
+            "99999999999999999",
+            "999999999999999.99",
+            "9999999999999999.9",
+            "-99999999999999.99",
         ] {
             texts.push(edge.to_owned());
         }

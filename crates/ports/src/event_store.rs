@@ -4,7 +4,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, SubsecRound, Utc};
 use logbook_domain::{NewEvent, Position, RecordedEvent, RecordedEventRef, StreamId, Version};
 
 use crate::error::StoreError;
@@ -164,6 +164,44 @@ pub type CommitSignal = tokio::sync::watch::Receiver<Position>;
 /// microseconds so that every store round-trips it exactly.
 pub fn timestamp_now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+/// Turns times as stores keep them (microseconds since the Unix epoch) back
+/// into times, exactly as `DateTime::from_timestamp_micros` does, but
+/// remembering the last day it met: the events of one read mostly share a
+/// day, and finding a day's date is most of the cost.
+#[derive(Debug, Default)]
+pub struct StoredTimes {
+    /// The last day met: its first microsecond and its date.
+    last_day: Option<(i64, NaiveDate)>,
+}
+
+impl StoredTimes {
+    /// The time `micros` microseconds after the Unix epoch, or `None`
+    /// outside the range a `DateTime` holds.
+    pub fn time(&mut self, micros: i64) -> Option<DateTime<Utc>> {
+        const MICROS_PER_SECOND: i64 = 1_000_000;
+        const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+        let (start, date) = match self.last_day {
+            Some((start, date)) if (0..MICROS_PER_DAY).contains(&(micros.wrapping_sub(start))) => {
+                (start, date)
+            }
+            _ => {
+                // Past i64 only far outside the years a `DateTime` holds.
+                let start = micros
+                    .div_euclid(MICROS_PER_DAY)
+                    .checked_mul(MICROS_PER_DAY)?;
+                let date = DateTime::from_timestamp(start / MICROS_PER_SECOND, 0)?.date_naive();
+                self.last_day = Some((start, date));
+                (start, date)
+            }
+        };
+        let of_day = micros - start;
+        let second = u32::try_from(of_day / MICROS_PER_SECOND).ok()?;
+        let nano = u32::try_from(of_day % MICROS_PER_SECOND * 1_000).ok()?;
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(second, nano)?;
+        Some(date.and_time(time).and_utc())
+    }
 }
 
 /// An append-only store of streams of events with one global order.
@@ -404,6 +442,45 @@ mod tests {
         );
         assert_eq!(ReadDirection::Backward.select(&versions, 2, 9), [&2, &1]);
         assert!(ReadDirection::Backward.select(&versions, 0, 9).is_empty());
+    }
+
+    #[test]
+    fn stored_times_read_back_as_the_epoch_arithmetic_does() {
+        // Given times all over the range, at its edges and beyond, and runs
+        // within one day (so the remembered date is used)
+        let min = DateTime::<Utc>::MIN_UTC.timestamp_micros();
+        let max = DateTime::<Utc>::MAX_UTC.timestamp_micros();
+        let day = 86_400_000_000i64;
+        let mut micros = vec![
+            0,
+            -1,
+            1,
+            min,
+            min - 1,
+            max,
+            max + 1,
+            i64::MIN,
+            i64::MAX,
+            1_746_634_114_633_698,
+            -62_135_596_800_000_000,
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let at = state as i64;
+            micros.push(at);
+            micros.push(at % (day * 365 * 600));
+            let base = (at % (day * 365 * 60)).div_euclid(day) * day;
+            micros.extend([base, base + 1, base + day - 1, base + day, base - 1]);
+        }
+        // When each is read back, in that order, by one reader
+        let mut times = StoredTimes::default();
+        for m in micros {
+            // Then it is the time the epoch arithmetic gives, or none alike
+            assert_eq!(times.time(m), DateTime::from_timestamp_micros(m), "{m}");
+        }
     }
 
     #[test]

@@ -69,6 +69,7 @@ impl<'de> PlainJson<'de> {
     }
 
     /// The next byte after whitespace, not consumed.
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
         let bytes = self.text.as_bytes();
         while let Some(&byte) = bytes.get(self.at) {
@@ -102,31 +103,19 @@ impl<'de> PlainJson<'de> {
 
     /// A string without escapes or control characters, the opening quote
     /// next; its text, borrowed.
+    #[inline(always)]
     fn string(&mut self) -> Result<&'de str> {
         let bytes = self.text.as_bytes();
         let start = self.at + 1;
         let mut end = start;
-        // Eight bytes at a time to the first that ends the plain text, then
-        // byte by byte in the last few.
+        // Eight bytes at a time to the first that ends the plain text.
         loop {
-            match bytes.get(end..).and_then(<[u8]>::first_chunk::<8>) {
-                Some(&word) => {
-                    let found = plain_text_ends(u64::from_le_bytes(word));
-                    if found == 0 {
-                        end += 8;
-                        continue;
-                    }
-                    end += (found.trailing_zeros() / 8) as usize;
-                }
-                None => {
-                    while bytes
-                        .get(end)
-                        .is_some_and(|&byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
-                    {
-                        end += 1;
-                    }
-                }
+            let found = plain_text_ends(word_at(bytes, end));
+            if found == 0 {
+                end += 8;
+                continue;
             }
+            end += (found.trailing_zeros() / 8) as usize;
             break;
         }
         if bytes.get(end) != Some(&b'"') {
@@ -225,6 +214,28 @@ impl<'de> PlainJson<'de> {
 /// A byte of each value repeated across a word.
 const fn repeated(byte: u8) -> u64 {
     0x0101_0101_0101_0101 * byte as u64
+}
+
+/// The eight bytes of `bytes` from `at` as a little-endian word; past the
+/// end, zero bytes (which end a string's plain text, so a string that runs
+/// to the end is found unterminated).
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let rest = bytes.get(at..).unwrap_or_default();
+    if let Some(word) = rest.first_chunk::<8>() {
+        return u64::from_le_bytes(*word);
+    }
+    match bytes.last_chunk::<8>() {
+        // The last eight bytes, shifted so that `rest` comes first.
+        Some(last) => u64::from_le_bytes(*last)
+            .checked_shr(8 * (8 - rest.len() as u32))
+            .unwrap_or(0),
+        None => {
+            let mut padded = [0; 8];
+            padded[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(padded)
+        }
+    }
 }
 
 /// The bytes of `word` below `limit` (at most 0x80), each marked by its

@@ -347,6 +347,15 @@ mod tests {
         for json in missed {
             assert!(!may_be_encrypted(&payload(json)), "{json}");
         }
+        // And the marker is found wherever it starts, in short payloads and
+        // long ones
+        for before in 0..140 {
+            let padding = "a".repeat(before);
+            let json = format!(r#"["{padding}","$encrypted"]"#);
+            assert!(may_be_encrypted(&payload(&json)), "{json}");
+            let json = format!(r#"["{padding}","$encrypte"]"#);
+            assert!(!may_be_encrypted(&payload(&json)), "{json}");
+        }
     }
 
     #[test]
