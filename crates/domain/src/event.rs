@@ -448,6 +448,7 @@ impl RecordedTime {
     /// The time `micros` microseconds after the Unix epoch; `None` when
     /// that is outside the range of a `DateTime` (then
     /// `DateTime::from_timestamp_micros` says `None` too).
+    #[inline]
     pub fn from_micros(micros: i64) -> Option<Self> {
         (MIN_MICROS..=MAX_MICROS)
             .contains(&micros)

@@ -83,6 +83,18 @@ impl FromStr for Money {
             Some((b'+', rest)) => (false, rest),
             _ => (false, bytes),
         };
+        // The usual shape first: up to 14 whole digits, a point, two digits
+        // (it cannot overflow).
+        if let [whole @ .., b'.', tens @ b'0'..=b'9', ones @ b'0'..=b'9'] = unsigned
+            && (1..=14).contains(&whole.len())
+            && whole.iter().all(u8::is_ascii_digit)
+        {
+            let units = whole
+                .iter()
+                .fold(0i64, |n, digit| n * 10 + i64::from(digit - b'0'));
+            let cents = units * 100 + i64::from(tens - b'0') * 10 + i64::from(ones - b'0');
+            return Ok(Money(if negative { -cents } else { cents }));
+        }
         // The digits, whole units then cents, as one number: exact while
         // there are at most 16 of them (then times 100 still fits).
         let mut number: i64 = 0;
