@@ -13,7 +13,7 @@ use logbook_domain::{
     StreamId, Version,
 };
 use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
-use logbook_ports::event_store::timestamp_now;
+use logbook_ports::event_store::timestamp_now_micros;
 use logbook_ports::interner::{Interner, StreamNames};
 use logbook_ports::metadata;
 use logbook_ports::retention::{Cutoff, RetentionState, ScavengeReport, StreamRetention};
@@ -405,7 +405,7 @@ fn write_locked(
     number: Option<u32>,
     plan: WritePlan,
     events: &[NewEvent],
-    metadata: &[Vec<u8>],
+    metadata: Option<&[Vec<u8>]>,
 ) -> Result<AppendOutcome, StoreError> {
     if u32::try_from(inner.len + events.len()).is_err() {
         return Err(StoreError::InvalidEvent {
@@ -421,15 +421,16 @@ fn write_locked(
     if stream_number as usize == inner.stream_positions.len() {
         inner.stream_positions.push(Vec::new());
     }
-    let now = timestamp_now();
+    let now = timestamp_now_micros();
     // A stream's events mostly repeat its last event's type: compare with
     // that name before hashing into the interner.
     let mut last_type = inner.stream_positions[stream_number as usize]
         .last()
         .map(|&p| entry_at(&inner.log, p).event_type);
     let first_position = inner.len as Position + 1;
-    for ((event, metadata), version) in events.iter().zip(metadata).zip(plan.first_version..) {
+    for ((index, event), version) in events.iter().enumerate().zip(plan.first_version..) {
         let position = (inner.len + 1) as u32;
+        let metadata = metadata.map_or(&[][..], |m| m[index].as_slice());
         let data = inner.arena.push(&[event.payload.as_bytes(), metadata]);
         let event_type = match last_type {
             Some(number) if **inner.types.name(number) == *event.event_type => number,
@@ -442,7 +443,7 @@ fn write_locked(
             event_type,
             schema_version: event.schema_version,
             version,
-            recorded_at_micros: event.recorded_at.unwrap_or(now).timestamp_micros(),
+            recorded_at_micros: event.recorded_at.map_or(now, |at| at.timestamp_micros()),
             data,
             payload_len: event.payload.len() as u32,
             reclaimed: false,
@@ -454,14 +455,20 @@ fn write_locked(
     Ok(plan.outcome(first_position))
 }
 
-/// Each event's metadata as stored, after checking that it and the payload
-/// fit the arena's 32-bit lengths.
-fn encode(events: &[NewEvent]) -> Result<Vec<Vec<u8>>, StoreError> {
-    let stored = metadata::encode(events)?;
+/// Each event's metadata as stored (`None` when no event has any, the
+/// usual case: then nothing is allocated for it), after checking that it
+/// and the payload fit the arena's 32-bit lengths.
+fn encode(events: &[NewEvent]) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+    let stored = if events.iter().all(|event| event.metadata.is_empty()) {
+        None
+    } else {
+        Some(metadata::encode(events)?)
+    };
+    let metadata_len = |index: usize| stored.as_ref().map_or(0, |m: &Vec<Vec<u8>>| m[index].len());
     let too_large = events
         .iter()
-        .zip(&stored)
-        .position(|(event, metadata)| event.payload.len() + metadata.len() > u32::MAX as usize);
+        .enumerate()
+        .position(|(index, event)| event.payload.len() + metadata_len(index) > u32::MAX as usize);
     match too_large {
         Some(index) => Err(StoreError::InvalidEvent {
             index,
@@ -495,7 +502,14 @@ impl EventStore for MemoryEventStore {
             AppendDecision::Write(plan) => plan,
             AppendDecision::Done(outcome) => return Ok(outcome),
         };
-        let outcome = write_locked(&mut inner, stream, number, plan, &events, &metadata)?;
+        let outcome = write_locked(
+            &mut inner,
+            stream,
+            number,
+            plan,
+            &events,
+            metadata.as_deref(),
+        )?;
         self.signal(inner);
         Ok(outcome)
     }
@@ -514,7 +528,7 @@ impl EventStore for MemoryEventStore {
             number,
             plan,
             &[append::tombstone()],
-            &[Vec::new()],
+            None,
         )?;
         self.signal(inner);
         Ok(outcome)

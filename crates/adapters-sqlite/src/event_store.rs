@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use logbook_domain::{EventId, NewEvent, Position, RecordedEvent, StreamId, Version};
 use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
-use logbook_ports::event_store::timestamp_now;
+use logbook_ports::event_store::timestamp_now_micros;
 use logbook_ports::metadata;
 use logbook_ports::retention::{RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
@@ -143,7 +143,7 @@ fn write_in(
         let context = doing(what);
         move |e| store_error(path, &context, e)
     };
-    let now = timestamp_now().timestamp_micros();
+    let now = timestamp_now_micros();
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO events (stream, version, event_id, event_type, schema_version, \

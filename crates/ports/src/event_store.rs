@@ -2,6 +2,7 @@
 //! stream, read the global log.
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime, SubsecRound, Utc};
@@ -163,7 +164,22 @@ pub type CommitSignal = tokio::sync::watch::Receiver<Position>;
 /// The time a store records for an append: now, in UTC, truncated to
 /// microseconds so that every store round-trips it exactly.
 pub fn timestamp_now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
+    DateTime::from_timestamp_micros(timestamp_now_micros())
+        .unwrap_or_else(|| Utc::now().trunc_subsecs(6))
+}
+
+/// [`timestamp_now`] as stores keep it, microseconds since the Unix epoch
+/// (rounded down), read from the clock without making a `DateTime`.
+pub fn timestamp_now_micros() -> i64 {
+    let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(after) => micros(after),
+        // Before the epoch: down is further back.
+        Err(before) => {
+            let nanos = before.duration().as_nanos();
+            -i64::try_from(nanos.div_ceil(1_000)).unwrap_or(i64::MAX)
+        }
+    }
 }
 
 /// Turns times as stores keep them (microseconds since the Unix epoch) back
@@ -442,6 +458,24 @@ mod tests {
         );
         assert_eq!(ReadDirection::Backward.select(&versions, 2, 9), [&2, &1]);
         assert!(ReadDirection::Backward.select(&versions, 0, 9).is_empty());
+    }
+
+    #[test]
+    fn the_time_of_an_append_is_now_to_the_microsecond() {
+        // Given the clock read around one stamp
+        let before = Utc::now();
+        let micros = timestamp_now_micros();
+        let after = Utc::now();
+        // Then the stamp lies between, as whole microseconds rounded down
+        let stamp = DateTime::from_timestamp_micros(micros).unwrap();
+        assert!(
+            before.trunc_subsecs(6) <= stamp && stamp <= after,
+            "{stamp}"
+        );
+        // And the time stamp is the same rule
+        let time = timestamp_now();
+        assert_eq!(time, time.trunc_subsecs(6));
+        assert!(time >= stamp && time <= Utc::now());
     }
 
     #[test]

@@ -1,16 +1,18 @@
-//! A fixed amount of loading work for an instruction counter: one account
-//! of 10,000 events (the `load_10k_events` stream of `command_cost`), then
-//! the given number of cold loads of it (no snapshot, no cache), untimed.
-//! Run it under callgrind with two counts and subtract, so the setup
-//! cancels out and what is left is whole loads, on every thread:
+//! Fixed amounts of work for an instruction counter, untimed: cold loads
+//! of one account of 10,000 events (the `load_10k_events` stream of
+//! `command_cost`), or rounds of the many-small-aggregates commands (1,000
+//! fresh accounts, each opened and given nine deposits, one `execute` per
+//! command). Run it under callgrind with two counts and subtract, so the
+//! setup cancels out and what is left is whole rounds, on every thread:
 //!
 //! ```text
-//! valgrind --tool=callgrind <load_instructions binary> memory 2
-//! valgrind --tool=callgrind <load_instructions binary> memory 7
-//! # (Ir(7) - Ir(2)) / 5 loads / 10,000 events = instructions per event
+//! valgrind --tool=callgrind <instruction_counts binary> memory 2
+//! valgrind --tool=callgrind <instruction_counts binary> memory 7
+//! # (Ir(7) - Ir(2)) / 5 rounds / 10,000 = instructions per event (or command)
 //! ```
 //!
-//! The backend is `memory` or `sqlite` (a file in a temporary directory).
+//! The work is `memory` or `sqlite` (cold loads from that store; SQLite in
+//! a file in a temporary directory) or `commands` (on the memory store).
 //! Without arguments (as `cargo bench` runs it) it does one memory load.
 
 use logbook::{Repository, RepositoryOptions, StoreUrl};
@@ -25,11 +27,15 @@ fn main() {
         .next()
         .map_or(1, |n| n.parse().expect("a count of loads"));
     let rt = tokio::runtime::Runtime::new().unwrap();
+    if backend == "commands" {
+        many_small_aggregates(&rt, loads);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let url = match backend.as_str() {
         "memory" => StoreUrl::Memory,
         "sqlite" => StoreUrl::Sqlite(dir.path().join("load.db")),
-        other => panic!("unknown backend {other}: memory or sqlite"),
+        other => panic!("unknown work {other}: memory, sqlite or commands"),
     };
     let stores = url.open().unwrap();
     let writer = Repository::<BankAccount>::with_options(
@@ -73,4 +79,31 @@ fn main() {
         let loaded = rt.block_on(reader.load("acc")).unwrap();
         assert_eq!(loaded.version, 10_000);
     }
+}
+
+/// `rounds` times, 1,000 fresh accounts opened and given nine deposits, one
+/// command at a time (10,000 commands a round), on one memory store.
+fn many_small_aggregates(rt: &tokio::runtime::Runtime, rounds: usize) {
+    let stores = logbook_adapters_memory::stores();
+    let accounts = Repository::<BankAccount>::new(&stores);
+    let open = BankAccountCommand::Open {
+        owner: "bench".into(),
+        initial_balance: Money::ZERO,
+        currency: Currency::default(),
+    };
+    let deposit = BankAccountCommand::Deposit {
+        amount: Money::from_cents(100),
+        description: "bench".into(),
+    };
+    rt.block_on(async {
+        for round in 0..rounds {
+            for account in 0..1_000 {
+                let id = format!("acc-{round}-{account}");
+                accounts.execute(&id, &open).await.unwrap();
+                for _ in 0..9 {
+                    accounts.execute(&id, &deposit).await.unwrap();
+                }
+            }
+        }
+    });
 }
