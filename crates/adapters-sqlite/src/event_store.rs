@@ -17,7 +17,7 @@ use logbook_ports::metadata;
 use logbook_ports::retention::{RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
-    StoreError, StreamVisitor,
+    StoreError, StoredTimes, StreamVisitor,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -270,6 +270,7 @@ fn read_stream_in(
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut events = Vec::with_capacity(limit.min(1024));
+    let mut times = StoredTimes::default();
     read_stream_rows(
         conn,
         path,
@@ -278,7 +279,7 @@ fn read_stream_in(
         from,
         limit,
         |decoder, row| {
-            events.push(decoder.decode(row)?);
+            events.push(decoder.decode(row, &mut times)?);
             Ok(())
         },
     )?;
@@ -469,8 +470,9 @@ fn read_all_rows(
     let mut rows = statement.query(values.as_slice()).map_err(error)?;
     let mut events = Vec::with_capacity(limit.min(4096));
     let mut decoder = Decoder::for_log(path);
+    let mut times = StoredTimes::default();
     while let Some(row) = rows.next().map_err(error)? {
-        events.push(decoder.decode(row)?);
+        events.push(decoder.decode(row, &mut times)?);
     }
     Ok(events)
 }

@@ -8,7 +8,7 @@ use logbook_domain::{
     EventId, Metadata, Payload, Position, RecordedEvent, RecordedEventRef, RecordedTime, StreamId,
     Version,
 };
-use logbook_ports::{StoreError, StreamVisitor, metadata};
+use logbook_ports::{StoreError, StoredTimes, StreamVisitor, metadata};
 use rusqlite::Row;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use uuid::Uuid;
@@ -75,6 +75,8 @@ pub(crate) struct RowFields<'r> {
     pub(crate) payload: &'r [u8],
     pub(crate) metadata: Metadata,
     pub(crate) recorded_at: RecordedTime,
+    /// The same time as stored.
+    pub(crate) recorded_at_micros: i64,
 }
 
 /// A page of one stream's events copied out of SQLite's rows into one
@@ -208,8 +210,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// One row selected with [`EVENT_COLUMNS`] (a stream read's with
-    /// [`STREAM_EVENT_COLUMNS`]).
-    pub(crate) fn decode(&mut self, row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
+    /// [`STREAM_EVENT_COLUMNS`]), its time made with `times`.
+    pub(crate) fn decode(
+        &mut self,
+        row: &Row<'_>,
+        times: &mut StoredTimes,
+    ) -> Result<RecordedEvent, StoreError> {
         let fields = self.fields(row)?;
         Ok(RecordedEvent {
             id: fields.id,
@@ -220,7 +226,10 @@ impl<'a> Decoder<'a> {
             schema_version: fields.schema_version,
             payload: Payload::from_stored(fields.payload.to_vec()),
             metadata: fields.metadata,
-            recorded_at: fields.recorded_at.time(),
+            // In range (`fields` checked it), so never the fallback.
+            recorded_at: times
+                .time(fields.recorded_at_micros)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
         })
     }
 
@@ -229,6 +238,7 @@ impl<'a> Decoder<'a> {
     /// (in column order, so the first bad one is named), borrowing the
     /// payload from the row and the stream id and type name from the
     /// decoder.
+    #[inline]
     pub(crate) fn fields<'r>(&'r mut self, row: &'r Row<'_>) -> Result<RowFields<'r>, StoreError> {
         let position: i64 = row.get(0).map_err(|e| self.bad_row(None, &e))?;
         let path = self.path;
@@ -292,7 +302,8 @@ impl<'a> Decoder<'a> {
             }
             Err(e) => return Err(bad(format!("metadata: {e}"))),
         };
-        let recorded_at = RecordedTime::from_micros(int(column(8), "recorded_at")?)
+        let recorded_at_micros = int(column(8), "recorded_at")?;
+        let recorded_at = RecordedTime::from_micros(recorded_at_micros)
             .ok_or_else(|| bad("recorded_at is out of range".into()))?;
         let position = unsigned(position).ok_or_else(|| bad("negative position".into()))?;
         Ok(RowFields {
@@ -308,6 +319,7 @@ impl<'a> Decoder<'a> {
             payload,
             metadata,
             recorded_at,
+            recorded_at_micros,
         })
     }
 

@@ -195,6 +195,7 @@ pub struct StoredTimes {
 impl StoredTimes {
     /// The time `micros` microseconds after the Unix epoch, or `None`
     /// outside the range a `DateTime` holds.
+    #[inline]
     pub fn time(&mut self, micros: i64) -> Option<DateTime<Utc>> {
         const MICROS_PER_SECOND: i64 = 1_000_000;
         const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
