@@ -12,7 +12,9 @@
 //! ```
 //!
 //! The work is `memory` or `sqlite` (cold loads from that store; SQLite in
-//! a file in a temporary directory) or `commands` (on the memory store).
+//! a file in a temporary directory), `memory-log` or `sqlite-log` (the same
+//! 10,000 events read as the global log, in pages of 1,000, as a
+//! projection's catch-up reads), or `commands` (on the memory store).
 //! Without arguments (as `cargo bench` runs it) it does one memory load.
 
 use logbook::{Repository, RepositoryOptions, StoreUrl};
@@ -32,10 +34,14 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let url = match backend.as_str() {
+    let (store, log) = match backend.strip_suffix("-log") {
+        Some(store) => (store, true),
+        None => (backend.as_str(), false),
+    };
+    let url = match store {
         "memory" => StoreUrl::Memory,
         "sqlite" => StoreUrl::Sqlite(dir.path().join("load.db")),
-        other => panic!("unknown work {other}: memory, sqlite or commands"),
+        other => panic!("unknown work {other}: memory, sqlite (-log) or commands"),
     };
     let stores = url.open().unwrap();
     let writer = Repository::<BankAccount>::with_options(
@@ -67,6 +73,18 @@ fn main() {
             written += n;
         }
     });
+    if log {
+        for _ in 0..loads {
+            let all = logbook_ports::EventFilter::all();
+            let mut pages = logbook_ports::GlobalPages::new(&*stores.events, 1, &all, 1_000);
+            let mut read = 0;
+            while let Some(page) = rt.block_on(pages.next_page()).unwrap() {
+                read += page.len();
+            }
+            assert_eq!(read, 10_000);
+        }
+        return;
+    }
     let reader = Repository::<BankAccount>::without_snapshots(
         stores.events.clone(),
         RepositoryOptions {
