@@ -8,15 +8,18 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use logbook_domain::{EventId, NewEvent, Payload, Position, RecordedEvent, StreamId, Version};
+use logbook_domain::{
+    EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, RecordedEventRef, RecordedTime,
+    StreamId, Version,
+};
 use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
-use logbook_ports::event_store::timestamp_now;
+use logbook_ports::event_store::timestamp_now_micros;
 use logbook_ports::interner::{Interner, StreamNames};
 use logbook_ports::metadata;
 use logbook_ports::retention::{Cutoff, RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
-    StoreError,
+    StoreError, StoredTimes, StreamVisitor,
 };
 use tokio::sync::watch;
 
@@ -139,8 +142,7 @@ impl Inner {
 
     /// True when a reader must not see the entry at `position`.
     fn hidden(&self, position: u32, cutoff: Option<&Cutoff>) -> bool {
-        let entry = entry_at(&self.log, position);
-        entry.reclaimed || cutoff.is_some_and(|cut| cut.hides(entry.version, recorded_at(entry)))
+        entry_at(&self.log, position).hidden(cutoff)
     }
 
     /// Reclaims what retention hides, then copies the surviving bytes into
@@ -195,15 +197,45 @@ impl Inner {
         self.len += 1;
     }
 
-    fn record(&self, position: Position) -> Result<RecordedEvent, StoreError> {
-        let entry = self.entry(position);
-        let data = self.arena.get(entry.data);
-        let (payload, metadata) = data.split_at(entry.payload_len as usize);
-        let corrupt = |detail: String| StoreError::Corrupt {
-            location: format!("memory store, position {position}"),
-            detail,
+    /// What a read of `stream` from version `from` in `direction` goes
+    /// through: the stream's positions in that window, in read order.
+    fn window(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+    ) -> Result<Window<'_>, StoreError> {
+        let number = self.streams.number(stream.as_str());
+        append::check_not_deleted(stream, self.state(number).deleted)?;
+        let positions = self.positions(number);
+        let len = positions.len() as u64;
+        let positions = match direction {
+            ReadDirection::Forward => &positions[(from.max(1).min(len + 1) - 1) as usize..],
+            ReadDirection::Backward => &positions[..from.min(len) as usize],
         };
-        let metadata = metadata::decode(metadata).map_err(|e| corrupt(format!("metadata: {e}")))?;
+        Ok(Window {
+            inner: self,
+            positions,
+            backward: direction == ReadDirection::Backward,
+            cutoff: number.and_then(|n| self.cutoff(n, Utc::now())),
+        })
+    }
+
+    /// The payload bytes and the metadata as stored of `entry`.
+    fn bytes_of(&self, entry: &Entry) -> (&[u8], &[u8]) {
+        self.arena
+            .get(entry.data)
+            .split_at(entry.payload_len as usize)
+    }
+
+    fn record(
+        &self,
+        position: Position,
+        times: &mut StoredTimes,
+    ) -> Result<RecordedEvent, StoreError> {
+        let entry = self.entry(position);
+        let (payload, metadata) = self.bytes_of(entry);
+        let metadata = decode_metadata(position, metadata)?;
         Ok(RecordedEvent {
             id: entry.id,
             stream: self.streams.name(entry.stream).clone(),
@@ -213,10 +245,90 @@ impl Inner {
             schema_version: entry.schema_version,
             payload: Payload::from_stored(payload.to_vec()),
             metadata,
-            recorded_at: DateTime::from_timestamp_micros(entry.recorded_at_micros)
-                .ok_or_else(|| corrupt("timestamp out of range".into()))?,
+            recorded_at: read_time(position, entry, times)?,
         })
     }
+}
+
+/// The positions a stream read goes through, and what retention hides.
+struct Window<'a> {
+    inner: &'a Inner,
+    /// In version order; read from the end when `backward`.
+    positions: &'a [u32],
+    backward: bool,
+    cutoff: Option<Cutoff>,
+}
+
+impl Window<'_> {
+    /// The most events the read can return.
+    fn most(&self, limit: usize) -> usize {
+        limit.min(self.positions.len())
+    }
+
+    /// Gives `each` the visible events (position and entry), at most
+    /// `limit`, in read order (stopping at its first error); how many it
+    /// gave.
+    fn each(
+        &self,
+        limit: usize,
+        mut each: impl FnMut(Position, &Entry) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut given = 0;
+        let mut give = |position: u32| {
+            if given == limit {
+                return Ok(false);
+            }
+            let entry = entry_at(&self.inner.log, position);
+            if !entry.hidden(self.cutoff.as_ref()) {
+                given += 1;
+                each(Position::from(position), entry)?;
+            }
+            Ok(given < limit)
+        };
+        if self.backward {
+            for &position in self.positions.iter().rev() {
+                if !give(position)? {
+                    break;
+                }
+            }
+        } else {
+            for &position in self.positions {
+                if !give(position)? {
+                    break;
+                }
+            }
+        }
+        Ok(given)
+    }
+}
+
+/// Why the entry at `position` cannot be read.
+fn corrupt(position: Position, detail: String) -> StoreError {
+    StoreError::Corrupt {
+        location: format!("memory store, position {position}"),
+        detail,
+    }
+}
+
+/// The time of `entry`, at `position`.
+fn read_time(
+    position: Position,
+    entry: &Entry,
+    times: &mut StoredTimes,
+) -> Result<DateTime<Utc>, StoreError> {
+    times
+        .time(entry.recorded_at_micros)
+        .ok_or_else(|| out_of_range(position))
+}
+
+/// The error for a time out of range at `position`.
+fn out_of_range(position: Position) -> StoreError {
+    corrupt(position, "timestamp out of range".into())
+}
+
+/// The metadata of the entry at `position` from its stored bytes.
+fn decode_metadata(position: Position, stored: &[u8]) -> Result<Metadata, StoreError> {
+    metadata::decode(stored).map_err(|e| corrupt(position, format!("metadata: {e}")))
 }
 
 fn recorded_at(entry: &Entry) -> DateTime<Utc> {
@@ -226,6 +338,11 @@ fn recorded_at(entry: &Entry) -> DateTime<Utc> {
 impl Entry {
     fn data_len(&self) -> u32 {
         self.data.len()
+    }
+
+    /// True when a reader must not see this entry.
+    fn hidden(&self, cutoff: Option<&Cutoff>) -> bool {
+        self.reclaimed || cutoff.is_some_and(|cut| cut.hides(self.version, recorded_at(self)))
     }
 }
 
@@ -288,7 +405,7 @@ fn write_locked(
     number: Option<u32>,
     plan: WritePlan,
     events: &[NewEvent],
-    metadata: &[Vec<u8>],
+    metadata: Option<&[Vec<u8>]>,
 ) -> Result<AppendOutcome, StoreError> {
     if u32::try_from(inner.len + events.len()).is_err() {
         return Err(StoreError::InvalidEvent {
@@ -304,15 +421,16 @@ fn write_locked(
     if stream_number as usize == inner.stream_positions.len() {
         inner.stream_positions.push(Vec::new());
     }
-    let now = timestamp_now();
+    let now = timestamp_now_micros();
     // A stream's events mostly repeat its last event's type: compare with
     // that name before hashing into the interner.
     let mut last_type = inner.stream_positions[stream_number as usize]
         .last()
         .map(|&p| entry_at(&inner.log, p).event_type);
     let first_position = inner.len as Position + 1;
-    for ((event, metadata), version) in events.iter().zip(metadata).zip(plan.first_version..) {
+    for ((index, event), version) in events.iter().enumerate().zip(plan.first_version..) {
         let position = (inner.len + 1) as u32;
+        let metadata = metadata.map_or(&[][..], |m| m[index].as_slice());
         let data = inner.arena.push(&[event.payload.as_bytes(), metadata]);
         let event_type = match last_type {
             Some(number) if **inner.types.name(number) == *event.event_type => number,
@@ -325,7 +443,7 @@ fn write_locked(
             event_type,
             schema_version: event.schema_version,
             version,
-            recorded_at_micros: event.recorded_at.unwrap_or(now).timestamp_micros(),
+            recorded_at_micros: event.recorded_at.map_or(now, |at| at.timestamp_micros()),
             data,
             payload_len: event.payload.len() as u32,
             reclaimed: false,
@@ -337,14 +455,20 @@ fn write_locked(
     Ok(plan.outcome(first_position))
 }
 
-/// Each event's metadata as stored, after checking that it and the payload
-/// fit the arena's 32-bit lengths.
-fn encode(events: &[NewEvent]) -> Result<Vec<Vec<u8>>, StoreError> {
-    let stored = metadata::encode(events)?;
+/// Each event's metadata as stored (`None` when no event has any, the
+/// usual case: then nothing is allocated for it), after checking that it
+/// and the payload fit the arena's 32-bit lengths.
+fn encode(events: &[NewEvent]) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+    let stored = if events.iter().all(|event| event.metadata.is_empty()) {
+        None
+    } else {
+        Some(metadata::encode(events)?)
+    };
+    let metadata_len = |index: usize| stored.as_ref().map_or(0, |m: &Vec<Vec<u8>>| m[index].len());
     let too_large = events
         .iter()
-        .zip(&stored)
-        .position(|(event, metadata)| event.payload.len() + metadata.len() > u32::MAX as usize);
+        .enumerate()
+        .position(|(index, event)| event.payload.len() + metadata_len(index) > u32::MAX as usize);
     match too_large {
         Some(index) => Err(StoreError::InvalidEvent {
             index,
@@ -378,7 +502,14 @@ impl EventStore for MemoryEventStore {
             AppendDecision::Write(plan) => plan,
             AppendDecision::Done(outcome) => return Ok(outcome),
         };
-        let outcome = write_locked(&mut inner, stream, number, plan, &events, &metadata)?;
+        let outcome = write_locked(
+            &mut inner,
+            stream,
+            number,
+            plan,
+            &events,
+            metadata.as_deref(),
+        )?;
         self.signal(inner);
         Ok(outcome)
     }
@@ -397,7 +528,7 @@ impl EventStore for MemoryEventStore {
             number,
             plan,
             &[append::tombstone()],
-            &[Vec::new()],
+            None,
         )?;
         self.signal(inner);
         Ok(outcome)
@@ -411,22 +542,55 @@ impl EventStore for MemoryEventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = self.read();
-        let number = inner.streams.number(stream.as_str());
-        append::check_not_deleted(stream, inner.state(number).deleted)?;
-        let positions = inner.positions(number);
-        let cutoff = number.and_then(|n| inner.cutoff(n, Utc::now()));
-        let len = positions.len() as u64;
-        let window: Box<dyn Iterator<Item = &u32>> = match direction {
-            ReadDirection::Forward => {
-                Box::new(positions[(from.max(1).min(len + 1) - 1) as usize..].iter())
-            }
-            ReadDirection::Backward => Box::new(positions[..from.min(len) as usize].iter().rev()),
-        };
-        window
-            .filter(|&&p| !inner.hidden(p, cutoff.as_ref()))
-            .take(limit)
-            .map(|&p| inner.record(Position::from(p)))
-            .collect()
+        let window = inner.window(stream, direction, from)?;
+        let mut events = Vec::with_capacity(window.most(limit));
+        let mut times = StoredTimes::default();
+        window.each(limit, |position, _| {
+            events.push(inner.record(position, &mut times)?);
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
+    /// Lends each event straight from the arena, under the read lock: no
+    /// envelope, no copy of the payload, metadata decoded only when an
+    /// event has some.
+    async fn visit_stream(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+        limit: usize,
+        visit: &mut StreamVisitor<'_>,
+    ) -> Result<usize, StoreError> {
+        let inner = self.read();
+        let none = Metadata::default();
+        inner
+            .window(stream, direction, from)?
+            .each(limit, |position, entry| {
+                let (payload, stored_metadata) = inner.bytes_of(entry);
+                let decoded;
+                let metadata = if stored_metadata.is_empty() {
+                    &none
+                } else {
+                    decoded = decode_metadata(position, stored_metadata)?;
+                    &decoded
+                };
+                let recorded_at = RecordedTime::from_micros(entry.recorded_at_micros)
+                    .ok_or_else(|| out_of_range(position))?;
+                visit(RecordedEventRef {
+                    id: entry.id,
+                    stream: inner.streams.name(entry.stream),
+                    version: entry.version,
+                    position,
+                    event_type: inner.types.name(entry.event_type),
+                    schema_version: entry.schema_version,
+                    payload,
+                    metadata,
+                    recorded_at,
+                });
+                Ok(())
+            })
     }
 
     async fn read_all(
@@ -440,6 +604,7 @@ impl EventStore for MemoryEventStore {
         let now = Utc::now();
         let mut cutoffs: HashMap<u32, Option<Cutoff>> = HashMap::new();
         let mut out = Vec::new();
+        let mut times = StoredTimes::default();
         let mut position = from.max(1);
         while position <= head && out.len() < limit {
             let entry = inner.entry(position);
@@ -458,7 +623,7 @@ impl EventStore for MemoryEventStore {
                         inner.types.name(entry.event_type),
                     ))
             {
-                out.push(inner.record(position)?);
+                out.push(inner.record(position, &mut times)?);
             }
             position += 1;
         }

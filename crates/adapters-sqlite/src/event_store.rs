@@ -12,12 +12,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use logbook_domain::{EventId, NewEvent, Position, RecordedEvent, StreamId, Version};
 use logbook_ports::append::{self, AppendDecision, IdCheck, RecordedAt, StreamState, WritePlan};
-use logbook_ports::event_store::timestamp_now;
+use logbook_ports::event_store::timestamp_now_micros;
 use logbook_ports::metadata;
 use logbook_ports::retention::{RetentionState, ScavengeReport, StreamRetention};
 use logbook_ports::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
-    StoreError,
+    StoreError, StoredTimes, StreamVisitor,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -25,7 +25,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::Shared;
 use crate::error::{corrupt, store_error};
 use crate::retention;
-use crate::rows::{Decoder, EVENT_COLUMNS, IdText, json_text, sql_int, unsigned};
+use crate::rows::{
+    Decoder, EVENT_COLUMNS, IdText, LentPage, STREAM_EVENT_COLUMNS, json_text, sql_int, unsigned,
+};
 
 /// Most event types a filter reads with one index search per type, merged;
 /// a longer list scans the log in position order instead.
@@ -141,7 +143,7 @@ fn write_in(
         let context = doing(what);
         move |e| store_error(path, &context, e)
     };
-    let now = timestamp_now().timestamp_micros();
+    let now = timestamp_now_micros();
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO events (stream, version, event_id, event_type, schema_version, \
@@ -234,11 +236,11 @@ fn locate(
 fn read_stream_sql(direction: ReadDirection) -> String {
     match direction {
         ReadDirection::Forward => format!(
-            "SELECT {EVENT_COLUMNS} FROM events \
+            "SELECT {STREAM_EVENT_COLUMNS} FROM events \
              WHERE stream = +?1 AND version >= +?2 ORDER BY version LIMIT +?3"
         ),
         ReadDirection::Backward => format!(
-            "SELECT {EVENT_COLUMNS} FROM events \
+            "SELECT {STREAM_EVENT_COLUMNS} FROM events \
              WHERE stream = +?1 AND version <= +?2 ORDER BY version DESC LIMIT +?3"
         ),
     }
@@ -253,7 +255,7 @@ fn read_retained_stream_sql(direction: ReadDirection) -> String {
         ReadDirection::Backward => "version DESC",
     };
     format!(
-        "SELECT {EVENT_COLUMNS} FROM events \
+        "SELECT {STREAM_EVENT_COLUMNS} FROM events \
          WHERE stream = +?1 AND version >= +?2 AND version <= +?4 AND recorded_at >= +?5 \
          ORDER BY {order} LIMIT +?3"
     )
@@ -267,12 +269,66 @@ fn read_stream_in(
     from: Version,
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let state = stream_state(conn, path, &stream)?;
-    append::check_not_deleted(&stream, state.deleted)?;
+    let mut events = Vec::with_capacity(limit.min(1024));
+    let mut times = StoredTimes::default();
+    read_stream_rows(
+        conn,
+        path,
+        &stream,
+        direction,
+        from,
+        limit,
+        |decoder, row| {
+            events.push(decoder.decode(row, &mut times)?);
+            Ok(())
+        },
+    )?;
+    Ok(events)
+}
+
+/// A stream read as a page to lend ([`EventStore::visit_stream`]).
+fn read_stream_page(
+    conn: &Connection,
+    path: &Path,
+    stream: StreamId,
+    direction: ReadDirection,
+    from: Version,
+    limit: usize,
+) -> Result<LentPage, StoreError> {
+    let mut page = LentPage::new(stream.clone(), limit.min(1024));
+    read_stream_rows(
+        conn,
+        path,
+        &stream,
+        direction,
+        from,
+        limit,
+        |decoder, row| {
+            page.push(decoder.fields(row)?);
+            Ok(())
+        },
+    )?;
+    Ok(page)
+}
+
+/// The rows a read of `stream` returns, each given to `each` with the
+/// decoder of the read; the deletion check and the retention cutoff
+/// first.
+fn read_stream_rows(
+    conn: &Connection,
+    path: &Path,
+    stream: &StreamId,
+    direction: ReadDirection,
+    from: Version,
+    limit: usize,
+    mut each: impl FnMut(&mut Decoder<'_>, &rusqlite::Row<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let state = stream_state(conn, path, stream)?;
+    append::check_not_deleted(stream, state.deleted)?;
     if limit == 0 {
-        return Ok(Vec::new());
+        return Ok(());
     }
-    let cutoff = retention::cutoff_of(conn, path, &stream, state.version.unwrap_or(0))?;
+    let cutoff = retention::cutoff_of(conn, path, stream, state.version.unwrap_or(0))?;
     let error = |e| store_error(path, &format!("reading stream {stream}"), e);
     let (mut statement, bounds) = match cutoff {
         None => (
@@ -310,12 +366,11 @@ fn read_stream_in(
         ]),
     }
     .map_err(error)?;
-    let mut events = Vec::with_capacity(limit.min(1024));
-    let mut decoder = Decoder::new(path, Some(stream.clone()));
+    let mut decoder = Decoder::for_stream(path, stream.clone());
     while let Some(row) = rows.next().map_err(error)? {
-        events.push(decoder.decode(row)?);
+        each(&mut decoder, row)?;
     }
-    Ok(events)
+    Ok(())
 }
 
 /// The SQL of a global-log read with `filter`, and its parameters after
@@ -414,9 +469,10 @@ fn read_all_rows(
     values.extend(extra.iter().map(|v| v as &dyn rusqlite::ToSql));
     let mut rows = statement.query(values.as_slice()).map_err(error)?;
     let mut events = Vec::with_capacity(limit.min(4096));
-    let mut decoder = Decoder::new(path, None);
+    let mut decoder = Decoder::for_log(path);
+    let mut times = StoredTimes::default();
     while let Some(row) = rows.next().map_err(error)? {
-        events.push(decoder.decode(row)?);
+        events.push(decoder.decode(row, &mut times)?);
     }
     Ok(events)
 }
@@ -474,6 +530,25 @@ impl EventStore for SqliteEventStore {
             .readers
             .read(move |conn, path| read_stream_in(conn, path, stream, direction, from, limit))
             .await
+    }
+
+    /// Reads the page on the reader pool into one buffer, then lends its
+    /// events here: no envelope, no allocation per event.
+    async fn visit_stream(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+        limit: usize,
+        visit: &mut StreamVisitor<'_>,
+    ) -> Result<usize, StoreError> {
+        let stream = stream.clone();
+        let page = self
+            .shared
+            .readers
+            .read(move |conn, path| read_stream_page(conn, path, stream, direction, from, limit))
+            .await?;
+        Ok(page.lend(visit))
     }
 
     async fn read_all(

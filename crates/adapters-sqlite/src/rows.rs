@@ -4,16 +4,24 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use logbook_domain::{EventId, Metadata, Payload, Position, RecordedEvent, StreamId};
-use logbook_ports::{StoreError, metadata};
+use logbook_domain::{
+    EventId, Metadata, Payload, Position, RecordedEvent, RecordedEventRef, RecordedTime, StreamId,
+    Version,
+};
+use logbook_ports::{StoreError, StoredTimes, StreamVisitor, metadata};
 use rusqlite::Row;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use uuid::Uuid;
 
 use crate::error::corrupt;
 
-/// The columns every event read selects, in the order [`Decoder`] reads.
+/// The columns every global-log read selects, in the order [`Decoder`] reads.
 pub(crate) const EVENT_COLUMNS: &str = "position, stream, version, event_id, event_type, schema_version, payload, metadata, recorded_at";
+
+/// The columns a stream read selects: [`EVENT_COLUMNS`] but the stream,
+/// which the read names (`stream = ?`), so SQLite need not extract it.
+pub(crate) const STREAM_EVENT_COLUMNS: &str =
+    "position, version, event_id, event_type, schema_version, payload, metadata, recorded_at";
 
 /// An event id as stored: lower-case hyphenated text, on the stack.
 pub(crate) struct IdText([u8; 36]);
@@ -52,31 +60,190 @@ pub(crate) fn sql_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// Event type names a decoder keeps for the rows after (a page of the log
+/// names few types; a long tail of distinct ones replaces the oldest).
+const MAX_TYPES: usize = 64;
+
+/// The fields of one event row, checked; the payload borrowed from the row.
+pub(crate) struct RowFields<'r> {
+    pub(crate) id: EventId,
+    pub(crate) stream: &'r StreamId,
+    pub(crate) version: Version,
+    pub(crate) position: Position,
+    pub(crate) event_type: &'r Arc<str>,
+    pub(crate) schema_version: u32,
+    pub(crate) payload: &'r [u8],
+    pub(crate) metadata: Metadata,
+    pub(crate) recorded_at: RecordedTime,
+    /// The same time as stored.
+    pub(crate) recorded_at_micros: i64,
+}
+
+/// A page of one stream's events copied out of SQLite's rows into one
+/// buffer (no allocation per event), to be lent one event at a time
+/// ([`EventStore::visit_stream`](logbook_ports::EventStore::visit_stream)).
+pub(crate) struct LentPage {
+    stream: StreamId,
+    types: Vec<Arc<str>>,
+    /// The payloads, back to back.
+    payloads: Vec<u8>,
+    events: Vec<PageEvent>,
+    /// The metadata of the events that have some, in page order.
+    metadata: Vec<Metadata>,
+}
+
+/// One event of a [`LentPage`], without its bytes.
+struct PageEvent {
+    id: EventId,
+    version: Version,
+    position: Position,
+    /// Index in the page's types.
+    event_type: u32,
+    schema_version: u32,
+    /// Where its payload ends in the page's payloads (it starts where the
+    /// previous one ends).
+    payload_end: usize,
+    has_metadata: bool,
+    recorded_at: RecordedTime,
+}
+
+impl LentPage {
+    /// An empty page of `stream`'s events, room made for `capacity`.
+    pub(crate) fn new(stream: StreamId, capacity: usize) -> Self {
+        Self {
+            stream,
+            types: Vec::new(),
+            payloads: Vec::new(),
+            events: Vec::with_capacity(capacity),
+            metadata: Vec::new(),
+        }
+    }
+
+    /// Copies one row's fields in.
+    pub(crate) fn push(&mut self, fields: RowFields<'_>) {
+        let event_type = match self
+            .types
+            .iter()
+            .rposition(|t| Arc::ptr_eq(t, fields.event_type))
+        {
+            Some(index) => index,
+            None => {
+                self.types.push(Arc::clone(fields.event_type));
+                self.types.len() - 1
+            }
+        };
+        self.payloads.extend_from_slice(fields.payload);
+        let has_metadata = !fields.metadata.is_empty();
+        if has_metadata {
+            self.metadata.push(fields.metadata);
+        }
+        self.events.push(PageEvent {
+            id: fields.id,
+            version: fields.version,
+            position: fields.position,
+            event_type: u32::try_from(event_type).unwrap_or(u32::MAX),
+            schema_version: fields.schema_version,
+            payload_end: self.payloads.len(),
+            has_metadata,
+            recorded_at: fields.recorded_at,
+        });
+    }
+
+    /// Lends each event to `visit`, in page order; how many it lent.
+    pub(crate) fn lend(&self, visit: &mut StreamVisitor<'_>) -> usize {
+        let none = Metadata::default();
+        let mut metadata = self.metadata.iter();
+        let mut payload_start = 0;
+        for event in &self.events {
+            let payload = &self.payloads[payload_start..event.payload_end];
+            payload_start = event.payload_end;
+            visit(RecordedEventRef {
+                id: event.id,
+                stream: &self.stream,
+                version: event.version,
+                position: event.position,
+                event_type: &self.types[event.event_type as usize],
+                schema_version: event.schema_version,
+                payload,
+                metadata: if event.has_metadata {
+                    metadata.next().unwrap_or(&none)
+                } else {
+                    &none
+                },
+                recorded_at: event.recorded_at,
+            });
+        }
+        self.events.len()
+    }
+}
+
 /// Decodes event rows, sharing the stream id and type names between rows
 /// (a page of the log names few streams and fewer types).
 pub(crate) struct Decoder<'a> {
     path: &'a Path,
     stream: Option<StreamId>,
+    /// The rows come from a read of `stream`, which they all belong to.
+    stream_read: bool,
     types: Vec<Arc<str>>,
 }
 
 impl<'a> Decoder<'a> {
-    /// A decoder for rows of the database at `path`; `stream`, when known,
-    /// is the stream every row belongs to.
-    pub(crate) fn new(path: &'a Path, stream: Option<StreamId>) -> Self {
+    /// A decoder for rows of the global log of the database at `path`.
+    pub(crate) fn for_log(path: &'a Path) -> Self {
         Self {
             path,
-            stream,
+            stream: None,
+            stream_read: false,
             types: Vec::new(),
         }
     }
 
-    /// One row selected with [`EVENT_COLUMNS`].
-    pub(crate) fn decode(&mut self, row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
+    /// A decoder for the rows of a read of `stream` (selected with
+    /// `stream = ?`) of the database at `path`.
+    pub(crate) fn for_stream(path: &'a Path, stream: StreamId) -> Self {
+        Self {
+            path,
+            stream: Some(stream),
+            stream_read: true,
+            types: Vec::new(),
+        }
+    }
+
+    /// One row selected with [`EVENT_COLUMNS`] (a stream read's with
+    /// [`STREAM_EVENT_COLUMNS`]), its time made with `times`.
+    pub(crate) fn decode(
+        &mut self,
+        row: &Row<'_>,
+        times: &mut StoredTimes,
+    ) -> Result<RecordedEvent, StoreError> {
+        let fields = self.fields(row)?;
+        Ok(RecordedEvent {
+            id: fields.id,
+            stream: fields.stream.clone(),
+            version: fields.version,
+            position: fields.position,
+            event_type: Arc::clone(fields.event_type),
+            schema_version: fields.schema_version,
+            payload: Payload::from_stored(fields.payload.to_vec()),
+            metadata: fields.metadata,
+            // In range (`fields` checked it), so never the fallback.
+            recorded_at: times
+                .time(fields.recorded_at_micros)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        })
+    }
+
+    /// The fields of one row selected with [`EVENT_COLUMNS`] (a stream
+    /// read's with [`STREAM_EVENT_COLUMNS`]), each checked
+    /// (in column order, so the first bad one is named), borrowing the
+    /// payload from the row and the stream id and type name from the
+    /// decoder.
+    #[inline]
+    pub(crate) fn fields<'r>(&'r mut self, row: &'r Row<'_>) -> Result<RowFields<'r>, StoreError> {
         let position: i64 = row.get(0).map_err(|e| self.bad_row(None, &e))?;
-        let bad =
-            |detail: String| corrupt(self.path, "events", &format!("position {position}"), detail);
-        let text = |index: usize, name: &str| -> Result<&[u8], StoreError> {
+        let path = self.path;
+        let bad = |detail: String| corrupt(path, "events", &format!("position {position}"), detail);
+        let text = |index: usize, name: &str| -> Result<&'r [u8], StoreError> {
             match row.get_ref(index) {
                 Ok(ValueRef::Text(bytes)) => Ok(bytes),
                 Ok(other) => Err(bad(format!("{name} is {:?}, not text", other.data_type()))),
@@ -94,26 +261,35 @@ impl<'a> Decoder<'a> {
             }
         };
 
-        let stream_bytes = text(1, "stream")?;
-        let stream = match &self.stream {
-            Some(known) if known.as_str().as_bytes() == stream_bytes => known.clone(),
-            _ => {
-                let name =
-                    std::str::from_utf8(stream_bytes).map_err(|e| bad(format!("stream: {e}")))?;
-                let id = StreamId::new(name).map_err(|e| bad(format!("stream: {e}")))?;
-                self.stream = Some(id.clone());
-                id
-            }
+        // A stream read selects `stream = ?` (TEXT, binary collation): its
+        // rows hold exactly that text, and it does not select the column.
+        // The log's rows name their stream in column 1, the rest after it.
+        let stream_bytes = match (&self.stream, self.stream_read) {
+            (Some(known), true) => known.as_str().as_bytes(),
+            _ => text(1, "stream")?,
         };
-        let version = unsigned(int(2, "version")?).ok_or_else(|| bad("negative version".into()))?;
-        let id = Uuid::try_parse_ascii(text(3, "event_id")?)
+        let shift = usize::from(self.stream_read);
+        let column = |in_log: usize| in_log - shift;
+        if self
+            .stream
+            .as_ref()
+            .is_none_or(|known| known.as_str().as_bytes() != stream_bytes)
+        {
+            let name =
+                std::str::from_utf8(stream_bytes).map_err(|e| bad(format!("stream: {e}")))?;
+            let id = StreamId::new(name).map_err(|e| bad(format!("stream: {e}")))?;
+            self.stream = Some(id);
+        }
+        let version =
+            unsigned(int(column(2), "version")?).ok_or_else(|| bad("negative version".into()))?;
+        let id = Uuid::try_parse_ascii(text(column(3), "event_id")?)
             .map(EventId)
             .map_err(|e| bad(format!("event_id: {e}")))?;
-        let event_type = self.event_type(text(4, "event_type")?, &bad)?;
-        let schema_version = u32::try_from(int(5, "schema_version")?)
+        let type_index = self.event_type(text(column(4), "event_type")?, &bad)?;
+        let schema_version = u32::try_from(int(column(5), "schema_version")?)
             .map_err(|e| bad(format!("schema_version: {e}")))?;
-        let payload = Payload::from_stored(text(6, "payload")?.to_vec());
-        let metadata = match row.get_ref(7) {
+        let payload = text(column(6), "payload")?;
+        let metadata = match row.get_ref(column(7)) {
             Ok(ValueRef::Null) => Metadata::default(),
             Ok(ValueRef::Text(bytes)) => {
                 metadata::decode(bytes).map_err(|e| bad(format!("metadata: {e}")))?
@@ -126,37 +302,46 @@ impl<'a> Decoder<'a> {
             }
             Err(e) => return Err(bad(format!("metadata: {e}"))),
         };
-        let recorded_at = from_micros(int(8, "recorded_at")?)
+        let recorded_at_micros = int(column(8), "recorded_at")?;
+        let recorded_at = RecordedTime::from_micros(recorded_at_micros)
             .ok_or_else(|| bad("recorded_at is out of range".into()))?;
-        Ok(RecordedEvent {
+        let position = unsigned(position).ok_or_else(|| bad("negative position".into()))?;
+        Ok(RowFields {
             id,
-            stream,
+            stream: self
+                .stream
+                .as_ref()
+                .ok_or_else(|| bad("no stream".into()))?,
             version,
-            position: unsigned(position).ok_or_else(|| bad("negative position".into()))?
-                as Position,
-            event_type,
+            position,
+            event_type: &self.types[type_index],
             schema_version,
             payload,
             metadata,
             recorded_at,
+            recorded_at_micros,
         })
     }
 
+    /// The event type named by `bytes`, as its index in the decoder's
+    /// names (added when new).
     fn event_type(
         &mut self,
         bytes: &[u8],
         bad: &dyn Fn(String) -> StoreError,
-    ) -> Result<Arc<str>, StoreError> {
-        if let Some(known) = self.types.iter().find(|t| t.as_bytes() == bytes) {
-            return Ok(Arc::clone(known));
+    ) -> Result<usize, StoreError> {
+        if let Some(known) = self.types.iter().position(|t| t.as_bytes() == bytes) {
+            return Ok(known);
         }
         let name: Arc<str> =
             Arc::from(std::str::from_utf8(bytes).map_err(|e| bad(format!("event_type: {e}")))?);
-        // Few types per page; a long tail of distinct ones is not kept.
-        if self.types.len() < 64 {
-            self.types.push(Arc::clone(&name));
+        // Few types per page; past a long tail of distinct ones the oldest
+        // names make room.
+        if self.types.len() == MAX_TYPES {
+            self.types.remove(0);
         }
-        Ok(name)
+        self.types.push(name);
+        Ok(self.types.len() - 1)
     }
 
     fn bad_row(&self, position: Option<i64>, error: &rusqlite::Error) -> StoreError {

@@ -4,7 +4,13 @@
 //! tagged) form, `{"MoneyDeposited": {...}}`: the variant name becomes the
 //! envelope's event type and the variant's content its payload. Decoding
 //! reverses it, so stores never see a Rust type.
+//!
+//! Decoding reads the payload first with a reader for plain JSON (no
+//! escapes, integers only: `plain_json`), which hands serde exactly what
+//! serde_json would and gives up on anything else; serde_json then reads
+//! what it gave up on, so its results and errors stand.
 
+mod plain_json;
 mod variant_content;
 
 use std::cell::Cell;
@@ -14,9 +20,11 @@ use serde::Deserialize;
 use serde::de::value::StrDeserializer;
 use serde::de::{DeserializeSeed, EnumAccess, VariantAccess, Visitor};
 
+use self::plain_json::{GaveUp, PlainJson};
 use self::variant_content::VariantContent;
 use logbook_domain::{
-    DomainEvent, Metadata, NewEvent, Payload, RecordedEvent, UpcastError, Upcasters,
+    DomainEvent, Metadata, NewEvent, Payload, RecordedEvent, RecordedEventRef, UpcastError,
+    Upcasters,
 };
 
 /// Why an event could not be encoded or decoded.
@@ -182,9 +190,18 @@ impl<E: DomainEvent> Decoder<E> {
     /// [`CodecError::SchemaVersion`] when the stored schema version cannot be
     /// brought to the one `E` has. Each names the stream and position.
     pub fn decode(&self, recorded: &RecordedEvent) -> Result<E, CodecError> {
+        self.decode_lent(recorded.as_lent())
+    }
+
+    /// Reads one stored event lent by a store (see
+    /// `EventStore::visit_stream`), straight from the bytes it lends.
+    ///
+    /// # Errors
+    /// As [`Decoder::decode`].
+    pub fn decode_lent(&self, recorded: RecordedEventRef<'_>) -> Result<E, CodecError> {
         let (event, version) = if self
             .upcasters
-            .applies_to(&recorded.event_type, recorded.schema_version)
+            .applies_to(recorded.event_type, recorded.schema_version)
         {
             self.decode_upcast(recorded)?
         } else {
@@ -195,7 +212,7 @@ impl<E: DomainEvent> Decoder<E> {
             return Err(CodecError::SchemaVersion {
                 stream: recorded.stream.to_string(),
                 position: recorded.position,
-                event_type: recorded.event_type.to_string(),
+                event_type: recorded.event_type.to_owned(),
                 stored: version,
                 current,
             });
@@ -203,48 +220,56 @@ impl<E: DomainEvent> Decoder<E> {
         Ok(event)
     }
 
-    fn decode_upcast(&self, recorded: &RecordedEvent) -> Result<(E, u32), CodecError> {
-        let decode_error = |source| CodecError::Decode {
-            stream: recorded.stream.to_string(),
-            version: recorded.version,
-            position: recorded.position,
-            event_type: recorded.event_type.to_string(),
-            schema_version: recorded.schema_version,
-            source,
-        };
+    fn decode_upcast(&self, recorded: RecordedEventRef<'_>) -> Result<(E, u32), CodecError> {
+        let decode_error = |source| decode_error(recorded, source);
         let stored: serde_json::Value =
-            serde_json::from_slice(recorded.payload.as_bytes()).map_err(decode_error)?;
+            serde_json::from_slice(recorded.payload).map_err(decode_error)?;
         let (payload, version) = self
             .upcasters
-            .upcast(&recorded.event_type, recorded.schema_version, stored)
+            .upcast(recorded.event_type, recorded.schema_version, stored)
             .map_err(|source| CodecError::Upcast {
                 stream: recorded.stream.to_string(),
                 position: recorded.position,
                 source,
             })?;
         let mut tagged = serde_json::Map::with_capacity(1);
-        tagged.insert(recorded.event_type.to_string(), payload);
+        tagged.insert(recorded.event_type.to_owned(), payload);
         let event =
             serde_json::from_value(serde_json::Value::Object(tagged)).map_err(decode_error)?;
         Ok((event, version))
     }
 }
 
-fn decode_current<E: DomainEvent>(recorded: &RecordedEvent) -> Result<E, CodecError> {
-    // serde picks the variant from the stored type and reads its content
-    // straight from the stored bytes: no envelope copy, no `Value`.
-    E::deserialize(Tagged {
-        event_type: &recorded.event_type,
-        payload: recorded.payload.as_bytes(),
-    })
-    .map_err(|source| CodecError::Decode {
+/// The error naming where `recorded` is, for what serde said of it.
+fn decode_error(recorded: RecordedEventRef<'_>, source: serde_json::Error) -> CodecError {
+    CodecError::Decode {
         stream: recorded.stream.to_string(),
         version: recorded.version,
         position: recorded.position,
-        event_type: recorded.event_type.to_string(),
+        event_type: recorded.event_type.to_owned(),
         schema_version: recorded.schema_version,
         source,
+    }
+}
+
+fn decode_current<E: DomainEvent>(recorded: RecordedEventRef<'_>) -> Result<E, CodecError> {
+    // serde picks the variant from the stored type and reads its content
+    // straight from the stored bytes: no envelope copy, no `Value`. The
+    // plain reader first; whatever it gives up on, serde_json reads, and
+    // its result (an error above all) is the answer.
+    if let Ok(payload) = std::str::from_utf8(recorded.payload)
+        && let Ok(event) = E::deserialize(PlainTagged {
+            event_type: recorded.event_type,
+            payload,
+        })
+    {
+        return Ok(event);
+    }
+    E::deserialize(Tagged {
+        event_type: recorded.event_type,
+        payload: recorded.payload,
     })
+    .map_err(|source| decode_error(recorded, source))
 }
 
 /// A stored event seen by serde as the externally tagged enum value
@@ -311,6 +336,96 @@ impl<'de> Content<'de> {
 
 impl<'de> VariantAccess<'de> for Content<'de> {
     type Error = serde_json::Error;
+
+    fn unit_variant(self) -> Result<(), Self::Error> {
+        self.read(|json| <()>::deserialize(json))
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, Self::Error> {
+        self.read(|json| seed.deserialize(json))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.read(|json| serde::Deserializer::deserialize_seq(json, visitor))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.read(|json| serde::Deserializer::deserialize_struct(json, "", fields, visitor))
+    }
+}
+
+/// [`Tagged`] for the plain reader: the stored type as the variant, the
+/// payload (UTF-8, checked) as its content.
+struct PlainTagged<'a> {
+    event_type: &'a str,
+    payload: &'a str,
+}
+
+impl<'de> serde::Deserializer<'de> for PlainTagged<'de> {
+    type Error = GaveUp;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct identifier ignored_any
+    }
+}
+
+impl<'de> EnumAccess<'de> for PlainTagged<'de> {
+    type Error = GaveUp;
+    type Variant = PlainContent<'de>;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self::Variant), Self::Error> {
+        let variant = seed.deserialize(StrDeserializer::<GaveUp>::new(self.event_type))?;
+        Ok((variant, PlainContent(self.payload)))
+    }
+}
+
+/// [`Content`] for the plain reader.
+struct PlainContent<'a>(&'a str);
+
+impl<'de> PlainContent<'de> {
+    /// Reads the whole payload with `read`, refusing bytes after it.
+    fn read<T>(
+        self,
+        read: impl FnOnce(&mut PlainJson<'de>) -> Result<T, GaveUp>,
+    ) -> Result<T, GaveUp> {
+        let mut json = PlainJson::new(self.0);
+        let value = read(&mut json)?;
+        json.end()?;
+        Ok(value)
+    }
+}
+
+impl<'de> VariantAccess<'de> for PlainContent<'de> {
+    type Error = GaveUp;
 
     fn unit_variant(self) -> Result<(), Self::Error> {
         self.read(|json| <()>::deserialize(json))

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use logbook_domain::{
-    Aggregate, Metadata, Payload, RecordedEvent, StreamId, StreamIdError, SubjectId, Version,
+    Aggregate, Metadata, Payload, RecordedEvent, RecordedTime, StreamId, StreamIdError, SubjectId,
+    Version,
 };
 use logbook_ports::event_store::timestamp_now;
 use logbook_ports::{
@@ -154,9 +155,10 @@ fn add_subjects(into: &mut Vec<SubjectId>, from: impl IntoIterator<Item = Subjec
 }
 
 /// The time-travel rule: a stream as of `at` is its events in stream order
-/// up to the first one recorded after `at`.
-fn recorded_by(at: DateTime<Utc>) -> impl Fn(&RecordedEvent) -> bool {
-    move |event| event.recorded_at <= at
+/// up to the first one recorded after `at` (asked of an event's version and
+/// time).
+fn recorded_by(at: DateTime<Utc>) -> impl Fn(Version, RecordedTime) -> bool + Sync {
+    move |_, recorded_at| recorded_at.time() <= at
 }
 
 /// Loads and saves aggregates of type `A` through any [`EventStore`].
@@ -475,7 +477,7 @@ impl<A: Aggregate> Repository<A> {
                 version: 0,
             },
         };
-        self.fold_forward(&stream, base, |e| e.version <= version, &mut Vec::new())
+        self.fold_forward(&stream, base, |at, _| at <= version, &mut Vec::new())
             .await
     }
 
@@ -506,7 +508,11 @@ impl<A: Aggregate> Repository<A> {
         at: DateTime<Utc>,
     ) -> Result<Vec<RecordedEvent>, A> {
         let mut events = self.history(id).await?;
-        let kept = events.iter().take_while(|e| recorded_by(at)(e)).count();
+        let before = recorded_by(at);
+        let kept = events
+            .iter()
+            .take_while(|e| before(e.version, e.recorded_at.into()))
+            .count();
         events.truncate(kept);
         Ok(events)
     }
@@ -538,7 +544,9 @@ impl<A: Aggregate> Repository<A> {
         };
         let start_version = base.version;
         let mut seen = Vec::new();
-        let loaded = self.fold_forward(stream, base, |_| true, &mut seen).await?;
+        let loaded = self
+            .fold_forward(stream, base, |_, _| true, &mut seen)
+            .await?;
         if loaded.version != start_version {
             self.remember(stream, &loaded.state, loaded.version);
         }
@@ -551,12 +559,19 @@ impl<A: Aggregate> Repository<A> {
     }
 
     /// Folds the stream's events after `base.version` into `base` while
-    /// `keep` holds.
+    /// `keep` holds (asked of each event's version and time).
+    ///
+    /// The store lends each page's events and they are decoded straight
+    /// from its bytes. An event that may hold encrypted fields is opened
+    /// through the keyring, which is async: it and the rest of its page are
+    /// taken as envelopes and folded after the page, in order. A page fails
+    /// as a page read fails: with the store's error if it has one, else
+    /// with the first event that does not read.
     async fn fold_forward(
         &self,
         stream: &StreamId,
         mut base: Loaded<A>,
-        keep: impl Fn(&RecordedEvent) -> bool,
+        keep: impl Fn(Version, RecordedTime) -> bool + Sync,
         seen: &mut Vec<SubjectId>,
     ) -> Result<Loaded<A>, A> {
         let mut pages = StreamPages::new(
@@ -566,9 +581,37 @@ impl<A: Aggregate> Repository<A> {
             base.version + 1,
             self.options.page_size,
         );
-        while let Some(page) = pages.next_page().await? {
-            for recorded in &page {
-                if !keep(recorded) {
+        loop {
+            let mut failed: Option<CodecError> = None;
+            let mut stopped = false;
+            let mut to_open: Vec<RecordedEvent> = Vec::new();
+            let lent = pages
+                .visit_next_page(&mut |event| {
+                    if stopped || failed.is_some() {
+                        return;
+                    }
+                    if !to_open.is_empty() {
+                        to_open.push(event.to_recorded());
+                    } else if !keep(event.version, event.recorded_at) {
+                        stopped = true;
+                    } else if fields::payload_may_be_encrypted(event.payload) {
+                        to_open.push(event.to_recorded());
+                    } else {
+                        match self.decoder.decode_lent(event) {
+                            Ok(decoded) => {
+                                base.state.apply(&decoded);
+                                base.version = event.version;
+                            }
+                            Err(error) => failed = Some(error),
+                        }
+                    }
+                })
+                .await?;
+            if let Some(error) = failed {
+                return Err(error.into());
+            }
+            for recorded in &to_open {
+                if !keep(recorded.version, recorded.recorded_at.into()) {
                     return Ok(base);
                 }
                 let event: A::Event = self.decode(recorded).await?;
@@ -578,8 +621,10 @@ impl<A: Aggregate> Repository<A> {
                 base.state.apply(&event);
                 base.version = recorded.version;
             }
+            if stopped || lent.is_none() {
+                return Ok(base);
+            }
         }
-        Ok(base)
     }
 
     /// Reads one stored event, its personal fields opened first.

@@ -295,3 +295,86 @@ async fn two_opens_of_one_store_creating_one_new_subjects_key_at_once_end_with_o
     assert_eq!(kb.open(&sealed, b"binding").as_deref(), Some(&b"alice"[..]));
     assert_eq!(one.subject_keys.list(None, 10).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_stream_with_sealed_fields_among_plain_events_loads_alike_whatever_its_pages() {
+    use logbook::codec;
+    use logbook_domain::Metadata;
+    use logbook_domain::user_wallet::UserWalletEvent;
+    use logbook_ports::ExpectedVersion;
+
+    // Given a wallet stream whose sealed creation sits between plain
+    // balance changes (appended as they are, so that a page holds both)
+    let stores = logbook_adapters_memory::stores();
+    let keys: Arc<dyn SubjectKeyStore> = Arc::clone(&stores.subject_keys);
+    let keyring = Keyring::new(Arc::clone(&keys), Some(MasterKey::generate()));
+    let stream = Repository::<UserWallet>::stream_id("7").unwrap();
+    let change = |amount: &str| UserWalletEvent::UserBalanceChanged {
+        balance_change: amount.parse().unwrap(),
+    };
+    let events = [
+        change("1.00"),
+        change("2.00"),
+        UserWalletEvent::UserCreated {
+            username: ALICE.into(),
+            balance: "100.00".parse().unwrap(),
+        },
+        change("-3.00"),
+        change("4.00"),
+    ];
+    for event in &events {
+        let envelope = codec::encode(event, &Metadata::default()).unwrap();
+        let sealed = keyring.seal_event(&stream, event, envelope).await.unwrap();
+        stores
+            .events
+            .append(&stream, ExpectedVersion::Any, vec![sealed])
+            .await
+            .unwrap();
+    }
+    let mut expected = UserWallet::default();
+    use logbook_domain::Aggregate;
+    expected.apply_all(&events);
+    let mut through_3 = UserWallet::default();
+    through_3.apply_all(&events[..3]);
+    for page_size in [1, 2, 3, 4, 1_000] {
+        // When it is loaded with pages of that size, cold
+        let options = RepositoryOptions {
+            page_size,
+            cache_capacity: 0,
+            snapshot_every: None,
+            ..RepositoryOptions::default()
+        };
+        let wallets =
+            Repository::<UserWallet>::with_options(&stores, options).with_keyring(keyring.clone());
+        let loaded = wallets.load("7").await.unwrap();
+        // Then every event is folded once in order, the sealed one opened
+        assert_eq!(
+            (loaded.state, loaded.version),
+            (expected.clone(), 5),
+            "page {page_size}"
+        );
+        // And time travel stops at the same event
+        let then = wallets.load_at_version("7", 3).await.unwrap();
+        assert_eq!(
+            (then.state, then.version),
+            (through_3.clone(), 3),
+            "page {page_size}"
+        );
+    }
+    // And without a master key the sealed event refuses to load, whatever
+    // comes before it in its page
+    let without = Keyring::new(Arc::clone(&keys), None);
+    let err = Repository::<UserWallet>::with_options(
+        &stores,
+        RepositoryOptions {
+            cache_capacity: 0,
+            snapshot_every: None,
+            ..RepositoryOptions::default()
+        },
+    )
+    .with_keyring(without)
+    .load("7")
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no master key"), "{err}");
+}

@@ -362,6 +362,129 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+impl RecordedEvent {
+    /// This event lent as a [`RecordedEventRef`] (what a store's visiting
+    /// read hands out).
+    pub fn as_lent(&self) -> RecordedEventRef<'_> {
+        RecordedEventRef {
+            id: self.id,
+            stream: &self.stream,
+            version: self.version,
+            position: self.position,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: self.payload.as_bytes(),
+            metadata: &self.metadata,
+            recorded_at: RecordedTime::from(self.recorded_at),
+        }
+    }
+}
+
+/// A recorded event lent by a store: the fields of a [`RecordedEvent`], with
+/// the stream id, type name, payload bytes and metadata borrowed from where
+/// the store keeps them, so reading it allocates nothing. The payload bytes
+/// are exactly as stored (valid JSON, as a [`Payload`] is).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordedEventRef<'a> {
+    /// Unique id.
+    pub id: EventId,
+    /// The stream it belongs to.
+    pub stream: &'a StreamId,
+    /// Its version in that stream (1-based, contiguous).
+    pub version: Version,
+    /// Its position in the global log (1-based, strictly increasing).
+    pub position: Position,
+    /// Event type name.
+    pub event_type: &'a str,
+    /// Version of the payload's shape.
+    pub schema_version: u32,
+    /// The payload's JSON bytes, as stored.
+    pub payload: &'a [u8],
+    /// Correlation, causation and free key/values.
+    pub metadata: &'a Metadata,
+    /// When the store recorded it (UTC, microsecond precision), as the
+    /// store keeps it: [`RecordedTime::time`] makes it a time.
+    pub recorded_at: RecordedTime,
+}
+
+impl RecordedEventRef<'_> {
+    /// An owned copy: the envelope a store's `read_stream` returns for this
+    /// event.
+    pub fn to_recorded(&self) -> RecordedEvent {
+        RecordedEvent {
+            id: self.id,
+            stream: self.stream.clone(),
+            version: self.version,
+            position: self.position,
+            event_type: Arc::from(self.event_type),
+            schema_version: self.schema_version,
+            payload: Payload::from_stored(self.payload.to_vec()),
+            metadata: self.metadata.clone(),
+            recorded_at: self.recorded_at.time(),
+        }
+    }
+}
+
+/// When a store recorded an event, kept in the form the store hands it
+/// over (microseconds since the Unix epoch, as stores keep times, or a
+/// time) and made a time only when asked: most readers of a lent event
+/// never ask, and the conversion is a good part of lending one.
+#[derive(Clone, Copy)]
+pub struct RecordedTime(TimeForm);
+
+#[derive(Clone, Copy)]
+enum TimeForm {
+    /// Microseconds since the epoch, within the range of a `DateTime`.
+    Micros(i64),
+    Time(DateTime<Utc>),
+}
+
+/// The first and last microseconds a `DateTime<Utc>` holds: every count
+/// between them is a time.
+const MIN_MICROS: i64 = DateTime::<Utc>::MIN_UTC.timestamp_micros();
+const MAX_MICROS: i64 = DateTime::<Utc>::MAX_UTC.timestamp_micros();
+
+impl RecordedTime {
+    /// The time `micros` microseconds after the Unix epoch; `None` when
+    /// that is outside the range of a `DateTime` (then
+    /// `DateTime::from_timestamp_micros` says `None` too).
+    #[inline]
+    pub fn from_micros(micros: i64) -> Option<Self> {
+        (MIN_MICROS..=MAX_MICROS)
+            .contains(&micros)
+            .then_some(Self(TimeForm::Micros(micros)))
+    }
+
+    /// The time.
+    pub fn time(self) -> DateTime<Utc> {
+        match self.0 {
+            // In range by construction, so never the fallback.
+            TimeForm::Micros(micros) => {
+                DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
+            }
+            TimeForm::Time(time) => time,
+        }
+    }
+}
+
+impl From<DateTime<Utc>> for RecordedTime {
+    fn from(time: DateTime<Utc>) -> Self {
+        Self(TimeForm::Time(time))
+    }
+}
+
+impl PartialEq for RecordedTime {
+    fn eq(&self, other: &Self) -> bool {
+        self.time() == other.time()
+    }
+}
+
+impl fmt::Debug for RecordedTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.time(), f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +507,26 @@ mod tests {
         }
         // And they strictly increase
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_recorded_time_from_micros_is_the_epoch_arithmetic_and_refuses_the_same() {
+        // Given counts of microseconds at and beyond the edges of a time's
+        // range, and ordinary ones
+        let mut counts = vec![0, -1, 1, 1_746_634_114_633_698, i64::MIN, i64::MAX];
+        for edge in [MIN_MICROS, MAX_MICROS] {
+            counts.extend([edge - 2, edge - 1, edge, edge + 1, edge + 2]);
+        }
+        for micros in counts {
+            // When each is made a recorded time
+            let made = RecordedTime::from_micros(micros).map(RecordedTime::time);
+            // Then it is the time `from_timestamp_micros` gives, or none
+            // alike
+            assert_eq!(made, DateTime::from_timestamp_micros(micros), "{micros}");
+        }
+        // And a time given as such is kept as it is
+        let now = Utc::now();
+        assert_eq!(RecordedTime::from(now).time(), now);
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub mod upcast;
 pub mod user_wallet;
 
 pub use aggregate::Aggregate;
-pub use event::{DomainEvent, EventId, Metadata, NewEvent, Payload, PayloadError, RecordedEvent};
+pub use event::{
+    DomainEvent, EventId, Metadata, NewEvent, Payload, PayloadError, RecordedEvent,
+    RecordedEventRef, RecordedTime,
+};
 pub use money::{Currency, CurrencyError, Money, MoneyError};
 pub use stream::{Position, StreamId, StreamIdError, Version};
 pub use subject::{PersonalField, SHREDDED_PLACEHOLDER, SubjectId, SubjectIdError};

@@ -73,31 +73,71 @@ impl Money {
 impl FromStr for Money {
     type Err = MoneyError;
 
+    /// `[+|-]digits[.d[d]]`, in one pass over the bytes (amounts are read
+    /// with every event that carries one). Malformed text is refused before
+    /// an amount too large for cents is.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let malformed = || MoneyError::Malformed(text.to_owned());
-        let (negative, unsigned) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        let bytes = text.as_bytes();
+        let (negative, unsigned) = match bytes.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            Some((b'+', rest)) => (false, rest),
+            _ => (false, bytes),
         };
-        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || fraction.len() > 2 {
-            return Err(malformed());
+        // The usual shape first: up to 14 whole digits, a point, two digits
+        // (it cannot overflow).
+        if let [whole @ .., b'.', tens @ b'0'..=b'9', ones @ b'0'..=b'9'] = unsigned
+            && (1..=14).contains(&whole.len())
+            && whole.iter().all(u8::is_ascii_digit)
+        {
+            let units = whole
+                .iter()
+                .fold(0i64, |n, digit| n * 10 + i64::from(digit - b'0'));
+            let cents = units * 100 + i64::from(tens - b'0') * 10 + i64::from(ones - b'0');
+            return Ok(Money(if negative { -cents } else { cents }));
         }
-        if unsigned.ends_with('.') {
-            return Err(malformed());
+        // The digits, whole units then cents, as one number: exact while
+        // there are at most 16 of them (then times 100 still fits).
+        let mut number: i64 = 0;
+        let mut rest = unsigned;
+        let mut whole_digits = 0;
+        while let [byte @ b'0'..=b'9', tail @ ..] = rest {
+            number = number.wrapping_mul(10).wrapping_add(i64::from(byte - b'0'));
+            whole_digits += 1;
+            rest = tail;
         }
-        let overflow = || MoneyError::Overflow(text.to_owned());
-        let whole: i64 = whole.parse().map_err(|_| overflow())?;
-        let fraction: i64 = match fraction.len() {
-            0 => 0,
-            1 => fraction.parse::<i64>().map_err(|_| malformed())? * 10,
-            _ => fraction.parse().map_err(|_| malformed())?,
+        let mut fraction_digits: u32 = 0;
+        if let [b'.', tail @ ..] = rest {
+            rest = tail;
+            while let [byte @ b'0'..=b'9', tail @ ..] = rest {
+                number = number.wrapping_mul(10).wrapping_add(i64::from(byte - b'0'));
+                fraction_digits += 1;
+                rest = tail;
+            }
+            if fraction_digits == 0 {
+                return Err(MoneyError::Malformed(text.to_owned()));
+            }
+        }
+        if whole_digits == 0 || fraction_digits > 2 || !rest.is_empty() {
+            return Err(MoneyError::Malformed(text.to_owned()));
+        }
+        let scale = match fraction_digits {
+            0 => 100,
+            1 => 10,
+            _ => 1,
         };
-        let cents = whole
-            .checked_mul(100)
-            .and_then(|c| c.checked_add(fraction))
-            .ok_or_else(overflow)?;
+        let cents = if whole_digits + fraction_digits <= 16 {
+            number * scale
+        } else {
+            // Long amounts again, with every step checked.
+            unsigned
+                .iter()
+                .filter(|b| b.is_ascii_digit())
+                .try_fold(0i64, |n, byte| {
+                    n.checked_mul(10)?.checked_add(i64::from(byte - b'0'))
+                })
+                .and_then(|n| n.checked_mul(scale))
+                .ok_or_else(|| MoneyError::Overflow(text.to_owned()))?
+        };
         Ok(Money(if negative { -cents } else { cents }))
     }
 }
@@ -153,8 +193,31 @@ impl Serialize for Money {
 
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        deserializer.deserialize_str(AmountText)
+    }
+}
+
+/// Reads an amount from the string it is written as, parsing the text
+/// where the deserializer has it (no copy into a `String` first). Accepts
+/// and refuses what a `String` does, with the same messages.
+struct AmountText;
+
+impl serde::de::Visitor<'_> for AmountText {
+    type Value = Money;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Money, E> {
+        text.parse().map_err(E::custom)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Money, E> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.visit_str(text),
+            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(bytes), &self)),
+        }
     }
 }
 
@@ -243,6 +306,76 @@ mod tests {
         assert_eq!(parse("+7"), Ok(700));
     }
 
+    /// The rule as first written (split at the point, check the digits,
+    /// parse each side): what the one-pass parser must agree with.
+    fn split_and_parse(text: &str) -> Result<Money, MoneyError> {
+        let malformed = || MoneyError::Malformed(text.to_owned());
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || fraction.len() > 2 {
+            return Err(malformed());
+        }
+        if unsigned.ends_with('.') {
+            return Err(malformed());
+        }
+        let overflow = || MoneyError::Overflow(text.to_owned());
+        let whole: i64 = whole.parse().map_err(|_| overflow())?;
+        let fraction: i64 = match fraction.len() {
+            0 => 0,
+            1 => fraction.parse::<i64>().map_err(|_| malformed())? * 10,
+            _ => fraction.parse().map_err(|_| malformed())?,
+        };
+        let cents = whole
+            .checked_mul(100)
+            .and_then(|c| c.checked_add(fraction))
+            .ok_or_else(overflow)?;
+        Ok(Money(if negative { -cents } else { cents }))
+    }
+
+    #[test]
+    fn parsing_agrees_with_the_split_and_parse_rule_on_every_short_text() {
+        // Given every text of up to five characters over digits, signs,
+        // points, a letter and a non-ASCII character
+        let alphabet = ['0', '1', '9', '.', '-', '+', 'x', 'é'];
+        let mut texts = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            last = last
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(last.iter().cloned());
+        }
+        // And amounts at the edge of what cents hold
+        for edge in [
+            "92233720368547758.07",
+            "92233720368547758.08",
+            "-92233720368547758.07",
+            "92233720368547758.1",
+            "92233720368547758",
+            "922337203685477580",
+            "9223372036854775807",
+            "9223372036854775808",
+            "99999999999999999999.x",
+            "0000000000000000000000001.50",
+            "9999999999999999",
+            "99999999999999999",
+            "999999999999999.99",
+            "9999999999999999.9",
+            "-99999999999999.99",
+        ] {
+            texts.push(edge.to_owned());
+        }
+        // Then the one-pass parser reads each exactly as the rule does
+        for text in &texts {
+            assert_eq!(text.parse::<Money>(), split_and_parse(text), "{text:?}");
+        }
+    }
+
     #[test]
     fn rejects_malformed_amounts() {
         for bad in [
@@ -277,6 +410,28 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<Money>(&json).unwrap().cents(),
             123_456
+        );
+    }
+
+    #[test]
+    fn an_amount_reads_from_any_json_string_and_refuses_what_a_string_refuses() {
+        // Given an amount written with an escape (serde hands it over copied)
+        let escaped: Money = serde_json::from_str(r#""\u0031.50""#).unwrap();
+        // Then it parses like the plain text
+        assert_eq!(escaped.cents(), 150);
+        // And a value that is not a string is refused as a `String` refuses it
+        for json in ["5", "null", "[\"1.00\"]"] {
+            let amount = serde_json::from_str::<Money>(json).unwrap_err().to_string();
+            let string = serde_json::from_str::<String>(json)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(amount, string, "{json}");
+        }
+        // And a malformed amount names the text
+        let err = serde_json::from_str::<Money>(r#""1.234""#).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid amount \"1.234\""),
+            "{err}"
         );
     }
 

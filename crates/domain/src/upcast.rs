@@ -49,7 +49,7 @@ impl Upcasters {
 
     /// True when a payload of `event_type` at `version` has a step to run.
     pub fn applies_to(&self, event_type: &str, version: u32) -> bool {
-        self.steps.contains_key(&(event_type, version))
+        !self.steps.is_empty() && self.steps.contains_key(&(event_type, version))
     }
 
     /// Runs every step from `version` on; returns the payload and the

@@ -2,10 +2,11 @@
 //! stream, read the global log.
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use chrono::{DateTime, SubsecRound, Utc};
-use logbook_domain::{NewEvent, Position, RecordedEvent, StreamId, Version};
+use chrono::{DateTime, NaiveDate, NaiveTime, SubsecRound, Utc};
+use logbook_domain::{NewEvent, Position, RecordedEvent, RecordedEventRef, StreamId, Version};
 
 use crate::error::StoreError;
 use crate::retention::{RetentionState, ScavengeReport, StreamRetention};
@@ -163,6 +164,9 @@ impl EventFilter {
     }
 }
 
+/// What [`EventStore::visit_stream`] lends each event to, in order.
+pub type StreamVisitor<'v> = dyn for<'e> FnMut(RecordedEventRef<'e>) + Send + 'v;
+
 /// Wakes subscribers when events are committed: the value is the head
 /// position after the latest commit. Await `changed()`, then read the
 /// global log from where you were.
@@ -171,7 +175,61 @@ pub type CommitSignal = tokio::sync::watch::Receiver<Position>;
 /// The time a store records for an append: now, in UTC, truncated to
 /// microseconds so that every store round-trips it exactly.
 pub fn timestamp_now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
+    DateTime::from_timestamp_micros(timestamp_now_micros())
+        .unwrap_or_else(|| Utc::now().trunc_subsecs(6))
+}
+
+/// [`timestamp_now`] as stores keep it, microseconds since the Unix epoch
+/// (rounded down), read from the clock without making a `DateTime`.
+pub fn timestamp_now_micros() -> i64 {
+    let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(after) => micros(after),
+        // Before the epoch: down is further back.
+        Err(before) => {
+            let nanos = before.duration().as_nanos();
+            -i64::try_from(nanos.div_ceil(1_000)).unwrap_or(i64::MAX)
+        }
+    }
+}
+
+/// Turns times as stores keep them (microseconds since the Unix epoch) back
+/// into times, exactly as `DateTime::from_timestamp_micros` does, but
+/// remembering the last day it met: the events of one read mostly share a
+/// day, and finding a day's date is most of the cost.
+#[derive(Debug, Default)]
+pub struct StoredTimes {
+    /// The last day met: its first microsecond and its date.
+    last_day: Option<(i64, NaiveDate)>,
+}
+
+impl StoredTimes {
+    /// The time `micros` microseconds after the Unix epoch, or `None`
+    /// outside the range a `DateTime` holds.
+    #[inline]
+    pub fn time(&mut self, micros: i64) -> Option<DateTime<Utc>> {
+        const MICROS_PER_SECOND: i64 = 1_000_000;
+        const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+        let (start, date) = match self.last_day {
+            Some((start, date)) if (0..MICROS_PER_DAY).contains(&(micros.wrapping_sub(start))) => {
+                (start, date)
+            }
+            _ => {
+                // Past i64 only far outside the years a `DateTime` holds.
+                let start = micros
+                    .div_euclid(MICROS_PER_DAY)
+                    .checked_mul(MICROS_PER_DAY)?;
+                let date = DateTime::from_timestamp(start / MICROS_PER_SECOND, 0)?.date_naive();
+                self.last_day = Some((start, date));
+                (start, date)
+            }
+        };
+        let of_day = micros - start;
+        let second = u32::try_from(of_day / MICROS_PER_SECOND).ok()?;
+        let nano = u32::try_from(of_day % MICROS_PER_SECOND * 1_000).ok()?;
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(second, nano)?;
+        Some(date.and_time(time).and_utc())
+    }
 }
 
 /// An append-only store of streams of events with one global order.
@@ -252,6 +310,42 @@ pub trait EventStore: Send + Sync {
         from: Version,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Lends the events [`EventStore::read_stream`] returns for the same
+    /// arguments to `visit`, one at a time and in the same order, instead of
+    /// returning them, and returns how many it lent. What `visit` gets
+    /// borrows from the store where it can (payload bytes as stored, the
+    /// stream id, the type name), so a reader that only decodes each event
+    /// builds no envelope. The same events are left out (retention), and a
+    /// page is short only at the end, as with `read_stream`.
+    ///
+    /// `visit` may run while the store holds a lock or a connection: it
+    /// must not call the store, and should do no more than fold the event.
+    ///
+    /// The default implementation reads the page with `read_stream` and
+    /// lends its events; stores that can lend their own bytes override it.
+    ///
+    /// # Errors
+    /// As [`EventStore::read_stream`]: MUST return
+    /// [`StoreError::StreamDeleted`] for a deleted stream, lending nothing;
+    /// backend failures and [`StoreError::Corrupt`] for unreadable data.
+    /// On an error `visit` may have been lent events of the page before the
+    /// failing one (never one after it): the caller discards what it made of
+    /// them, as it would discard the page `read_stream` failed to return.
+    async fn visit_stream(
+        &self,
+        stream: &StreamId,
+        direction: ReadDirection,
+        from: Version,
+        limit: usize,
+        visit: &mut StreamVisitor<'_>,
+    ) -> Result<usize, StoreError> {
+        let page = self.read_stream(stream, direction, from, limit).await?;
+        for event in &page {
+            visit(event.as_lent());
+        }
+        Ok(page.len())
+    }
 
     /// Reads up to `limit` events of the global log that pass `filter`,
     /// starting at position `from` (inclusive), in position order.
@@ -376,6 +470,63 @@ mod tests {
         );
         assert_eq!(ReadDirection::Backward.select(&versions, 2, 9), [&2, &1]);
         assert!(ReadDirection::Backward.select(&versions, 0, 9).is_empty());
+    }
+
+    #[test]
+    fn the_time_of_an_append_is_now_to_the_microsecond() {
+        // Given the clock read around one stamp
+        let before = Utc::now();
+        let micros = timestamp_now_micros();
+        let after = Utc::now();
+        // Then the stamp lies between, as whole microseconds rounded down
+        let stamp = DateTime::from_timestamp_micros(micros).unwrap();
+        assert!(
+            before.trunc_subsecs(6) <= stamp && stamp <= after,
+            "{stamp}"
+        );
+        // And the time stamp is the same rule
+        let time = timestamp_now();
+        assert_eq!(time, time.trunc_subsecs(6));
+        assert!(time >= stamp && time <= Utc::now());
+    }
+
+    #[test]
+    fn stored_times_read_back_as_the_epoch_arithmetic_does() {
+        // Given times all over the range, at its edges and beyond, and runs
+        // within one day (so the remembered date is used)
+        let min = DateTime::<Utc>::MIN_UTC.timestamp_micros();
+        let max = DateTime::<Utc>::MAX_UTC.timestamp_micros();
+        let day = 86_400_000_000i64;
+        let mut micros = vec![
+            0,
+            -1,
+            1,
+            min,
+            min - 1,
+            max,
+            max + 1,
+            i64::MIN,
+            i64::MAX,
+            1_746_634_114_633_698,
+            -62_135_596_800_000_000,
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let at = state as i64;
+            micros.push(at);
+            micros.push(at % (day * 365 * 600));
+            let base = (at % (day * 365 * 60)).div_euclid(day) * day;
+            micros.extend([base, base + 1, base + day - 1, base + day, base - 1]);
+        }
+        // When each is read back, in that order, by one reader
+        let mut times = StoredTimes::default();
+        for m in micros {
+            // Then it is the time the epoch arithmetic gives, or none alike
+            assert_eq!(times.time(m), DateTime::from_timestamp_micros(m), "{m}");
+        }
     }
 
     #[test]

@@ -35,9 +35,11 @@ pub use checkpoint::CheckpointStore;
 pub use error::StoreError;
 pub use event_store::{
     AppendOutcome, CommitSignal, EventFilter, EventStore, ExpectedVersion, ReadDirection,
+    StoredTimes, StreamVisitor,
 };
 pub use logbook_domain::{
-    EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, StreamId, SubjectId, Version,
+    EventId, Metadata, NewEvent, Payload, Position, RecordedEvent, RecordedEventRef, RecordedTime,
+    StreamId, SubjectId, Version,
 };
 pub use projection::{ParkedEvent, ProjectionDocument, ProjectionSave, ProjectionStore};
 pub use read::{GlobalPages, StreamPages, read_stream_to_end};

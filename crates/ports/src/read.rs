@@ -7,7 +7,7 @@
 use logbook_domain::{Position, RecordedEvent, StreamId, Version};
 
 use crate::error::StoreError;
-use crate::event_store::{EventFilter, EventStore, ReadDirection};
+use crate::event_store::{EventFilter, EventStore, ReadDirection, StreamVisitor};
 
 /// Events per page when the caller does not say.
 pub const DEFAULT_PAGE: usize = 1_000;
@@ -52,14 +52,46 @@ impl<'a> StreamPages<'a> {
             .store
             .read_stream(self.stream, self.direction, from, self.page)
             .await?;
-        self.next = match (page.last(), page.len() < self.page) {
+        self.advance(page.last().map(|e| e.version), page.len());
+        Ok((!page.is_empty()).then_some(page))
+    }
+
+    /// Lends the next page's events to `visit` (see
+    /// [`EventStore::visit_stream`]) and returns how many it lent, or `None`
+    /// once the stream's end was reached (nothing lent).
+    ///
+    /// # Errors
+    /// As [`EventStore::visit_stream`]; `visit` may have been lent events of
+    /// the failing page.
+    pub async fn visit_next_page(
+        &mut self,
+        visit: &mut StreamVisitor<'_>,
+    ) -> Result<Option<usize>, StoreError> {
+        let Some(from) = self.next else {
+            return Ok(None);
+        };
+        let mut last = None;
+        let lent = self
+            .store
+            .visit_stream(self.stream, self.direction, from, self.page, &mut |event| {
+                last = Some(event.version);
+                visit(event);
+            })
+            .await?;
+        self.advance(last, lent);
+        Ok((lent > 0).then_some(lent))
+    }
+
+    /// Where the next page starts after one of `len` events whose last has
+    /// version `last`: nowhere after a short page (the port's stop rule).
+    fn advance(&mut self, last: Option<Version>, len: usize) {
+        self.next = match (last, len < self.page) {
             (Some(last), false) => match self.direction {
-                ReadDirection::Forward => last.version.checked_add(1),
-                ReadDirection::Backward => last.version.checked_sub(1).filter(|v| *v > 0),
+                ReadDirection::Forward => last.checked_add(1),
+                ReadDirection::Backward => last.checked_sub(1).filter(|v| *v > 0),
             },
             _ => None,
         };
-        Ok((!page.is_empty()).then_some(page))
     }
 
     /// Every remaining event, in order.

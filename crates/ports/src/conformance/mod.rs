@@ -40,6 +40,7 @@ mod retention;
 mod snapshots;
 mod subject_keys;
 mod support;
+mod visits;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -121,6 +122,10 @@ behaviours![
     events::large_and_unicode_payloads_round_trip,
     paging::a_page_is_short_only_at_the_end,
     paging::the_page_helpers_read_everything_once_in_order,
+    visits::visiting_a_stream_lends_what_reading_it_returns,
+    visits::visiting_a_deleted_stream_is_refused_lending_nothing,
+    visits::visiting_leaves_out_what_retention_hides,
+    visits::the_page_helper_visits_a_stream_once_in_order,
     deletion::deleting_a_stream_records_a_tombstone_in_the_global_log,
     deletion::a_deleted_stream_can_be_neither_read_nor_appended_to,
     deletion::deleting_checks_the_expected_version,
