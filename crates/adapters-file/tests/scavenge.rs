@@ -27,6 +27,28 @@ fn segment_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Appends 200 events of about 1 KiB to `a`, one at a time, and one to
+/// `b` after every tenth of them.
+async fn append_a_and_b(
+    events: &logbook_adapters_file::FileEventStore,
+    a: &StreamId,
+    b: &StreamId,
+) {
+    use logbook_ports::EventStore;
+    for n in 0..200 {
+        events
+            .append(a, ExpectedVersion::Any, vec![event(n)])
+            .await
+            .unwrap();
+        if n % 10 == 0 {
+            events
+                .append(b, ExpectedVersion::Any, vec![event(n)])
+                .await
+                .unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scavenge_shrinks_the_segments_and_the_store_still_opens_verifies_and_reads() {
     // Given 200 events of about 1 KiB in A-1 kept to its latest 10, among 20
@@ -40,18 +62,7 @@ async fn scavenge_shrinks_the_segments_and_the_store_still_opens_verifies_and_re
         let store = FileStore::open(dir.path(), options.clone()).unwrap();
         let events = store.events();
         use logbook_ports::EventStore;
-        for n in 0..200 {
-            events
-                .append(&a, ExpectedVersion::Any, vec![event(n)])
-                .await
-                .unwrap();
-            if n % 10 == 0 {
-                events
-                    .append(&b, ExpectedVersion::Any, vec![event(n)])
-                    .await
-                    .unwrap();
-            }
-        }
+        append_a_and_b(&events, &a, &b).await;
         let policy = StreamRetention::new(None, Some(10), None).unwrap();
         events.set_retention(&a, policy).await.unwrap();
         let log_before = events
@@ -120,19 +131,7 @@ async fn a_reader_opened_before_a_scavenge_reads_the_log_it_opened_through_its_o
     let (a, b) = (StreamId::new("A-1").unwrap(), StreamId::new("B-1").unwrap());
     {
         let store = FileStore::open(dir.path(), options.clone()).unwrap();
-        let events = store.events();
-        for n in 0..200 {
-            events
-                .append(&a, ExpectedVersion::Any, vec![event(n)])
-                .await
-                .unwrap();
-            if n % 10 == 0 {
-                events
-                    .append(&b, ExpectedVersion::Any, vec![event(n)])
-                    .await
-                    .unwrap();
-            }
-        }
+        append_a_and_b(&store.events(), &a, &b).await;
     }
     // And, opened again, a writer and a reader that has read nothing yet
     // (its sealed segments known by their sidecars' summaries only)
