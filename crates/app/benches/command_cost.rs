@@ -9,48 +9,15 @@ use std::num::NonZeroU64;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use logbook::{Repository, RepositoryOptions, StoreUrl, codec};
-use logbook_domain::bank_account::{BankAccount, BankAccountCommand, BankAccountEvent};
+use logbook_domain::bank_account::{BankAccount, BankAccountEvent};
 use logbook_domain::{Currency, EventId, Metadata, Money, StreamId};
-use logbook_ports::{ExpectedVersion, Stores};
+use logbook_ports::ExpectedVersion;
 use tokio::runtime::Runtime;
 
+mod support;
+use support::{account_with_history, deposit};
+
 const HISTORIES: [u64; 3] = [100, 1_000, 10_000];
-
-fn deposit() -> BankAccountCommand {
-    BankAccountCommand::Deposit {
-        amount: Money::from_cents(100),
-        description: "bench".into(),
-    }
-}
-
-/// An account with `events` events, written in batches.
-fn account_with_history(rt: &Runtime, stores: &Stores, id: &str, events: u64) {
-    let accounts = Repository::<BankAccount>::with_options(
-        stores,
-        RepositoryOptions {
-            snapshot_every: None,
-            ..RepositoryOptions::default()
-        },
-    );
-    rt.block_on(async {
-        let open = BankAccountCommand::Open {
-            owner: "bench".into(),
-            initial_balance: Money::ZERO,
-            currency: Currency::default(),
-        };
-        accounts.execute(id, &open).await.unwrap();
-        let batch: Vec<_> = (0..999).map(|_| deposit()).collect();
-        let mut written = 1;
-        while written < events {
-            let n = (events - written).min(999) as usize;
-            accounts
-                .execute_all(id, &batch[..n], &Metadata::default())
-                .await
-                .unwrap();
-            written += n as u64;
-        }
-    });
-}
 
 fn execute_one_command(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
@@ -79,11 +46,7 @@ fn many_small_aggregates(c: &mut Criterion) {
     group.sample_size(20);
     let stores = logbook_adapters_memory::stores();
     let accounts = Repository::<BankAccount>::new(&stores);
-    let open = BankAccountCommand::Open {
-        owner: "bench".into(),
-        initial_balance: Money::ZERO,
-        currency: Currency::default(),
-    };
+    let open = support::open();
     let mut next = 0u64;
     group.bench_function("memory/open_and_9_deposits", |b| {
         b.iter(|| {

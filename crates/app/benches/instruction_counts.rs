@@ -18,8 +18,10 @@
 //! Without arguments (as `cargo bench` runs it) it does one memory load.
 
 use logbook::{Repository, RepositoryOptions, StoreUrl};
-use logbook_domain::bank_account::{BankAccount, BankAccountCommand};
-use logbook_domain::{Currency, Metadata, Money};
+use logbook_domain::bank_account::BankAccount;
+
+mod support;
+use support::account_with_history;
 
 fn main() {
     // `cargo bench` passes `--bench`; only the other arguments count.
@@ -44,35 +46,7 @@ fn main() {
         other => panic!("unknown work {other}: memory, sqlite (-log) or commands"),
     };
     let stores = url.open().unwrap();
-    let writer = Repository::<BankAccount>::with_options(
-        &stores,
-        RepositoryOptions {
-            snapshot_every: None,
-            ..RepositoryOptions::default()
-        },
-    );
-    rt.block_on(async {
-        let open = BankAccountCommand::Open {
-            owner: "bench".into(),
-            initial_balance: Money::ZERO,
-            currency: Currency::default(),
-        };
-        writer.execute("acc", &open).await.unwrap();
-        let deposit = BankAccountCommand::Deposit {
-            amount: Money::from_cents(100),
-            description: "bench".into(),
-        };
-        let batch: Vec<_> = (0..999).map(|_| deposit.clone()).collect();
-        let mut written = 1;
-        while written < 10_000 {
-            let n = (10_000 - written).min(999);
-            writer
-                .execute_all("acc", &batch[..n], &Metadata::default())
-                .await
-                .unwrap();
-            written += n;
-        }
-    });
+    account_with_history(&rt, &stores, "acc", 10_000);
     if log {
         for _ in 0..loads {
             let all = logbook_ports::EventFilter::all();
@@ -104,15 +78,8 @@ fn main() {
 fn many_small_aggregates(rt: &tokio::runtime::Runtime, rounds: usize) {
     let stores = logbook_adapters_memory::stores();
     let accounts = Repository::<BankAccount>::new(&stores);
-    let open = BankAccountCommand::Open {
-        owner: "bench".into(),
-        initial_balance: Money::ZERO,
-        currency: Currency::default(),
-    };
-    let deposit = BankAccountCommand::Deposit {
-        amount: Money::from_cents(100),
-        description: "bench".into(),
-    };
+    let open = support::open();
+    let deposit = support::deposit();
     rt.block_on(async {
         for round in 0..rounds {
             for account in 0..1_000 {

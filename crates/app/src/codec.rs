@@ -258,29 +258,31 @@ fn decode_current<E: DomainEvent>(recorded: RecordedEventRef<'_>) -> Result<E, C
     // plain reader first; whatever it gives up on, serde_json reads, and
     // its result (an error above all) is the answer.
     if let Ok(payload) = std::str::from_utf8(recorded.payload)
-        && let Ok(event) = E::deserialize(PlainTagged {
+        && let Ok(event) = E::deserialize(Tagged {
             event_type: recorded.event_type,
-            payload,
+            content: PlainContent(payload),
         })
     {
         return Ok(event);
     }
     E::deserialize(Tagged {
         event_type: recorded.event_type,
-        payload: recorded.payload,
+        content: Content(recorded.payload),
     })
     .map_err(|source| decode_error(recorded, source))
 }
 
 /// A stored event seen by serde as the externally tagged enum value
 /// `{"<event_type>": <payload>}` it was written from, without building it.
-struct Tagged<'a> {
+/// `C` reads the payload as the variant's content: [`Content`] with
+/// serde_json, [`PlainContent`] with the plain reader.
+struct Tagged<'a, C> {
     event_type: &'a str,
-    payload: &'a [u8],
+    content: C,
 }
 
-impl<'de> serde::Deserializer<'de> for Tagged<'de> {
-    type Error = serde_json::Error;
+impl<'de, C: VariantAccess<'de>> serde::Deserializer<'de> for Tagged<'de, C> {
+    type Error = C::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         visitor.visit_enum(self)
@@ -302,17 +304,16 @@ impl<'de> serde::Deserializer<'de> for Tagged<'de> {
     }
 }
 
-impl<'de> EnumAccess<'de> for Tagged<'de> {
-    type Error = serde_json::Error;
-    type Variant = Content<'de>;
+impl<'de, C: VariantAccess<'de>> EnumAccess<'de> for Tagged<'de, C> {
+    type Error = C::Error;
+    type Variant = C;
 
     fn variant_seed<V: DeserializeSeed<'de>>(
         self,
         seed: V,
     ) -> Result<(V::Value, Self::Variant), Self::Error> {
-        let variant =
-            seed.deserialize(StrDeserializer::<serde_json::Error>::new(self.event_type))?;
-        Ok((variant, Content(self.payload)))
+        let variant = seed.deserialize(StrDeserializer::<C::Error>::new(self.event_type))?;
+        Ok((variant, self.content))
     }
 }
 
@@ -365,50 +366,7 @@ impl<'de> VariantAccess<'de> for Content<'de> {
     }
 }
 
-/// [`Tagged`] for the plain reader: the stored type as the variant, the
-/// payload (UTF-8, checked) as its content.
-struct PlainTagged<'a> {
-    event_type: &'a str,
-    payload: &'a str,
-}
-
-impl<'de> serde::Deserializer<'de> for PlainTagged<'de> {
-    type Error = GaveUp;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        visitor.visit_enum(self)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        visitor.visit_enum(self)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct identifier ignored_any
-    }
-}
-
-impl<'de> EnumAccess<'de> for PlainTagged<'de> {
-    type Error = GaveUp;
-    type Variant = PlainContent<'de>;
-
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, Self::Variant), Self::Error> {
-        let variant = seed.deserialize(StrDeserializer::<GaveUp>::new(self.event_type))?;
-        Ok((variant, PlainContent(self.payload)))
-    }
-}
-
-/// [`Content`] for the plain reader.
+/// [`Content`] for the plain reader: the payload, its UTF-8 checked.
 struct PlainContent<'a>(&'a str);
 
 impl<'de> PlainContent<'de> {
