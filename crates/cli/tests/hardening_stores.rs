@@ -193,9 +193,16 @@ fn as_reader(store: &str, args: &[&str]) -> Output {
     if !is_root {
         return logbook(store, args);
     }
+    // A copy of the binary `nobody` may run: the checkout may sit below a
+    // directory only its owner may search (a clone into `mktemp -d`).
+    let bin_dir = tempfile::tempdir().unwrap();
+    set_mode(bin_dir.path(), 0o755);
+    let bin = bin_dir.path().join("logbook");
+    std::fs::copy(env!("CARGO_BIN_EXE_logbook"), &bin).unwrap();
+    set_mode(&bin, 0o755);
     Command::new("runuser")
         .args(["-u", "nobody", "--"])
-        .arg(env!("CARGO_BIN_EXE_logbook"))
+        .arg(&bin)
         .arg("--store")
         .arg(store)
         .args(args)
