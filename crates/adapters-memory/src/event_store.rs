@@ -376,10 +376,17 @@ impl MemoryEventStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Releases the lock, then wakes subscribers with the new head.
+    /// Releases the lock, then wakes subscribers with the new head. With no
+    /// subscriber there is no one to wake: [`EventStore::commits`] brings
+    /// the head up to date when one subscribes.
     fn signal(&self, inner: RwLockWriteGuard<'_, Inner>) {
         let head = inner.len as Position;
         drop(inner);
+        // An append whose lock section follows a subscriber's head read
+        // sees its receiver counted (the lock orders the two).
+        if self.commits.receiver_count() == 0 {
+            return;
+        }
         // Two committers may get here out of order: never move it back.
         self.commits.send_if_modified(|signalled| {
             let newer = head > *signalled;
@@ -679,7 +686,17 @@ impl EventStore for MemoryEventStore {
     }
 
     fn commits(&self) -> Option<CommitSignal> {
-        Some(self.commits.subscribe())
+        // Counted first, then the head read under the lock: an append
+        // either committed before that read (its head is set here) or
+        // signals this receiver itself. Set without a change notification,
+        // so the new receiver starts at the head.
+        let receiver = self.commits.subscribe();
+        let head = self.read().len as Position;
+        self.commits.send_if_modified(|signalled| {
+            *signalled = (*signalled).max(head);
+            false
+        });
+        Some(receiver)
     }
 
     /// A read is a copy under the lock: reading ahead measured slower

@@ -1,10 +1,11 @@
 //! [`Repository`]: load an aggregate, execute commands against it with
 //! optimistic concurrency, take snapshots, and travel back in time.
 
-use std::collections::HashMap;
+mod cache;
+
 use std::marker::PhantomData;
 use std::num::NonZeroU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,7 @@ use logbook_ports::{
 
 use crate::codec::{self, CodecError, Decoder};
 use crate::personal::{Keyring, PersonalDataError, fields};
+use cache::AggregateCache;
 
 /// How a [`Repository`] behaves.
 #[derive(Debug, Clone)]
@@ -138,14 +140,6 @@ fn backoff(conflicts: u32) -> Duration {
     Duration::from_micros(random % ceiling_us + 1)
 }
 
-/// The data subjects named by a stream's events `1..=through` (only when a
-/// keyring is set), so a snapshot is sealed without reading the stream
-/// again.
-struct KnownSubjects {
-    through: Version,
-    subjects: Vec<SubjectId>,
-}
-
 fn add_subjects(into: &mut Vec<SubjectId>, from: impl IntoIterator<Item = SubjectId>) {
     for subject in from {
         if !into.contains(&subject) {
@@ -199,10 +193,12 @@ pub struct Repository<A: Aggregate> {
     snapshots: Option<Arc<dyn SnapshotStore>>,
     bus: Option<Arc<dyn EventBus>>,
     options: RepositoryOptions,
-    cache: Mutex<HashMap<StreamId, Loaded<A>>>,
+    /// Loaded states and (with a keyring) the data subjects each stream's
+    /// events name, so a snapshot is sealed without reading the stream
+    /// again.
+    cache: AggregateCache<A>,
     decoder: Decoder<A::Event>,
     keyring: Option<Keyring>,
-    subjects: Mutex<HashMap<StreamId, KnownSubjects>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -219,15 +215,15 @@ impl<A: Aggregate> Repository<A> {
     /// A repository over `stores` with `options`.
     pub fn with_options(stores: &Stores, options: RepositoryOptions) -> Self {
         let options = options.checked();
+        let cache = AggregateCache::new(options.cache_capacity);
         Self {
             events: Arc::clone(&stores.events),
             snapshots: Some(Arc::clone(&stores.snapshots)),
             bus: None,
             options,
-            cache: Mutex::new(HashMap::new()),
+            cache,
             decoder: Decoder::new(),
             keyring: Some(Keyring::for_process(Arc::clone(&stores.subject_keys))),
-            subjects: Mutex::new(HashMap::new()),
             _aggregate: PhantomData,
         }
     }
@@ -235,15 +231,15 @@ impl<A: Aggregate> Repository<A> {
     /// A repository over an event store alone (no snapshots).
     pub fn without_snapshots(events: Arc<dyn EventStore>, options: RepositoryOptions) -> Self {
         let options = options.checked();
+        let cache = AggregateCache::new(options.cache_capacity);
         Self {
             events,
             snapshots: None,
             bus: None,
             options,
-            cache: Mutex::new(HashMap::new()),
+            cache,
             decoder: Decoder::new(),
             keyring: None,
-            subjects: Mutex::new(HashMap::new()),
             _aggregate: PhantomData,
         }
     }
@@ -330,6 +326,7 @@ impl<A: Aggregate> Repository<A> {
         metadata: &Metadata,
     ) -> Result<Executed<A>, A> {
         let stream = Self::stream_id(id)?;
+        let key = self.cache.key(&stream);
         let mut conflicts = 0;
         let started = std::time::Instant::now();
         // The first attempt decides on the cached state as it is, without
@@ -339,7 +336,7 @@ impl<A: Aggregate> Repository<A> {
         // again; a stale cache is not counted as a conflict.
         let mut trust_cache = true;
         'attempt: loop {
-            let (loaded, unchecked) = match trust_cache.then(|| self.cached(&stream)).flatten() {
+            let (loaded, unchecked) = match trust_cache.then(|| self.cache.state(&key)).flatten() {
                 Some(cached) => (cached, true),
                 None => (self.load_stream(&stream).await?, false),
             };
@@ -353,7 +350,11 @@ impl<A: Aggregate> Repository<A> {
                     Err(refusal) => return Err(RepositoryError::Rejected(refusal)),
                 };
                 state.apply_all(&events);
-                decided.extend(events);
+                if decided.is_empty() {
+                    decided = events;
+                } else {
+                    decided.extend(events);
+                }
             }
             if decided.is_empty() && unchecked {
                 continue 'attempt;
@@ -400,8 +401,8 @@ impl<A: Aggregate> Repository<A> {
                         conflicts,
                         "command appended"
                     );
-                    self.remember(&stream, &state, version);
-                    self.extend_subjects(&stream, loaded.version, version, written);
+                    self.cache
+                        .advance(&key, &decided, &state, (loaded.version, version), written);
                     let snapshot_taken = self
                         .maybe_snapshot(&stream, &state, loaded.version, version)
                         .await;
@@ -418,7 +419,7 @@ impl<A: Aggregate> Repository<A> {
                 // The cached state was stale: catch it up and decide again.
                 Err(error) if error.is_conflict() && unchecked => {}
                 Err(error) if error.is_conflict() => {
-                    self.forget(&stream);
+                    self.cache.forget_state(&key);
                     conflicts += 1;
                     let pause = backoff(conflicts);
                     if started.elapsed() + pause > self.options.retry_budget {
@@ -454,7 +455,7 @@ impl<A: Aggregate> Repository<A> {
             .events
             .delete_stream(&stream, ExpectedVersion::Exact(loaded.version))
             .await?;
-        self.forget(&stream);
+        self.cache.forget(&self.cache.key(&stream));
         if let Some(snapshots) = &self.snapshots
             && let Err(error) = snapshots.delete(&stream).await
         {
@@ -535,7 +536,8 @@ impl<A: Aggregate> Repository<A> {
     }
 
     async fn load_stream(&self, stream: &StreamId) -> Result<Loaded<A>, A> {
-        let base = match self.cached(stream) {
+        let key = self.cache.key(stream);
+        let base = match self.cache.state(&key) {
             Some(loaded) => loaded,
             None => self.snapshot(stream).await.unwrap_or(Loaded {
                 state: A::default(),
@@ -548,12 +550,13 @@ impl<A: Aggregate> Repository<A> {
             .fold_forward(stream, base, |_, _| true, &mut seen)
             .await?;
         if loaded.version != start_version {
-            self.remember(stream, &loaded.state, loaded.version);
+            self.cache.remember(&key, &loaded.state, loaded.version);
         }
         if start_version == 0 {
             self.set_subjects(stream, loaded.version, seen);
-        } else {
-            self.extend_subjects(stream, start_version, loaded.version, seen);
+        } else if self.keyring.is_some() {
+            self.cache
+                .extend_subjects(&key, (start_version, loaded.version), seen);
         }
         Ok(loaded)
     }
@@ -746,39 +749,12 @@ impl<A: Aggregate> Repository<A> {
         }
     }
 
-    /// Records that events `1..=through` of `stream` name `subjects`.
+    /// Records that events `1..=through` of `stream` name `subjects`
+    /// (only with a keyring: without one nothing is sealed).
     fn set_subjects(&self, stream: &StreamId, through: Version, subjects: Vec<SubjectId>) {
-        if self.keyring.is_none() || self.options.cache_capacity == 0 {
-            return;
-        }
-        let mut known = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
-        if known.len() >= self.options.cache_capacity && !known.contains_key(stream) {
-            // Bounded: forgetting only costs one read of a stream later.
-            known.clear();
-        }
-        known.insert(stream.clone(), KnownSubjects { through, subjects });
-    }
-
-    /// Extends what is known of `stream` from `from` to `to` with
-    /// `subjects`, when what is known reaches exactly `from`; otherwise
-    /// forgets it (it no longer describes a prefix of the stream).
-    fn extend_subjects(
-        &self,
-        stream: &StreamId,
-        from: Version,
-        to: Version,
-        subjects: Vec<SubjectId>,
-    ) {
-        let mut known = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
-        match known.get_mut(stream) {
-            Some(entry) if entry.through == from => {
-                add_subjects(&mut entry.subjects, subjects);
-                entry.through = to;
-            }
-            Some(_) => {
-                known.remove(stream);
-            }
-            None => {}
+        if self.keyring.is_some() {
+            self.cache
+                .set_subjects(&self.cache.key(stream), through, subjects);
         }
     }
 
@@ -796,13 +772,7 @@ impl<A: Aggregate> Repository<A> {
         let Some(keyring) = &self.keyring else {
             return Ok(state);
         };
-        let known = self
-            .subjects
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(stream)
-            .filter(|known| known.through == version)
-            .map(|known| known.subjects.clone());
+        let known = self.cache.subjects_at(&self.cache.key(stream), version);
         let subjects = match known {
             Some(subjects) => subjects,
             None => self.subjects_through(stream, version).await?,
@@ -858,52 +828,5 @@ impl<A: Aggregate> Repository<A> {
             }
             Err(error) => tracing::warn!(%stream, %error, "committed events not published"),
         }
-    }
-
-    fn remember(&self, stream: &StreamId, state: &A, version: Version) {
-        if self.options.cache_capacity == 0 {
-            return;
-        }
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        // The usual case, an aggregate already cached: update it in place
-        // (one hash, and `clone_from` reuses the entry's allocations).
-        if let Some(entry) = cache.get_mut(stream) {
-            entry.state.clone_from(state);
-            entry.version = version;
-            return;
-        }
-        if cache.len() >= self.options.cache_capacity {
-            // Bounded, not clever: drop an arbitrary entry; it reloads cheaply.
-            if let Some(victim) = cache.keys().next().cloned() {
-                cache.remove(&victim);
-            }
-        }
-        cache.insert(
-            stream.clone(),
-            Loaded {
-                state: state.clone(),
-                version,
-            },
-        );
-    }
-
-    /// The cached state of `stream`, as cached (not checked against the
-    /// stream).
-    fn cached(&self, stream: &StreamId) -> Option<Loaded<A>> {
-        if self.options.cache_capacity == 0 {
-            return None;
-        }
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(stream)
-            .cloned()
-    }
-
-    fn forget(&self, stream: &StreamId) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(stream);
     }
 }

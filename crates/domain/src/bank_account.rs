@@ -193,7 +193,7 @@ impl Aggregate for BankAccount {
                 BankAccountEvent::AccountOpened {
                     owner: owner.clone(),
                     initial_balance: *initial_balance,
-                    currency: currency.clone(),
+                    currency: *currency,
                 }
             }
             C::Deposit {
@@ -252,7 +252,7 @@ impl Aggregate for BankAccount {
                 self.status = AccountStatus::Active;
                 self.owner.clone_from(owner);
                 self.balance = *initial_balance;
-                self.currency = currency.clone();
+                self.currency = *currency;
             }
             BankAccountEvent::MoneyDeposited { amount, .. } => {
                 self.balance = self.balance.saturating_add(*amount);

@@ -221,10 +221,11 @@ impl serde::de::Visitor<'_> for AmountText {
     }
 }
 
-/// An ISO 4217-style currency code: three uppercase ASCII letters.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Currency(String);
+/// An ISO 4217-style currency code: three uppercase ASCII letters, held
+/// inline (no allocation: an aggregate's state that carries one clones
+/// without touching the heap).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency([u8; 3]);
 
 /// Why a string is not a currency code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -237,22 +238,25 @@ impl Currency {
     /// # Errors
     /// [`CurrencyError`] unless `code` is three ASCII letters.
     pub fn new(code: &str) -> Result<Self, CurrencyError> {
-        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
-            Ok(Self(code.to_ascii_uppercase()))
-        } else {
-            Err(CurrencyError(code.to_owned()))
+        match code.as_bytes() {
+            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_alphabetic) => Ok(Self([
+                a.to_ascii_uppercase(),
+                b.to_ascii_uppercase(),
+                c.to_ascii_uppercase(),
+            ])),
+            _ => Err(CurrencyError(code.to_owned())),
         }
     }
 
     /// The code.
     pub fn as_str(&self) -> &str {
-        &self.0
+        std::str::from_utf8(&self.0).expect("a currency code is three ASCII letters")
     }
 }
 
 impl Default for Currency {
     fn default() -> Self {
-        Self("USD".to_owned())
+        Self(*b"USD")
     }
 }
 
@@ -265,7 +269,34 @@ impl TryFrom<String> for Currency {
 
 impl From<Currency> for String {
     fn from(currency: Currency) -> Self {
-        currency.0
+        currency.as_str().to_owned()
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(CurrencyVisitor)
+    }
+}
+
+/// Reads a currency from any string, borrowed or not, without allocating.
+struct CurrencyVisitor;
+
+impl serde::de::Visitor<'_> for CurrencyVisitor {
+    type Value = Currency;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a three-letter currency code, like \"USD\"")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, code: &str) -> Result<Currency, E> {
+        Currency::new(code).map_err(E::custom)
     }
 }
 
@@ -278,13 +309,13 @@ impl FromStr for Currency {
 
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Currency({})", self.0)
+        write!(f, "Currency({})", self.as_str())
     }
 }
 

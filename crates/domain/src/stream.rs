@@ -134,10 +134,16 @@ impl StreamId {
                 aggregate_type: aggregate_type.to_owned(),
             });
         }
-        let mut joined = String::with_capacity(aggregate_type.len() + 1 + id.len());
-        joined.push_str(aggregate_type);
-        joined.push('-');
-        joined.push_str(id);
+        let len = aggregate_type.len() + 1 + id.len();
+        if len > MAX_STREAM_ID_LEN {
+            return Err(StreamIdError::TooLong { len });
+        }
+        // Joined on the stack: the id's one allocation is its own.
+        let mut joined = [0u8; MAX_STREAM_ID_LEN];
+        joined[..aggregate_type.len()].copy_from_slice(aggregate_type.as_bytes());
+        joined[aggregate_type.len()] = b'-';
+        joined[aggregate_type.len() + 1..len].copy_from_slice(id.as_bytes());
+        let joined = std::str::from_utf8(&joined[..len]).expect("two strings joined by '-'");
         Self::new(joined)
     }
 

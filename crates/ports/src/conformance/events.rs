@@ -939,6 +939,32 @@ pub(super) async fn commits_are_signalled_with_the_new_head(fixture: Arc<dyn Fix
     assert_eq!(*signal.borrow(), 3);
 }
 
+pub(super) async fn a_signal_taken_after_commits_starts_at_the_head(fixture: Arc<dyn Fixture>) {
+    // Given commits made while no one listened
+    let store = fixture.open().await.events;
+    store
+        .append(&stream("A-1"), Expected::Any, events(3))
+        .await
+        .unwrap();
+    // When a signal is taken
+    let mut signal = store.commits().expect("the store signals its commits");
+    // Then it carries the head, as seen, and the next commit changes it
+    assert_eq!(*signal.borrow(), 3, "a new signal starts at the head");
+    assert!(
+        !signal.has_changed().unwrap(),
+        "nothing new since the signal was taken"
+    );
+    store
+        .append(&stream("B-1"), Expected::Any, events(1))
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), signal.changed())
+        .await
+        .expect("signalled after the commit")
+        .unwrap();
+    assert_eq!(*signal.borrow(), 4);
+}
+
 pub(super) async fn large_and_unicode_payloads_round_trip(fixture: Arc<dyn Fixture>) {
     let store = fixture.open().await.events;
     let s = stream("Ship-Ünïcødé ⛵");

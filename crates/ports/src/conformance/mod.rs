@@ -119,6 +119,7 @@ behaviours![
     events::a_zero_limit_reads_nothing,
     events::head_position_follows_appends,
     events::commits_are_signalled_with_the_new_head,
+    events::a_signal_taken_after_commits_starts_at_the_head,
     events::large_and_unicode_payloads_round_trip,
     paging::a_page_is_short_only_at_the_end,
     paging::the_page_helpers_read_everything_once_in_order,
