@@ -61,13 +61,20 @@ struct Inner {
     retention: HashMap<u32, RetentionState>,
 }
 
-/// Event id to position, storing only the position: the id is read back
-/// from the log entry, so the index costs a few bytes per event instead of
-/// a copy of every id.
+/// Event id to position, storing the position and 32 bits of the id's
+/// hash: the id is read back from the log entry, so the index costs a few
+/// bytes per event instead of a copy of every id, and growing the table
+/// rehashes from the stored bits instead of hashing every id again.
 #[derive(Default)]
 struct IdIndex {
-    table: HashTable<u32>,
+    table: HashTable<IdSlot>,
     hasher: RandomState,
+}
+
+#[derive(Clone, Copy)]
+struct IdSlot {
+    position: u32,
+    hash: u32,
 }
 
 fn entry_at(log: &[Vec<Entry>], position: u32) -> &Entry {
@@ -75,26 +82,43 @@ fn entry_at(log: &[Vec<Entry>], position: u32) -> &Entry {
     &log[index / LOG_CHUNK][index % LOG_CHUNK]
 }
 
+/// The table's 64-bit hash of a slot's stored 32 bits: the multiply by an
+/// odd constant spreads them over the high bits the table filters on.
+fn widen(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 impl IdIndex {
-    fn get(&self, log: &[Vec<Entry>], id: &EventId) -> Option<u32> {
+    /// The id's (keyed, SipHash) hash, the 32 bits the table keeps.
+    fn hash(&self, id: &EventId) -> u32 {
         let hash = self.hasher.hash_one(id);
+        (hash ^ (hash >> 32)) as u32
+    }
+
+    fn get(&self, log: &[Vec<Entry>], id: &EventId) -> Option<u32> {
+        let hash = self.hash(id);
         self.table
-            .find(hash, |&p| entry_at(log, p).id == *id)
-            .copied()
+            .find(widen(hash), |slot| {
+                slot.hash == hash && entry_at(log, slot.position).id == *id
+            })
+            .map(|slot| slot.position)
     }
 
     fn remove(&mut self, log: &[Vec<Entry>], id: &EventId) {
-        let hash = self.hasher.hash_one(id);
-        if let Ok(found) = self.table.find_entry(hash, |&p| entry_at(log, p).id == *id) {
+        let hash = self.hash(id);
+        let found = self.table.find_entry(widen(hash), |slot| {
+            slot.hash == hash && entry_at(log, slot.position).id == *id
+        });
+        if let Ok(found) = found {
             found.remove();
         }
     }
 
-    fn insert(&mut self, log: &[Vec<Entry>], id: &EventId, position: u32) {
-        let hasher = &self.hasher;
+    fn insert(&mut self, id: &EventId, position: u32) {
+        let hash = self.hash(id);
         self.table
-            .insert_unique(hasher.hash_one(id), position, |&p| {
-                hasher.hash_one(entry_at(log, p).id)
+            .insert_unique(widen(hash), IdSlot { position, hash }, |slot| {
+                widen(slot.hash)
             });
     }
 }
@@ -455,8 +479,7 @@ fn write_locked(
             payload_len: event.payload.len() as u32,
             reclaimed: false,
         });
-        let Inner { ids, log, .. } = inner;
-        ids.insert(log, &event.id, position);
+        inner.ids.insert(&event.id, position);
         inner.stream_positions[stream_number as usize].push(position);
     }
     Ok(plan.outcome(first_position))
