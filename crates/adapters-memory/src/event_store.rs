@@ -68,7 +68,53 @@ struct Inner {
 #[derive(Default)]
 struct IdIndex {
     table: HashTable<IdSlot>,
-    hasher: RandomState,
+}
+
+/// The keyed (SipHash) hash of event ids, folded to the 32 bits the index
+/// keeps. Outside the store's lock: appends hash their ids before taking it.
+#[derive(Default)]
+struct IdHasher(RandomState);
+
+impl IdHasher {
+    fn hash(&self, id: &EventId) -> u32 {
+        let hash = self.0.hash_one(id);
+        (hash ^ (hash >> 32)) as u32
+    }
+}
+
+/// A batch's id hashes: the first event's computed once before the lock
+/// (a command's batch is usually that one event), the others when asked.
+struct BatchIds<'a> {
+    hasher: &'a IdHasher,
+    events: &'a [NewEvent],
+    first: Option<u32>,
+}
+
+impl<'a> BatchIds<'a> {
+    fn new(hasher: &'a IdHasher, events: &'a [NewEvent]) -> Self {
+        let first = events.first().map(|event| hasher.hash(&event.id));
+        Self {
+            hasher,
+            events,
+            first,
+        }
+    }
+
+    /// The hash of `id`, one of the batch's.
+    fn of(&self, id: &EventId) -> u32 {
+        match (self.events.first(), self.first) {
+            (Some(first), Some(hash)) if first.id == *id => hash,
+            _ => self.hasher.hash(id),
+        }
+    }
+
+    /// The hash of event `index`'s id.
+    fn at(&self, index: usize) -> u32 {
+        match self.first {
+            Some(hash) if index == 0 => hash,
+            _ => self.hasher.hash(&self.events[index].id),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -89,14 +135,7 @@ fn widen(hash: u32) -> u64 {
 }
 
 impl IdIndex {
-    /// The id's (keyed, SipHash) hash, the 32 bits the table keeps.
-    fn hash(&self, id: &EventId) -> u32 {
-        let hash = self.hasher.hash_one(id);
-        (hash ^ (hash >> 32)) as u32
-    }
-
-    fn get(&self, log: &[Vec<Entry>], id: &EventId) -> Option<u32> {
-        let hash = self.hash(id);
+    fn get(&self, log: &[Vec<Entry>], id: &EventId, hash: u32) -> Option<u32> {
         self.table
             .find(widen(hash), |slot| {
                 slot.hash == hash && entry_at(log, slot.position).id == *id
@@ -104,8 +143,7 @@ impl IdIndex {
             .map(|slot| slot.position)
     }
 
-    fn remove(&mut self, log: &[Vec<Entry>], id: &EventId) {
-        let hash = self.hash(id);
+    fn remove(&mut self, log: &[Vec<Entry>], id: &EventId, hash: u32) {
         let found = self.table.find_entry(widen(hash), |slot| {
             slot.hash == hash && entry_at(log, slot.position).id == *id
         });
@@ -114,8 +152,7 @@ impl IdIndex {
         }
     }
 
-    fn insert(&mut self, id: &EventId, position: u32) {
-        let hash = self.hash(id);
+    fn insert(&mut self, hash: u32, position: u32) {
         self.table
             .insert_unique(widen(hash), IdSlot { position, hash }, |slot| {
                 widen(slot.hash)
@@ -143,8 +180,8 @@ impl Inner {
     }
 
     /// Where `id` is recorded, seen from an append to stream `number`.
-    fn locate(&self, number: Option<u32>, id: &EventId) -> Option<RecordedAt> {
-        let position = self.ids.get(&self.log, id)?;
+    fn locate(&self, number: Option<u32>, id: &EventId, hash: u32) -> Option<RecordedAt> {
+        let position = self.ids.get(&self.log, id, hash)?;
         let entry = self.entry(Position::from(position));
         Some(if Some(entry.stream) == number {
             RecordedAt::ThisStream {
@@ -171,7 +208,7 @@ impl Inner {
 
     /// Reclaims what retention hides, then copies the surviving bytes into
     /// a fresh arena so the reclaimed ones are returned to the allocator.
-    fn scavenge(&mut self, now: DateTime<Utc>) -> ScavengeReport {
+    fn scavenge(&mut self, now: DateTime<Utc>, hasher: &IdHasher) -> ScavengeReport {
         let mut report = ScavengeReport::default();
         let numbers: Vec<u32> = self.retention.keys().copied().collect();
         for number in numbers {
@@ -189,7 +226,7 @@ impl Inner {
                 events += 1;
                 bytes += u64::from(entry.data_len());
                 let Inner { ids, log, .. } = self;
-                ids.remove(log, &id);
+                ids.remove(log, &id, hasher.hash(&id));
                 let index = position as usize - 1;
                 self.log[index / LOG_CHUNK][index % LOG_CHUNK].reclaimed = true;
             }
@@ -374,6 +411,7 @@ impl Entry {
 /// with it. Reads of one stream go through that stream's index only.
 pub struct MemoryEventStore {
     inner: RwLock<Inner>,
+    id_hasher: IdHasher,
     commits: watch::Sender<Position>,
 }
 
@@ -381,6 +419,7 @@ impl Default for MemoryEventStore {
     fn default() -> Self {
         Self {
             inner: RwLock::default(),
+            id_hasher: IdHasher::default(),
             commits: watch::Sender::new(0),
         }
     }
@@ -435,7 +474,7 @@ fn write_locked(
     stream: &StreamId,
     number: Option<u32>,
     plan: WritePlan,
-    events: &[NewEvent],
+    (events, ids): (&[NewEvent], &BatchIds<'_>),
     metadata: Option<&[Vec<u8>]>,
 ) -> Result<AppendOutcome, StoreError> {
     if u32::try_from(inner.len + events.len()).is_err() {
@@ -479,7 +518,7 @@ fn write_locked(
             payload_len: event.payload.len() as u32,
             reclaimed: false,
         });
-        inner.ids.insert(&event.id, position);
+        inner.ids.insert(ids.at(index), position);
         inner.stream_positions[stream_number as usize].push(position);
     }
     Ok(plan.outcome(first_position))
@@ -518,6 +557,7 @@ impl EventStore for MemoryEventStore {
     ) -> Result<AppendOutcome, StoreError> {
         append::validate_batch(&events)?;
         let metadata = encode(&events)?;
+        let ids = BatchIds::new(&self.id_hasher, &events);
         let mut inner = self.write();
         let number = inner.streams.number(stream.as_str());
         let decision = append::decide_append(
@@ -526,7 +566,7 @@ impl EventStore for MemoryEventStore {
             &events,
             inner.state(number),
             IdCheck::Lookup,
-            |id| Ok(inner.locate(number, id)),
+            |id| Ok(inner.locate(number, id, ids.of(id))),
         )?;
         let plan = match decision {
             AppendDecision::Write(plan) => plan,
@@ -537,7 +577,7 @@ impl EventStore for MemoryEventStore {
             stream,
             number,
             plan,
-            &events,
+            (&events, &ids),
             metadata.as_deref(),
         )?;
         self.signal(inner);
@@ -552,12 +592,13 @@ impl EventStore for MemoryEventStore {
         let mut inner = self.write();
         let number = inner.streams.number(stream.as_str());
         let plan = append::decide_delete(stream, expected, inner.state(number))?;
+        let tombstone = [append::tombstone()];
         let outcome = write_locked(
             &mut inner,
             stream,
             number,
             plan,
-            &[append::tombstone()],
+            (&tombstone, &BatchIds::new(&self.id_hasher, &tombstone)),
             None,
         )?;
         self.signal(inner);
@@ -705,7 +746,7 @@ impl EventStore for MemoryEventStore {
     }
 
     async fn scavenge(&self) -> Result<ScavengeReport, StoreError> {
-        Ok(self.write().scavenge(Utc::now()))
+        Ok(self.write().scavenge(Utc::now(), &self.id_hasher))
     }
 
     fn commits(&self) -> Option<CommitSignal> {

@@ -23,8 +23,8 @@ use serde::de::{DeserializeSeed, EnumAccess, VariantAccess, Visitor};
 use self::plain_json::{GaveUp, PlainJson};
 use self::variant_content::VariantContent;
 use logbook_domain::{
-    DomainEvent, Metadata, NewEvent, Payload, RecordedEvent, RecordedEventRef, UpcastError,
-    Upcasters,
+    DomainEvent, EventId, Metadata, NewEvent, Payload, RecordedEvent, RecordedEventRef,
+    UpcastError, Upcasters,
 };
 
 /// Why an event could not be encoded or decoded.
@@ -116,9 +116,15 @@ pub fn encode<E: DomainEvent>(event: &E, metadata: &Metadata) -> Result<NewEvent
         // Not a variant with content (a hand-written form): the general path.
         (_, None) => encode_tagged(event)?,
     };
-    Ok(NewEvent::new(event_type, payload)
-        .with_schema_version(event.schema_version())
-        .with_metadata(metadata.clone()))
+    // Built in place: no default metadata made to be dropped again.
+    Ok(NewEvent {
+        id: EventId::new(),
+        event_type: event_type.to_owned(),
+        schema_version: event.schema_version(),
+        payload,
+        metadata: metadata.clone(),
+        recorded_at: None,
+    })
 }
 
 /// The payload of an event whose serde form is not a variant with

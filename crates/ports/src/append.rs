@@ -86,11 +86,7 @@ pub fn validate_batch(events: &[NewEvent]) -> Result<(), StoreError> {
     // A small batch (a command's usual one or few events) is checked for
     // repeated ids by comparing with the events before it, without building
     // (and hashing into) a set.
-    let mut seen = if events.len() > SMALL_BATCH {
-        HashSet::with_capacity(events.len())
-    } else {
-        HashSet::new()
-    };
+    let mut seen = (events.len() > SMALL_BATCH).then(|| HashSet::with_capacity(events.len()));
     for (index, event) in events.iter().enumerate() {
         let invalid = |reason: String| StoreError::InvalidEvent { index, reason };
         if event.event_type.is_empty() {
@@ -114,10 +110,9 @@ pub fn validate_batch(events: &[NewEvent]) -> Result<(), StoreError> {
                 event.event_type
             )));
         }
-        let repeated = if events.len() > SMALL_BATCH {
-            !seen.insert(event.id)
-        } else {
-            events[..index].iter().any(|earlier| earlier.id == event.id)
+        let repeated = match &mut seen {
+            Some(seen) => !seen.insert(event.id),
+            None => events[..index].iter().any(|earlier| earlier.id == event.id),
         };
         if repeated {
             return Err(invalid(format!(
