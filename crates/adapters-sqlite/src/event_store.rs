@@ -406,7 +406,7 @@ fn read_all_sql(filter: &EventFilter) -> (String, Vec<Value>) {
                 })
                 .collect();
             params.extend(types.iter().map(|t| Value::Text((*t).to_owned())));
-            format!("{} ORDER BY 1 LIMIT +?2", arms.join(" UNION ALL "))
+            format!("{} ORDER BY position LIMIT +?2", arms.join(" UNION ALL "))
         }
         n => {
             let first = params.len() + 3;
