@@ -321,7 +321,7 @@ fn read_stream_rows(
     direction: ReadDirection,
     from: Version,
     limit: usize,
-    mut each: impl FnMut(&mut Decoder<'_>, &rusqlite::Row<'_>) -> Result<(), StoreError>,
+    mut each: impl FnMut(&mut Decoder<'_, true>, &rusqlite::Row<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let state = stream_state(conn, path, stream)?;
     append::check_not_deleted(stream, state.deleted)?;

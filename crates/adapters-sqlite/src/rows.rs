@@ -142,6 +142,7 @@ impl LentPage {
     }
 
     /// Copies one row's fields in.
+    #[inline]
     pub(crate) fn push(&mut self, fields: RowFields<'_>) {
         let event_type = match self
             .types
@@ -203,42 +204,44 @@ impl LentPage {
 }
 
 /// Decodes event rows, sharing the stream id and type names between rows
-/// (a page of the log names few streams and fewer types).
-pub(crate) struct Decoder<'a> {
+/// (a page of the log names few streams and fewer types). `STREAM_READ`:
+/// the rows come from a read of `stream`, which they all belong to (known
+/// when compiling, so the columns' places are constants).
+pub(crate) struct Decoder<'a, const STREAM_READ: bool> {
     path: &'a Path,
     stream: Option<StreamId>,
-    /// The rows come from a read of `stream`, which they all belong to.
-    stream_read: bool,
     types: Vec<Arc<str>>,
     /// The index in `types` of the last row's type (rows of one stream or
     /// one stretch of the log mostly repeat it).
     last_type: usize,
 }
 
-impl<'a> Decoder<'a> {
+impl<'a> Decoder<'a, false> {
     /// A decoder for rows of the global log of the database at `path`.
     pub(crate) fn for_log(path: &'a Path) -> Self {
         Self {
             path,
             stream: None,
-            stream_read: false,
             types: Vec::new(),
             last_type: 0,
         }
     }
+}
 
+impl<'a> Decoder<'a, true> {
     /// A decoder for the rows of a read of `stream` (selected with
     /// `stream = ?`) of the database at `path`.
     pub(crate) fn for_stream(path: &'a Path, stream: StreamId) -> Self {
         Self {
             path,
             stream: Some(stream),
-            stream_read: true,
             types: Vec::new(),
             last_type: 0,
         }
     }
+}
 
+impl<const STREAM_READ: bool> Decoder<'_, STREAM_READ> {
     /// One row selected with [`EVENT_COLUMNS`] (a stream read's with
     /// [`STREAM_EVENT_COLUMNS`]), its time made with `times`.
     pub(crate) fn decode(
@@ -280,7 +283,7 @@ impl<'a> Decoder<'a> {
         // A stream read selects `stream = ?` (TEXT, binary collation): its
         // rows hold exactly that text, and it does not select the column.
         // The log's rows name their stream after the position.
-        if !self.stream_read {
+        if !STREAM_READ {
             let bytes = text_at(row, column::STREAM)
                 .ok_or_else(|| bad(not_text(row, column::STREAM, "stream")))?;
             if self
@@ -293,8 +296,7 @@ impl<'a> Decoder<'a> {
                 self.stream = Some(id);
             }
         }
-        let shift = usize::from(self.stream_read);
-        let at = |in_log: usize| in_log - shift;
+        let at = |in_log: usize| in_log - usize::from(STREAM_READ);
 
         let version = int_at(row, at(column::VERSION))
             .ok_or_else(|| bad(not_int(row, at(column::VERSION), "version")))?;
