@@ -271,11 +271,26 @@ impl<const STREAM_READ: bool> Decoder<'_, STREAM_READ> {
     /// column order, so the first bad one is named), borrowing the payload
     /// from the row and the stream id and type name from the decoder.
     ///
-    /// Each column is read once, as the type it must have; only a row
-    /// that fails a check reads it again, to say what it holds instead.
+    /// Each column is read once, in one loop (so rusqlite's accessor is
+    /// compiled into it once), then checked for the type it must have; only
+    /// a row that fails a check reads it again, to say what it holds
+    /// instead.
     #[inline]
     pub(crate) fn fields<'r>(&'r mut self, row: &'r Row<'_>) -> Result<RowFields<'r>, StoreError> {
-        let Some(position) = int_at(row, column::POSITION) else {
+        let mut values = [None; column::METADATA + 1];
+        let selected = values.len() - usize::from(STREAM_READ);
+        for (index, value) in values[..selected].iter_mut().enumerate() {
+            *value = row.get_ref(index).ok();
+        }
+        let int = |index: usize| match values[index] {
+            Some(ValueRef::Integer(value)) => Some(value),
+            _ => None,
+        };
+        let text = |index: usize| match values[index] {
+            Some(ValueRef::Text(bytes)) => Some(bytes),
+            _ => None,
+        };
+        let Some(position) = int(column::POSITION) else {
             return Err(self.bad_position(row));
         };
         let path = self.path;
@@ -284,8 +299,8 @@ impl<const STREAM_READ: bool> Decoder<'_, STREAM_READ> {
         // rows hold exactly that text, and it does not select the column.
         // The log's rows name their stream after the position.
         if !STREAM_READ {
-            let bytes = text_at(row, column::STREAM)
-                .ok_or_else(|| bad(not_text(row, column::STREAM, "stream")))?;
+            let bytes =
+                text(column::STREAM).ok_or_else(|| bad(not_text(row, column::STREAM, "stream")))?;
             if self
                 .stream
                 .as_ref()
@@ -298,31 +313,31 @@ impl<const STREAM_READ: bool> Decoder<'_, STREAM_READ> {
         }
         let at = |in_log: usize| in_log - usize::from(STREAM_READ);
 
-        let version = int_at(row, at(column::VERSION))
+        let version = int(at(column::VERSION))
             .ok_or_else(|| bad(not_int(row, at(column::VERSION), "version")))?;
         let version = unsigned(version).ok_or_else(|| bad("negative version".into()))?;
-        let id = text_at(row, at(column::EVENT_ID))
+        let id = text(at(column::EVENT_ID))
             .ok_or_else(|| bad(not_text(row, at(column::EVENT_ID), "event_id")))?;
         let id = Uuid::try_parse_ascii(id)
             .map(EventId)
             .map_err(|e| bad(format!("event_id: {e}")))?;
-        let event_type = text_at(row, at(column::EVENT_TYPE))
+        let event_type = text(at(column::EVENT_TYPE))
             .ok_or_else(|| bad(not_text(row, at(column::EVENT_TYPE), "event_type")))?;
         let type_index = self.event_type(event_type, &bad)?;
-        let schema_version = int_at(row, at(column::SCHEMA_VERSION))
+        let schema_version = int(at(column::SCHEMA_VERSION))
             .ok_or_else(|| bad(not_int(row, at(column::SCHEMA_VERSION), "schema_version")))?;
         let schema_version =
             u32::try_from(schema_version).map_err(|e| bad(format!("schema_version: {e}")))?;
-        let payload = text_at(row, at(column::PAYLOAD))
+        let payload = text(at(column::PAYLOAD))
             .ok_or_else(|| bad(not_text(row, at(column::PAYLOAD), "payload")))?;
-        let metadata = match row.get_ref(at(column::METADATA)) {
-            Ok(ValueRef::Null) => None,
-            Ok(ValueRef::Text(bytes)) => {
+        let metadata = match values[at(column::METADATA)] {
+            Some(ValueRef::Null) => None,
+            Some(ValueRef::Text(bytes)) => {
                 Some(metadata::decode(bytes).map_err(|e| bad(format!("metadata: {e}")))?)
             }
-            Ok(_) | Err(_) => return Err(bad(not_text(row, at(column::METADATA), "metadata"))),
+            _ => return Err(bad(not_text(row, at(column::METADATA), "metadata"))),
         };
-        let recorded_at_micros = int_at(row, column::RECORDED_AT)
+        let recorded_at_micros = int(column::RECORDED_AT)
             .ok_or_else(|| bad(not_int(row, column::RECORDED_AT, "recorded_at")))?;
         let recorded_at = RecordedTime::from_micros(recorded_at_micros)
             .ok_or_else(|| bad("recorded_at is out of range".into()))?;
@@ -388,24 +403,6 @@ impl<const STREAM_READ: bool> Decoder<'_, STREAM_READ> {
             Err(error) => error.to_string(),
         };
         corrupt(self.path, "events", "a row", detail)
-    }
-}
-
-/// Column `index` of `row` when it holds text.
-#[inline(always)]
-fn text_at<'r>(row: &'r Row<'_>, index: usize) -> Option<&'r [u8]> {
-    match row.get_ref(index) {
-        Ok(ValueRef::Text(bytes)) => Some(bytes),
-        _ => None,
-    }
-}
-
-/// Column `index` of `row` when it holds an integer.
-#[inline(always)]
-fn int_at(row: &Row<'_>, index: usize) -> Option<i64> {
-    match row.get_ref(index) {
-        Ok(ValueRef::Integer(value)) => Some(value),
-        _ => None,
     }
 }
 
