@@ -321,7 +321,7 @@ fn read_stream_rows(
     direction: ReadDirection,
     from: Version,
     limit: usize,
-    mut each: impl FnMut(&mut Decoder<'_>, &rusqlite::Row<'_>) -> Result<(), StoreError>,
+    mut each: impl FnMut(&mut Decoder<'_, true>, &rusqlite::Row<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let state = stream_state(conn, path, stream)?;
     append::check_not_deleted(stream, state.deleted)?;
@@ -406,7 +406,7 @@ fn read_all_sql(filter: &EventFilter) -> (String, Vec<Value>) {
                 })
                 .collect();
             params.extend(types.iter().map(|t| Value::Text((*t).to_owned())));
-            format!("{} ORDER BY 1 LIMIT +?2", arms.join(" UNION ALL "))
+            format!("{} ORDER BY position LIMIT +?2", arms.join(" UNION ALL "))
         }
         n => {
             let first = params.len() + 3;

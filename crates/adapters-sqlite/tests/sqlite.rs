@@ -555,6 +555,79 @@ async fn rows_are_readable_with_plain_sql() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_row_is_reported_with_its_position_and_field() {
+    use logbook_ports::EventStore;
+    // Given a stream of three events, the second of which another program
+    // then damages, one field at a time
+    let damages = [
+        ("event_id = x'00'", "event_id is Blob, not text"),
+        ("event_id = 'not-a-uuid'", "event_id: "),
+        ("version = 'two'", "version is Text, not an integer"),
+        ("event_type = x'00'", "event_type is Blob, not text"),
+        (
+            "schema_version = 1.5",
+            "schema_version is Real, not an integer",
+        ),
+        ("schema_version = 5000000000", "schema_version: "),
+        ("payload = x'7b7d'", "payload is Blob, not text"),
+        ("metadata = x'00'", "metadata is Blob, not text"),
+        ("metadata = '[1]'", "metadata: "),
+        ("recorded_at = 'now'", "recorded_at is Text, not an integer"),
+        (
+            "recorded_at = 9223372036854775807",
+            "recorded_at is out of range",
+        ),
+    ];
+    for (damage, said) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_in(&dir);
+        let store = open(&path).unwrap();
+        let events = store.event_store();
+        let a = stream("A-1");
+        events
+            .append(
+                &a,
+                ExpectedVersion::NoStream,
+                vec![
+                    event("Opened", 1),
+                    event("Deposited", 2),
+                    event("Closed", 3),
+                ],
+            )
+            .await
+            .unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!("UPDATE events SET {damage} WHERE position = 2;"))
+            .unwrap();
+        // When the stream is read (as events and as a lent page) and the
+        // log is read
+        let from = if damage.starts_with("version") { 1 } else { 2 };
+        let read = events
+            .read_stream(&a, ReadDirection::Forward, from, 10)
+            .await;
+        let lent = events
+            .visit_stream(&a, ReadDirection::Forward, from, 10, &mut |_| {})
+            .await;
+        let log = events.read_all(1, 10, &EventFilter::all()).await;
+        // Then each read fails, naming the row by its position and the field
+        for (how, result) in [
+            ("read_stream", read.map(|_| ())),
+            ("visit_stream", lent.map(|_| ())),
+            ("read_all", log.map(|_| ())),
+        ] {
+            let Err(StoreError::Corrupt { location, detail }) = result else {
+                panic!("{damage}: {how} gave {result:?}, not a corrupt row");
+            };
+            assert!(
+                location.contains("table events, position 2"),
+                "{damage}: {how}: {location}"
+            );
+            assert!(detail.starts_with(said), "{damage}: {how}: {detail}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projection_documents_are_readable_with_plain_sql() {
     // Given a read model's document saved through the store
     let dir = tempfile::tempdir().unwrap();
