@@ -552,9 +552,11 @@ impl<A: Aggregate> Repository<A> {
         if loaded.version != start_version {
             self.cache.remember(&key, &loaded.state, loaded.version);
         }
-        if start_version == 0 {
-            self.set_subjects(stream, loaded.version, seen);
-        } else if self.keyring.is_some() {
+        if self.keyring.is_none() {
+            // Without a keyring nothing is sealed: no subjects to know.
+        } else if start_version == 0 {
+            self.cache.set_subjects(&key, loaded.version, seen);
+        } else {
             self.cache
                 .extend_subjects(&key, (start_version, loaded.version), seen);
         }

@@ -68,19 +68,7 @@ impl<A: Aggregate> AggregateCache<A> {
 
     /// Caches `state` at `version`.
     pub(super) fn remember(&self, key: &CacheKey<'_>, state: &A, version: Version) {
-        self.update(key, |entry| match &mut entry.loaded {
-            // `clone_from` may reuse the entry's allocations.
-            Some(loaded) => {
-                loaded.state.clone_from(state);
-                loaded.version = version;
-            }
-            None => {
-                entry.loaded = Some(Loaded {
-                    state: state.clone(),
-                    version,
-                });
-            }
-        });
+        self.update(key, |entry| put(&mut entry.loaded, state, version));
     }
 
     /// After a command appended `events` at `before`, leading to `state`
@@ -101,16 +89,7 @@ impl<A: Aggregate> AggregateCache<A> {
                     loaded.state.apply_all(events);
                     loaded.version = version;
                 }
-                Some(loaded) => {
-                    loaded.state.clone_from(state);
-                    loaded.version = version;
-                }
-                None => {
-                    entry.loaded = Some(Loaded {
-                        state: state.clone(),
-                        version,
-                    });
-                }
+                other => put(other, state, version),
             }
             extend(&mut entry.subjects, before, version, subjects);
         });
@@ -205,6 +184,23 @@ impl<A: Aggregate> AggregateCache<A> {
     // made in place on one entry), so poisoning is ignored.
     fn lock(&self) -> MutexGuard<'_, HashTable<Entry<A>>> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `loaded` set to `state` at `version`; `clone_from` may reuse the
+/// allocations of the state it replaces.
+fn put<A: Clone>(loaded: &mut Option<Loaded<A>>, state: &A, version: Version) {
+    match loaded {
+        Some(loaded) => {
+            loaded.state.clone_from(state);
+            loaded.version = version;
+        }
+        None => {
+            *loaded = Some(Loaded {
+                state: state.clone(),
+                version,
+            });
+        }
     }
 }
 
