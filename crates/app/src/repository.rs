@@ -21,7 +21,7 @@ use logbook_ports::{
 
 use crate::codec::{self, CodecError, Decoder};
 use crate::personal::{Keyring, PersonalDataError, fields};
-use cache::AggregateCache;
+use cache::{AggregateCache, CacheKey};
 
 /// How a [`Repository`] behaves.
 #[derive(Debug, Clone)]
@@ -277,9 +277,9 @@ impl<A: Aggregate> Repository<A> {
     /// Store and decoding failures.
     #[tracing::instrument(name = "load", level = "debug", skip(self), fields(aggregate = A::TYPE))]
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, A> {
-        let stream = Self::stream_id(id)?;
-        let loaded = self.load_stream(&stream).await?;
-        tracing::debug!(%stream, version = loaded.version, "loaded");
+        let key = self.cache.key(&Self::stream_id(id)?);
+        let loaded = self.load_stream(&key).await?;
+        tracing::debug!(stream = %key.stream(), version = loaded.version, "loaded");
         Ok(loaded)
     }
 
@@ -325,8 +325,8 @@ impl<A: Aggregate> Repository<A> {
         commands: &[A::Command],
         metadata: &Metadata,
     ) -> Result<Executed<A>, A> {
-        let stream = Self::stream_id(id)?;
-        let key = self.cache.key(&stream);
+        let (key, mut cached) = self.cache.resolve(id)?;
+        let stream = key.stream();
         let mut conflicts = 0;
         let started = std::time::Instant::now();
         // The first attempt decides on the cached state as it is, without
@@ -334,13 +334,11 @@ impl<A: Aggregate> Repository<A> {
         // was stale. Only an outcome the append cannot check (a refusal, or
         // no events) or a refused append makes it read the stream and decide
         // again; a stale cache is not counted as a conflict.
-        let mut trust_cache = true;
         'attempt: loop {
-            let (loaded, unchecked) = match trust_cache.then(|| self.cache.state(&key)).flatten() {
+            let (loaded, unchecked) = match cached.take() {
                 Some(cached) => (cached, true),
-                None => (self.load_stream(&stream).await?, false),
+                None => (self.load_stream(&key).await?, false),
             };
-            trust_cache = false;
             let mut state = loaded.state;
             let mut decided = Vec::new();
             for command in commands {
@@ -373,7 +371,7 @@ impl<A: Aggregate> Repository<A> {
             for event in &decided {
                 let envelope = codec::encode(event, metadata)?;
                 envelopes.push(match &self.keyring {
-                    Some(keyring) => keyring.seal_event(&stream, event, envelope).await?,
+                    Some(keyring) => keyring.seal_event(stream, event, envelope).await?,
                     None => envelope,
                 });
             }
@@ -384,7 +382,7 @@ impl<A: Aggregate> Repository<A> {
                 }
             }
             let expected = ExpectedVersion::from_current(Some(loaded.version));
-            match self.events.append(&stream, expected, envelopes).await {
+            match self.events.append(stream, expected, envelopes).await {
                 Ok(outcome) => {
                     let version = outcome.stream_version.unwrap_or(loaded.version);
                     let span = tracing::Span::current();
@@ -404,9 +402,9 @@ impl<A: Aggregate> Repository<A> {
                     self.cache
                         .advance(&key, &decided, &state, (loaded.version, version), written);
                     let snapshot_taken = self
-                        .maybe_snapshot(&stream, &state, loaded.version, version)
+                        .maybe_snapshot(stream, &state, loaded.version, version)
                         .await;
-                    self.publish(&stream, loaded.version, decided.len()).await;
+                    self.publish(stream, loaded.version, decided.len()).await;
                     return Ok(Executed {
                         state,
                         version,
@@ -424,7 +422,7 @@ impl<A: Aggregate> Repository<A> {
                     let pause = backoff(conflicts);
                     if started.elapsed() + pause > self.options.retry_budget {
                         return Err(RepositoryError::TooManyConflicts {
-                            stream,
+                            stream: stream.clone(),
                             attempts: conflicts,
                         });
                     }
@@ -447,7 +445,8 @@ impl<A: Aggregate> Repository<A> {
     /// meanwhile (nothing is deleted then); store failures.
     pub async fn delete(&self, id: &str) -> Result<Version, A> {
         let stream = Self::stream_id(id)?;
-        let loaded = self.load_stream(&stream).await?;
+        let key = self.cache.key(&stream);
+        let loaded = self.load_stream(&key).await?;
         if loaded.version == 0 {
             return Err(RepositoryError::NotFound { stream });
         }
@@ -455,7 +454,7 @@ impl<A: Aggregate> Repository<A> {
             .events
             .delete_stream(&stream, ExpectedVersion::Exact(loaded.version))
             .await?;
-        self.cache.forget(&self.cache.key(&stream));
+        self.cache.forget(&key);
         if let Some(snapshots) = &self.snapshots
             && let Err(error) = snapshots.delete(&stream).await
         {
@@ -535,9 +534,9 @@ impl<A: Aggregate> Repository<A> {
         .await?)
     }
 
-    async fn load_stream(&self, stream: &StreamId) -> Result<Loaded<A>, A> {
-        let key = self.cache.key(stream);
-        let base = match self.cache.state(&key) {
+    async fn load_stream(&self, key: &CacheKey) -> Result<Loaded<A>, A> {
+        let stream = key.stream();
+        let base = match self.cache.state(key) {
             Some(loaded) => loaded,
             None => self.snapshot(stream).await.unwrap_or(Loaded {
                 state: A::default(),
@@ -550,15 +549,15 @@ impl<A: Aggregate> Repository<A> {
             .fold_forward(stream, base, |_, _| true, &mut seen)
             .await?;
         if loaded.version != start_version {
-            self.cache.remember(&key, &loaded.state, loaded.version);
+            self.cache.remember(key, &loaded.state, loaded.version);
         }
         if self.keyring.is_none() {
             // Without a keyring nothing is sealed: no subjects to know.
         } else if start_version == 0 {
-            self.cache.set_subjects(&key, loaded.version, seen);
+            self.cache.set_subjects(key, loaded.version, seen);
         } else {
             self.cache
-                .extend_subjects(&key, (start_version, loaded.version), seen);
+                .extend_subjects(key, (start_version, loaded.version), seen);
         }
         Ok(loaded)
     }

@@ -1,21 +1,34 @@
 //! What a [`Repository`](super::Repository) remembers of the aggregates it
 //! served, per stream: the state at a version, and (with a keyring) the
 //! data subjects the stream's events name up to a version. One table for
-//! both, so a command costs one hash of its stream id and one lookup.
+//! both, so a command costs one hash of its aggregate id and one lookup.
+//!
+//! A repository serves one aggregate type, so every stream it caches is
+//! `A::TYPE-<id>`: entries are hashed by the aggregate id alone, and a
+//! command on a cached aggregate finds its stream id there instead of
+//! joining and checking it again (an entry's stream was checked when it
+//! was made).
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
-use logbook_domain::{Aggregate, StreamId, SubjectId, Version};
+use logbook_domain::{Aggregate, StreamId, StreamIdError, SubjectId, Version};
 
 use super::{Loaded, add_subjects};
 
 /// A stream id with its hash, computed once for all the cache calls of a
 /// command.
-pub(super) struct CacheKey<'a> {
-    stream: &'a StreamId,
+pub(super) struct CacheKey {
+    stream: StreamId,
     hash: u64,
+}
+
+impl CacheKey {
+    /// The stream this key names.
+    pub(super) fn stream(&self) -> &StreamId {
+        &self.stream
+    }
 }
 
 /// The data subjects named by a stream's events `1..=through`.
@@ -49,25 +62,51 @@ impl<A: Aggregate> AggregateCache<A> {
         }
     }
 
-    pub(super) fn key<'a>(&self, stream: &'a StreamId) -> CacheKey<'a> {
+    /// The key of `stream` (one of this repository's, `A::TYPE-<id>`).
+    pub(super) fn key(&self, stream: &StreamId) -> CacheKey {
         CacheKey {
-            stream,
-            hash: self.hasher.hash_one(stream),
+            stream: stream.clone(),
+            hash: self
+                .hasher
+                .hash_one(aggregate_id::<A>(stream).unwrap_or(stream.as_str())),
         }
     }
 
+    /// The key of aggregate `id`'s stream and its cached state (as cached,
+    /// not checked against the stream), from one lookup. A cached stream's
+    /// id is taken from its entry; any other is made and checked.
+    ///
+    /// # Errors
+    /// As [`StreamId::for_aggregate`] when `id` names no valid stream.
+    pub(super) fn resolve(&self, id: &str) -> Result<(CacheKey, Option<Loaded<A>>), StreamIdError> {
+        let hash = self.hasher.hash_one(id);
+        if self.capacity > 0
+            && let Some(entry) = self
+                .lock()
+                .find(hash, |e| aggregate_id::<A>(&e.stream) == Some(id))
+        {
+            let key = CacheKey {
+                stream: entry.stream.clone(),
+                hash,
+            };
+            return Ok((key, entry.loaded.clone()));
+        }
+        let stream = StreamId::for_aggregate(A::TYPE, id)?;
+        Ok((CacheKey { stream, hash }, None))
+    }
+
     /// The cached state of the stream, as cached (not checked against it).
-    pub(super) fn state(&self, key: &CacheKey<'_>) -> Option<Loaded<A>> {
+    pub(super) fn state(&self, key: &CacheKey) -> Option<Loaded<A>> {
         if self.capacity == 0 {
             return None;
         }
         self.lock()
-            .find(key.hash, |e| e.stream == *key.stream)
+            .find(key.hash, |e| e.stream == key.stream)
             .and_then(|e| e.loaded.clone())
     }
 
     /// Caches `state` at `version`.
-    pub(super) fn remember(&self, key: &CacheKey<'_>, state: &A, version: Version) {
+    pub(super) fn remember(&self, key: &CacheKey, state: &A, version: Version) {
         self.update(key, |entry| put(&mut entry.loaded, state, version));
     }
 
@@ -77,7 +116,7 @@ impl<A: Aggregate> AggregateCache<A> {
     /// so no clone is needed), and extends what is known of the subjects.
     pub(super) fn advance(
         &self,
-        key: &CacheKey<'_>,
+        key: &CacheKey,
         events: &[A::Event],
         state: &A,
         (before, version): (Version, Version),
@@ -97,29 +136,21 @@ impl<A: Aggregate> AggregateCache<A> {
 
     /// Forgets the stream's state (what is known of its subjects stays
     /// true: it describes a prefix of the stream).
-    pub(super) fn forget_state(&self, key: &CacheKey<'_>) {
-        if let Some(entry) = self.lock().find_mut(key.hash, |e| e.stream == *key.stream) {
+    pub(super) fn forget_state(&self, key: &CacheKey) {
+        if let Some(entry) = self.lock().find_mut(key.hash, |e| e.stream == key.stream) {
             entry.loaded = None;
         }
     }
 
     /// Forgets everything about the stream.
-    pub(super) fn forget(&self, key: &CacheKey<'_>) {
-        if let Ok(entry) = self
-            .lock()
-            .find_entry(key.hash, |e| e.stream == *key.stream)
-        {
+    pub(super) fn forget(&self, key: &CacheKey) {
+        if let Ok(entry) = self.lock().find_entry(key.hash, |e| e.stream == key.stream) {
             entry.remove();
         }
     }
 
     /// Records that events `1..=through` of the stream name `subjects`.
-    pub(super) fn set_subjects(
-        &self,
-        key: &CacheKey<'_>,
-        through: Version,
-        subjects: Vec<SubjectId>,
-    ) {
+    pub(super) fn set_subjects(&self, key: &CacheKey, through: Version, subjects: Vec<SubjectId>) {
         self.update(key, |entry| {
             entry.subjects = Some(KnownSubjects { through, subjects });
         });
@@ -130,35 +161,31 @@ impl<A: Aggregate> AggregateCache<A> {
     /// it (it no longer describes a prefix of the stream).
     pub(super) fn extend_subjects(
         &self,
-        key: &CacheKey<'_>,
+        key: &CacheKey,
         (from, to): (Version, Version),
         subjects: Vec<SubjectId>,
     ) {
-        if let Some(entry) = self.lock().find_mut(key.hash, |e| e.stream == *key.stream) {
+        if let Some(entry) = self.lock().find_mut(key.hash, |e| e.stream == key.stream) {
             extend(&mut entry.subjects, from, to, subjects);
         }
     }
 
     /// The subjects named by events `1..=version` of the stream, if known.
-    pub(super) fn subjects_at(
-        &self,
-        key: &CacheKey<'_>,
-        version: Version,
-    ) -> Option<Vec<SubjectId>> {
+    pub(super) fn subjects_at(&self, key: &CacheKey, version: Version) -> Option<Vec<SubjectId>> {
         self.lock()
-            .find(key.hash, |e| e.stream == *key.stream)
+            .find(key.hash, |e| e.stream == key.stream)
             .and_then(|e| e.subjects.as_ref())
             .filter(|known| known.through == version)
             .map(|known| known.subjects.clone())
     }
 
     /// Runs `change` on the stream's entry, made (empty) if missing.
-    fn update(&self, key: &CacheKey<'_>, change: impl FnOnce(&mut Entry<A>)) {
+    fn update(&self, key: &CacheKey, change: impl FnOnce(&mut Entry<A>)) {
         if self.capacity == 0 {
             return;
         }
         let mut table = self.lock();
-        if let Some(entry) = table.find_mut(key.hash, |e| e.stream == *key.stream) {
+        if let Some(entry) = table.find_mut(key.hash, |e| e.stream == key.stream) {
             change(entry);
             return;
         }
@@ -185,6 +212,16 @@ impl<A: Aggregate> AggregateCache<A> {
     fn lock(&self) -> MutexGuard<'_, HashTable<Entry<A>>> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The aggregate id of `stream`: what follows `A::TYPE-` (hashed as the
+/// whole name for a stream not of that form, which this repository never
+/// makes).
+fn aggregate_id<A: Aggregate>(stream: &StreamId) -> Option<&str> {
+    stream
+        .as_str()
+        .strip_prefix(A::TYPE)
+        .and_then(|rest| rest.strip_prefix('-'))
 }
 
 /// `loaded` set to `state` at `version`; `clone_from` may reuse the
@@ -323,6 +360,35 @@ mod tests {
             .filter(|s| cache.state(&cache.key(s)).is_some())
             .count();
         assert_eq!(kept, 1);
+    }
+
+    #[test]
+    fn resolving_an_id_finds_its_cached_stream_and_state_and_checks_any_other() {
+        // Given a state cached for BankAccount-a, and one for a stream named
+        // like the bare id
+        let cache = AggregateCache::<BankAccount>::new(4);
+        let cached = stream("BankAccount-a");
+        cache.remember(&cache.key(&cached), &BankAccount::default(), 3);
+        cache.remember(&cache.key(&stream("b")), &BankAccount::default(), 1);
+        // When aggregate ids are resolved
+        let (key, state) = cache.resolve("a").unwrap();
+        // Then a cached one comes with its stream and state
+        assert_eq!(key.stream(), &cached);
+        assert_eq!(state.map(|s| s.version), Some(3));
+        assert_eq!(key.hash, cache.key(&cached).hash);
+        // And another is made as the repository names it, with no state
+        let (key, state) = cache.resolve("b").unwrap();
+        assert_eq!(key.stream().as_str(), "BankAccount-b");
+        assert!(state.is_none());
+        // And an id that names no valid stream is refused
+        assert!(matches!(
+            cache.resolve(""),
+            Err(StreamIdError::EmptyAggregateId { .. })
+        ));
+        assert!(matches!(
+            cache.resolve("a\u{0}"),
+            Err(StreamIdError::ControlCharacter { .. })
+        ));
     }
 
     #[test]
