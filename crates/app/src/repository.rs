@@ -368,18 +368,18 @@ impl<A: Aggregate> Repository<A> {
                 });
             }
             let mut envelopes = Vec::with_capacity(decided.len());
+            // The subjects whose keys sealed a field of these events.
+            let mut written = Vec::new();
             for event in &decided {
                 let envelope = codec::encode(event, metadata)?;
                 envelopes.push(match &self.keyring {
-                    Some(keyring) => keyring.seal_event(stream, event, envelope).await?,
+                    Some(keyring) => {
+                        keyring
+                            .seal_event_naming(stream, event, envelope, &mut written)
+                            .await?
+                    }
                     None => envelope,
                 });
-            }
-            let mut written = Vec::new();
-            if self.keyring.is_some() {
-                for envelope in &envelopes {
-                    add_subjects(&mut written, fields::subjects_in(&envelope.payload));
-                }
             }
             let expected = ExpectedVersion::from_current(Some(loaded.version));
             match self.events.append(stream, expected, envelopes).await {

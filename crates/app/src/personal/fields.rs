@@ -207,6 +207,17 @@ pub fn seal_fields(
     event: EventId,
     fields: &[(&'static str, SubjectId, SecretKey)],
 ) -> Result<Payload, FormError> {
+    seal_fields_naming(payload, event, fields, &mut Vec::new())
+}
+
+/// As [`seal_fields`], adding to `sealed` (once each) the subjects of the
+/// fields it sealed (a field the payload lacks seals nothing).
+pub(crate) fn seal_fields_naming(
+    payload: &Payload,
+    event: EventId,
+    fields: &[(&'static str, SubjectId, SecretKey)],
+    sealed: &mut Vec<SubjectId>,
+) -> Result<Payload, FormError> {
     let mut object: Map<String, Value> =
         serde_json::from_slice(payload.as_bytes()).map_err(|_| {
             FormError::Malformed("a payload with personal fields must be an object".into())
@@ -216,8 +227,11 @@ pub fn seal_fields(
             continue;
         };
         let plain = serde_json::to_vec(value).unwrap_or_default();
-        let sealed = key.seal(&plain, &field_binding(event, subject, field));
-        *value = encrypted(subject, &sealed);
+        let ciphertext = key.seal(&plain, &field_binding(event, subject, field));
+        *value = encrypted(subject, &ciphertext);
+        if !sealed.contains(subject) {
+            sealed.push(subject.clone());
+        }
     }
     Payload::from_serialize(&object).map_err(|e| FormError::Malformed(e.to_string()))
 }

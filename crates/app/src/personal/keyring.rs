@@ -223,6 +223,20 @@ impl Keyring {
         event: &E,
         envelope: NewEvent,
     ) -> Result<NewEvent, PersonalDataError> {
+        self.seal_event_naming(stream, event, envelope, &mut Vec::new())
+            .await
+    }
+
+    /// As [`Keyring::seal_event`], adding to `sealed` (once each) the
+    /// subjects whose keys sealed a field: what the repository learns of a
+    /// stream's subjects as it appends, without scanning the payload again.
+    pub(crate) async fn seal_event_naming<E: DomainEvent>(
+        &self,
+        stream: &StreamId,
+        event: &E,
+        envelope: NewEvent,
+        sealed: &mut Vec<SubjectId>,
+    ) -> Result<NewEvent, PersonalDataError> {
         let declared = event.personal_fields(stream);
         if declared.is_empty() {
             return Ok(envelope);
@@ -237,13 +251,11 @@ impl Keyring {
         if fields.is_empty() {
             return Ok(envelope);
         }
-        let payload =
-            fields::seal_fields(&envelope.payload, envelope.id, &fields).map_err(|source| {
-                PersonalDataError::Seal {
-                    event_type: envelope.event_type.clone(),
-                    source,
-                }
-            })?;
+        let payload = fields::seal_fields_naming(&envelope.payload, envelope.id, &fields, sealed)
+            .map_err(|source| PersonalDataError::Seal {
+            event_type: envelope.event_type.clone(),
+            source,
+        })?;
         Ok(NewEvent {
             payload,
             ..envelope
