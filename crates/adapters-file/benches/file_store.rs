@@ -458,13 +458,44 @@ fn open_large(events: u64) {
 
 criterion_group!(benches, batched_appends, single_appends, replay);
 
+/// The filter among criterion's arguments: the first one that is neither
+/// an option nor the value of an option that takes one (so the `1` of
+/// `--warm-up-time 1` is not taken for a filter).
+fn criterion_filter(args: &[String]) -> Option<&String> {
+    const TAKES_VALUE: [&str; 14] = [
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--profile-time",
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--color",
+        "--output-format",
+        "--plotting-backend",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+    ];
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if TAKES_VALUE.contains(&arg.as_str()) || arg == "--nresamples" || arg == "-c" {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return Some(arg);
+        }
+    }
+    None
+}
+
 fn main() {
     benches();
     // Only under `cargo bench` (criterion's own check), and when the
     // filter, if any, names it.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let benching = args.iter().any(|a| a == "--bench");
-    let filter = args.iter().find(|a| !a.starts_with('-'));
+    let filter = criterion_filter(&args);
     let events = open_events();
     if benching
         && events > 0
