@@ -462,16 +462,18 @@ criterion_group!(benches, batched_appends, single_appends, replay);
 /// an option nor the value of an option that takes one (so the `1` of
 /// `--warm-up-time 1` is not taken for a filter).
 fn criterion_filter(args: &[String]) -> Option<&String> {
-    const TAKES_VALUE: [&str; 14] = [
+    const TAKES_VALUE: [&str; 16] = [
         "--warm-up-time",
         "--measurement-time",
         "--sample-size",
+        "--nresamples",
         "--profile-time",
         "--save-baseline",
         "--baseline",
         "--baseline-lenient",
         "--load-baseline",
         "--color",
+        "-c",
         "--output-format",
         "--plotting-backend",
         "--noise-threshold",
@@ -480,7 +482,7 @@ fn criterion_filter(args: &[String]) -> Option<&String> {
     ];
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        if TAKES_VALUE.contains(&arg.as_str()) || arg == "--nresamples" || arg == "-c" {
+        if TAKES_VALUE.contains(&arg.as_str()) {
             args.next();
         } else if !arg.starts_with('-') {
             return Some(arg);

@@ -140,14 +140,6 @@ fn backoff(conflicts: u32) -> Duration {
     Duration::from_micros(random % ceiling_us + 1)
 }
 
-fn add_subjects(into: &mut Vec<SubjectId>, from: impl IntoIterator<Item = SubjectId>) {
-    for subject in from {
-        if !into.contains(&subject) {
-            into.push(subject);
-        }
-    }
-}
-
 /// The time-travel rule: a stream as of `at` is its events in stream order
 /// up to the first one recorded after `at` (asked of an event's version and
 /// time).
@@ -620,7 +612,7 @@ impl<A: Aggregate> Repository<A> {
                 }
                 let event: A::Event = self.decode(recorded).await?;
                 if self.keyring.is_some() {
-                    add_subjects(seen, fields::subjects_in(&recorded.payload));
+                    fields::add_subjects(seen, fields::subjects_in(&recorded.payload));
                 }
                 base.state.apply(&event);
                 base.version = recorded.version;
@@ -802,7 +794,7 @@ impl<A: Aggregate> Repository<A> {
         );
         while let Some(page) = pages.next_page().await? {
             for recorded in page.iter().filter(|e| e.version <= version) {
-                add_subjects(&mut subjects, fields::subjects_in(&recorded.payload));
+                fields::add_subjects(&mut subjects, fields::subjects_in(&recorded.payload));
             }
         }
         self.set_subjects(stream, version, subjects.clone());

@@ -180,11 +180,7 @@ pub fn subjects_in(payload: &Payload) -> Vec<SubjectId> {
     let Ok(value) = serde_json::from_slice::<Value>(payload.as_bytes()) else {
         return subjects;
     };
-    let mut push = |subject: SubjectId| {
-        if !subjects.contains(&subject) {
-            subjects.push(subject);
-        }
-    };
+    let mut push = |subject: SubjectId| add_subjects(&mut subjects, [subject]);
     if let Some(Ok((subject, _))) = parse_encrypted(&value) {
         push(subject);
     } else if let Some(object) = value.as_object() {
@@ -195,6 +191,15 @@ pub fn subjects_in(payload: &Payload) -> Vec<SubjectId> {
         }
     }
     subjects
+}
+
+/// Adds to `into` each subject of `from` it does not hold yet, in order.
+pub(crate) fn add_subjects(into: &mut Vec<SubjectId>, from: impl IntoIterator<Item = SubjectId>) {
+    for subject in from {
+        if !into.contains(&subject) {
+            into.push(subject);
+        }
+    }
 }
 
 /// Seals the named top-level fields of `payload` (event `event`), each with
@@ -229,9 +234,7 @@ pub(crate) fn seal_fields_naming(
         let plain = serde_json::to_vec(value).unwrap_or_default();
         let ciphertext = key.seal(&plain, &field_binding(event, subject, field));
         *value = encrypted(subject, &ciphertext);
-        if !sealed.contains(subject) {
-            sealed.push(subject.clone());
-        }
+        add_subjects(sealed, [subject.clone()]);
     }
     Payload::from_serialize(&object).map_err(|e| FormError::Malformed(e.to_string()))
 }

@@ -15,7 +15,8 @@ use std::sync::{Mutex, MutexGuard};
 use hashbrown::HashTable;
 use logbook_domain::{Aggregate, StreamId, StreamIdError, SubjectId, Version};
 
-use super::{Loaded, add_subjects};
+use super::Loaded;
+use crate::personal::fields::add_subjects;
 
 /// A stream id with its hash, computed once for all the cache calls of a
 /// command.
