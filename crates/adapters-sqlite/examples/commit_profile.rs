@@ -42,7 +42,7 @@ const SYNC_ROUNDS: usize = 300;
 /// One frame of the log: the page it holds and whether it ends a commit.
 struct Frame {
     page: u32,
-    commits: bool,
+    ends_commit: bool,
 }
 
 /// What the recorded appends left in the log.
@@ -138,7 +138,7 @@ async fn record(path: &Path, appenders: usize) -> Result<Census, Box<dyn std::er
         .collect::<Result<_, _>>()?;
     let (page_size, frames) = frames(&wal)?;
     let mut census = Census {
-        commits: frames.iter().filter(|f| f.commits).count(),
+        commits: frames.iter().filter(|f| f.ends_commit).count(),
         frames: frames.len(),
         page_size,
         elapsed,
@@ -203,9 +203,9 @@ fn frames(wal: &[u8]) -> Result<(usize, Vec<Frame>), Box<dyn std::error::Error>>
     while at + FRAME_HEADER + page_size <= wal.len() && (word(at + 8)?, word(at + 12)?) == salts {
         frames.push(Frame {
             page: word(at)?,
-            commits: word(at + 4)? != 0,
+            ends_commit: word(at + 4)? != 0,
         });
-        if frames.last().is_some_and(|f| f.commits) {
+        if frames.last().is_some_and(|f| f.ends_commit) {
             committed = frames.len();
         }
         at += FRAME_HEADER + page_size;
@@ -230,14 +230,14 @@ fn median_sync(
     page_size: usize,
     layout: Layout,
 ) -> std::io::Result<Duration> {
-    const SPAN: u64 = 16 << 20;
+    const SPAN: usize = 16 << 20;
     let file = File::options()
         .create(true)
         .truncate(true)
         .read(true)
         .write(true)
         .open(path)?;
-    file.write_all_at(&vec![0; usize::try_from(SPAN).unwrap_or(usize::MAX)], 0)?;
+    file.write_all_at(&vec![0; SPAN], 0)?;
     file.sync_all()?;
     let header = [0x5a_u8; FRAME_HEADER];
     let page = vec![0xa5_u8; page_size];
@@ -245,7 +245,7 @@ fn median_sync(
     let mut offset = WAL_HEADER as u64;
     let mut times = Vec::with_capacity(SYNC_ROUNDS);
     for _ in 0..SYNC_ROUNDS {
-        if offset + whole.len() as u64 > SPAN {
+        if offset + whole.len() as u64 > SPAN as u64 {
             offset = WAL_HEADER as u64;
         }
         let started = Instant::now();
